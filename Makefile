@@ -1,0 +1,55 @@
+# The two commands (see README): `make run` and `make test`. Both need only Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint lock chromium bench messages clean
+
+$(VENV)/.runtime: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(PIP) install -r requirements-dev.lock
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+## Set up and start the service on the embedded default, with demo data.
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
+
+## Install everything and run the whole test suite (lint first).
+test: install-dev chromium
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+chromium:
+	@sh scripts/ensure_chromium.sh
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+## Recompute the lock files from pyproject.toml (needs the registry).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip -q install .
+	.lockvenv/bin/pip freeze --exclude instrumentshare > requirements.lock
+	.lockvenv/bin/pip -q install '.[test]'
+	.lockvenv/bin/pip freeze --exclude instrumentshare > requirements-dev.lock
+	rm -rf .lockvenv
+
+messages: install
+	$(PY) manage.py makemessages -l zh_Hans --ignore '.venv/*' --ignore 'var/*'
+	$(PY) manage.py compilemessages -l zh_Hans --ignore ".venv/*"
+
+clean:
+	rm -rf $(VENV) var

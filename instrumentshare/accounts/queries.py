@@ -1,0 +1,101 @@
+"""Reads about people and their roles, shared by pages, the API and other apps."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import Lab, Membership, Organization, OrganizationRole, User
+
+
+def is_authenticated(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active)
+
+
+def is_platform_admin(user) -> bool:
+    return is_authenticated(user) and (user.is_platform_admin or user.is_superuser)
+
+
+def managed_lab_ids(user) -> set[int]:
+    if not is_authenticated(user):
+        return set()
+    cache = getattr(user, "_managed_lab_ids", None)
+    if cache is None:
+        cache = set(
+            Membership.objects.filter(user=user, role=Membership.Role.MANAGER).values_list("lab_id", flat=True)
+        )
+        user._managed_lab_ids = cache
+    return cache
+
+
+def member_lab_ids(user) -> set[int]:
+    if not is_authenticated(user):
+        return set()
+    return set(Membership.objects.filter(user=user).values_list("lab_id", flat=True))
+
+
+def finance_organization_ids(user) -> set[int]:
+    if not is_authenticated(user):
+        return set()
+    cache = getattr(user, "_finance_org_ids", None)
+    if cache is None:
+        cache = set(
+            OrganizationRole.objects.filter(user=user, role=OrganizationRole.Role.FINANCE).values_list(
+                "organization_id", flat=True
+            )
+        )
+        user._finance_org_ids = cache
+    return cache
+
+
+def is_lab_manager(user, lab: Lab | int) -> bool:
+    lab_id = lab if isinstance(lab, int) else lab.pk
+    return lab_id in managed_lab_ids(user)
+
+
+def is_finance_officer(user, organization: Organization | int) -> bool:
+    organization_id = organization if isinstance(organization, int) else organization.pk
+    return organization_id in finance_organization_ids(user)
+
+
+def organization_ids_of(user) -> set[int]:
+    """Every organization the user belongs to: their own, and those of the labs they are in."""
+    if not is_authenticated(user):
+        return set()
+    ids = set(Lab.objects.filter(memberships__user=user).values_list("organization_id", flat=True))
+    if user.organization_id:
+        ids.add(user.organization_id)
+    return ids
+
+
+def is_internal(user, organization: Organization | int) -> bool:
+    """Internal use means the user belongs to the organization that owns the instrument."""
+    organization_id = organization if isinstance(organization, int) else organization.pk
+    return organization_id in organization_ids_of(user)
+
+
+def roles_of(user) -> list[str]:
+    """Role codes for navigation and the /me endpoint."""
+    if not is_authenticated(user):
+        return []
+    roles = ["researcher"]
+    if managed_lab_ids(user):
+        roles.append("lab_manager")
+    if finance_organization_ids(user):
+        roles.append("finance_officer")
+    if is_platform_admin(user):
+        roles.append("platform_admin")
+    if user.organization_id and user.organization.kind == Organization.Kind.COMPANY:
+        roles.append("company_user")
+    return roles
+
+
+def memberships_of(user) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("lab", "lab__organization").order_by("lab__name_zh")
+
+
+def active_tokens_of(user) -> QuerySet:
+    return user.api_tokens.filter(revoked_at__isnull=True).order_by("-created_at")
+
+
+def users_with_labs() -> QuerySet[User]:
+    return User.objects.select_related("organization").prefetch_related("memberships__lab")

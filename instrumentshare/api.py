@@ -1,0 +1,109 @@
+"""The JSON API root: /api/v1/. Each app mounts its own Router here; errors are mapped once."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, OperationalError
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from instrumentshare.core.auth import API_AUTH
+from instrumentshare.core.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="InstrumentShare API",
+    version="1",
+    description=(
+        "Shared use of publicly funded large scientific instruments. Authenticate with "
+        "`Authorization: Bearer <token>` (get one from `POST /api/v1/auth/token`) or with the "
+        "browser session plus the `X-CSRFToken` header. Errors are `{\"code\": ..., \"detail\": ...}`."
+    ),
+    auth=API_AUTH,
+    urls_namespace="api",
+    docs_url="/docs",
+)
+
+
+def error_response(request, status: int, code: str, detail, **extra):
+    return api.create_response(request, {"code": code, "detail": detail, **extra}, status=status)
+
+
+@api.exception_handler(DomainError)
+def on_domain_error(request, exc: DomainError):
+    return error_response(request, exc.status, exc.code, exc.detail, **exc.extra)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc: ValidationError):
+    errors = []
+    for error in exc.errors:
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        errors.append({"field": location, "message": error.get("msg", "invalid"), "type": error.get("type", "")})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "Invalid input."
+    return error_response(request, 422, "invalid", detail, errors=errors)
+
+
+@api.exception_handler(AuthenticationError)
+def on_authentication_error(request, exc):
+    return error_response(request, 401, "not_authenticated", "Log in or send a valid Bearer token.")
+
+
+@api.exception_handler(Throttled)
+def on_throttled(request, exc: Throttled):
+    response = error_response(request, 429, "rate_limited", "Too many requests; retry later.")
+    if exc.wait:
+        response["Retry-After"] = str(int(exc.wait) + 1)
+    return response
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    codes = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc):
+    return error_response(request, 404, "not_found", "Not found.")
+
+
+@api.exception_handler(PermissionDenied)
+def on_permission_denied(request, exc):
+    return error_response(request, 403, "forbidden", str(exc) or "Not allowed.")
+
+
+@api.exception_handler(DjangoValidationError)
+def on_django_validation_error(request, exc: DjangoValidationError):
+    return error_response(request, 422, "invalid", "; ".join(exc.messages))
+
+
+@api.exception_handler(OperationalError)
+def on_database_unavailable(request, exc):
+    # The database went away (restart, failover): nothing was committed; the client may retry.
+    logger.warning("database unavailable: %s", exc)
+    response = error_response(request, 503, "unavailable", "The database is unavailable; retry shortly.")
+    response["Retry-After"] = "2"
+    return response
+
+
+@api.exception_handler(DatabaseError)
+def on_database_error(request, exc):
+    logger.exception("database error")
+    return error_response(request, 500, "server_error", "Internal error; it has been logged.")
+
+
+def _mount_routers() -> None:
+    from instrumentshare.accounts.api import auth_router
+    from instrumentshare.accounts.api import router as accounts_router
+
+    api.add_router("/auth", auth_router)
+    api.add_router("/", accounts_router)
+
+
+_mount_routers()

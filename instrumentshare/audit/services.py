@@ -1,0 +1,273 @@
+"""Writing, sealing and verifying the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from instrumentshare.core.context import get_request_id
+
+from .models import GENESIS_HASH, AuditEvent, AuditSeal, AuditStream
+
+# The fields a row's hash covers, in the canonical form. Changing this list breaks every
+# existing chain, so it is versioned by being written here once.
+HASHED_FIELDS = (
+    "stream_key",
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_repr",
+    "request_id",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "before",
+    "after",
+    "reason",
+    "prev_hash",
+)
+SEAL_LOCK_ID = 0x1A5D17  # PostgreSQL advisory lock key: one sealer at a time
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, dt.date | dt.time | dt.timedelta):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+    return str(value)
+
+
+def to_json_value(value: Any) -> Any:
+    """Normalise what a service passes as before/after to plain JSON, as it will be stored."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+def canonical_json(data: dict) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def format_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(row: dict) -> str:
+    data = {field: row.get(field) for field in HASHED_FIELDS}
+    data["occurred_at"] = format_time(row["occurred_at"]) if isinstance(row["occurred_at"], dt.datetime) else (
+        row["occurred_at"]
+    )
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def seal_hash(*, seq: int, event_hash_value: str, prev_hash: str) -> str:
+    return hashlib.sha256(f"{seq}:{event_hash_value}:{prev_hash}".encode()).hexdigest()
+
+
+def _describe_target(target: Any) -> tuple[str, str, str]:
+    if isinstance(target, models.Model):
+        return target._meta.label_lower, str(target.pk), str(target)[:300]
+    target_type, target_id = target[0], target[1]
+    return str(target_type), str(target_id), str(target[2] if len(target) > 2 else "")[:300]
+
+
+def record(
+    *,
+    actor,
+    action: str,
+    target: Any,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> AuditEvent:
+    """Append one event to the target's chain, inside the caller's transaction.
+
+    ``target`` is a model instance or a ``(type, id[, label])`` tuple. If the caller's
+    transaction rolls back, so does the event: no trace of a change that did not happen.
+    """
+    target_type, target_id, target_repr = _describe_target(target)
+    stream_key = f"{target_type}:{target_id}"
+    with transaction.atomic():
+        # Create the head if this is the stream's first event; then lock only this head.
+        AuditStream.objects.bulk_create([AuditStream(key=stream_key)], ignore_conflicts=True)
+        head = AuditStream.objects.select_for_update().get(key=stream_key)
+        actor_id = getattr(actor, "pk", None)
+        row = {
+            "stream_key": stream_key,
+            "seq": head.last_seq + 1,
+            "occurred_at": (now or timezone.now()).astimezone(dt.UTC),
+            "actor_id": actor_id,
+            "actor_repr": str(actor)[:200] if actor is not None else "system",
+            "request_id": get_request_id()[:80],
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+            "target_repr": target_repr,
+            "before": to_json_value(before),
+            "after": to_json_value(after),
+            "reason": reason or "",
+            "prev_hash": head.last_hash,
+        }
+        row["hash"] = event_hash(row)
+        event = AuditEvent.objects.create(**row)
+        AuditStream.objects.filter(pk=head.pk).update(last_seq=row["seq"], last_hash=row["hash"])
+    return event
+
+
+def changes(instance: models.Model, fields: Iterable[str]) -> dict:
+    """The named fields of an instance as JSON-ready values (for before/after)."""
+    return to_json_value({field: getattr(instance, field) for field in fields})
+
+
+# --- sealing --------------------------------------------------------------------------------
+
+
+def _take_seal_lock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_ID])
+    # SQLite runs one writer at a time (IMMEDIATE transactions): the lock is implicit.
+
+
+def seal_pending(*, batch_size: int = 5000, now: dt.datetime | None = None) -> int:
+    """Append every committed, unsealed event to the global seal chain. Returns how many.
+
+    Runs in batches, each its own transaction, under a lock so that two sealers (two beats
+    started by mistake) never fork the chain.
+    """
+    total = 0
+    while True:
+        with transaction.atomic():
+            _take_seal_lock()
+            last = AuditSeal.objects.order_by("-seq").values("seq", "hash").first()
+            seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS_HASH)
+            pending = list(
+                AuditEvent.objects.filter(seal__isnull=True).order_by("id").values("id", "hash")[:batch_size]
+            )
+            if not pending:
+                return total
+            sealed_at = now or timezone.now()
+            seals = []
+            for event in pending:
+                seq += 1
+                digest = seal_hash(seq=seq, event_hash_value=event["hash"], prev_hash=prev)
+                seals.append(AuditSeal(seq=seq, event_id=event["id"], sealed_at=sealed_at, prev_hash=prev, hash=digest))
+                prev = digest
+            AuditSeal.objects.bulk_create(seals)
+            total += len(seals)
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+EVENT_COLUMNS = ("id", *[f for f in HASHED_FIELDS], "hash")
+
+
+def _event_rows() -> Iterator[dict]:
+    return AuditEvent.objects.order_by("stream_key", "seq").values(*EVENT_COLUMNS).iterator(chunk_size=5000)
+
+
+def verify_streams(rows: Iterable[dict], heads: dict[str, tuple[int, str]]) -> Problem | None:
+    """Walk every stream in (stream, seq) order; return the first problem found."""
+    current_key, expected_seq, expected_prev = None, 1, GENESIS_HASH
+    seen_keys: set[str] = set()
+
+    def check_tail(key: str, last_seq: int, last_hash: str) -> Problem | None:
+        head = heads.get(key)
+        if head is None:
+            return Problem(f"stream {key}", "events exist but the stream head is missing")
+        if head != (last_seq, last_hash):
+            return Problem(
+                f"stream {key}",
+                f"head says #{head[0]} but the chain ends at #{last_seq}: events deleted or edited at the end",
+            )
+        return None
+
+    last_hash = GENESIS_HASH
+    for row in rows:
+        label = f"event id={row.get('id')} ({row['stream_key']} #{row['seq']}, {row['action']})"
+        if row["stream_key"] != current_key:
+            if current_key is not None and (problem := check_tail(current_key, expected_seq - 1, last_hash)):
+                return problem
+            current_key, expected_seq, expected_prev = row["stream_key"], 1, GENESIS_HASH
+            seen_keys.add(current_key)
+        if row["seq"] != expected_seq:
+            return Problem(label, f"expected #{expected_seq} in its stream: a row was deleted or reordered")
+        if row["prev_hash"] != expected_prev:
+            return Problem(label, "its link to the previous row is broken: rows were reordered or replaced")
+        if event_hash(row) != row["hash"]:
+            return Problem(label, "its content does not match its hash: the row was edited")
+        last_hash = row["hash"]
+        expected_prev, expected_seq = row["hash"], expected_seq + 1
+    if current_key is not None and (problem := check_tail(current_key, expected_seq - 1, last_hash)):
+        return problem
+    for key, (last_seq, _last) in heads.items():
+        if key not in seen_keys and last_seq > 0:
+            return Problem(f"stream {key}", f"head says #{last_seq} but no events remain: the stream was deleted")
+    return None
+
+
+def verify_seals() -> Problem | None:
+    prev, expected = GENESIS_HASH, 1
+    seals = AuditSeal.objects.order_by("seq").values("seq", "hash", "prev_hash", "event_id", "event__hash")
+    for seal in seals.iterator(chunk_size=5000):
+        where = f"seal #{seal['seq']} (event id={seal['event_id']})"
+        if seal["seq"] != expected:
+            return Problem(where, f"expected seal #{expected}: a sealed row was deleted")
+        if seal["event__hash"] is None:
+            return Problem(where, "the sealed event is gone")
+        if seal["prev_hash"] != prev or seal["hash"] != seal_hash(
+            seq=seal["seq"], event_hash_value=seal["event__hash"], prev_hash=prev
+        ):
+            return Problem(where, "the global seal chain is broken: a sealed row was edited, swapped or replaced")
+        prev, expected = seal["hash"], expected + 1
+    return None
+
+
+def verify() -> Problem | None:
+    """Check the whole trail in the database. ``None`` means it is whole."""
+    heads = {key: (seq, digest) for key, seq, digest in AuditStream.objects.values_list("key", "last_seq", "last_hash")}
+    return verify_streams(_event_rows(), heads) or verify_seals()
+
+
+def export_rows() -> Iterator[dict]:
+    """Events as plain JSON objects, in chain order, for anyone to verify offline."""
+    for row in _event_rows():
+        row = dict(row)
+        row["occurred_at"] = format_time(row["occurred_at"])
+        yield row
+
+
+def verify_exported(rows: Iterable[dict]) -> Problem | None:
+    """Verify an export (JSON lines): heads are taken from the export itself."""
+    rows = list(rows)
+    heads: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        heads[row["stream_key"]] = (row["seq"], row["hash"])
+    rows.sort(key=lambda row: (row["stream_key"], row["seq"]))
+    return verify_streams(rows, heads)

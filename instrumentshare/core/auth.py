@@ -1,0 +1,57 @@
+"""API authentication: a Bearer token for scripts, or the browser session with CSRF."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+from ninja.security.apikey import APIKeyCookie
+from ninja.utils import check_csrf
+
+from instrumentshare.accounts.models import ApiToken
+from instrumentshare.core.errors import Forbidden
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class BearerTokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        from instrumentshare.accounts.services import user_for_token
+
+        found = user_for_token(token)
+        if found is None:
+            return None
+        user, api_token = found
+        if api_token.scope == ApiToken.Scope.READ and request.method not in SAFE_METHODS:
+            raise Forbidden("insufficient_scope", "This token may only read.")
+        request.user = user
+        request.api_token = api_token
+        return user
+
+
+class SessionAuth(APIKeyCookie):
+    """The logged-in browser session. Writes must carry the CSRF token, as in every page form.
+
+    Unlike ninja's own, a request with no session at all is simply unauthenticated (401), not a
+    CSRF failure (403).
+    """
+
+    param_name = "sessionid"
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        self.param_name = settings.SESSION_COOKIE_NAME
+        super().__init__(csrf=False)
+
+    def authenticate(self, request: HttpRequest, key: str | None):
+        user = getattr(request, "user", None)
+        if not key or user is None or not user.is_authenticated or not user.is_active:
+            return None
+        if request.method not in SAFE_METHODS and check_csrf(request):
+            raise Forbidden("csrf_failed", "CSRF check failed: send the X-CSRFToken header with the csrftoken cookie.")
+        return user
+
+
+bearer_auth = BearerTokenAuth()
+session_auth = SessionAuth()
+API_AUTH = [bearer_auth, session_auth]

@@ -1,0 +1,31 @@
+"""The one domain error type. Services raise it; the API and pages map it once."""
+
+
+class DomainError(Exception):
+    """A rule said no. ``code`` is stable for programs, ``detail`` is for people."""
+
+    status = 422
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None, extra: dict | None = None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = str(detail)
+        if status is not None:
+            self.status = status
+        self.extra = extra or {}
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class Invalid(DomainError):
+    status = 422

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Refresh the vendored front-end assets from the npm registry (run by a developer, not at run
+# time: the service never fetches anything from a CDN). Versions are pinned here.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+npm pack --silent htmx.org@2.0.8 @picocss/pico@2.1.1 >/dev/null
+for f in *.tgz; do mkdir -p "${f%.tgz}"; tar xzf "$f" -C "${f%.tgz}"; done
+DEST="$ROOT/instrumentshare/static/vendor"
+cp htmx.org-2.0.8/package/dist/htmx.min.js htmx.org-2.0.8/package/LICENSE "$DEST/htmx/"
+cp picocss-pico-2.1.1/package/css/pico.min.css picocss-pico-2.1.1/package/LICENSE.md "$DEST/pico/"
+echo "vendored into $DEST"

@@ -1,0 +1,69 @@
+"""Independent writers do not queue on one row (PostgreSQL, real transactions)."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from instrumentshare.audit import services
+from instrumentshare.audit.models import AuditEvent
+from tests.conftest import requires_postgres
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_holding_one_stream_does_not_block_another_stream():
+    services.record(actor=None, action="thing.created", target=("thing", "a"))
+    services.record(actor=None, action="thing.created", target=("thing", "b"))
+    holding = threading.Event()
+    release = threading.Event()
+    finished_b = threading.Event()
+
+    def hold_stream_a():
+        with transaction.atomic():
+            services.record(actor=None, action="thing.changed", target=("thing", "a"))
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    def write_stream_b():
+        holding.wait(10)
+        services.record(actor=None, action="thing.changed", target=("thing", "b"))
+        finished_b.set()
+        connection.close()
+
+    threads = [threading.Thread(target=hold_stream_a), threading.Thread(target=write_stream_b)]
+    for thread in threads:
+        thread.start()
+    # While stream a's transaction is still open, stream b's write completes.
+    assert finished_b.wait(10), "a write to stream b waited for stream a's transaction"
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert AuditEvent.objects.count() == 4
+    assert services.verify() is None
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_on_one_stream_keep_the_chain_whole():
+    services.record(actor=None, action="thing.created", target=("thing", "x"))
+    errors = []
+
+    def write(n):
+        try:
+            for step in range(5):
+                services.record(actor=None, action="thing.changed", target=("thing", "x"), after={"n": n, "s": step})
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert AuditEvent.objects.filter(stream_key="thing:x").count() == 31
+    assert services.verify() is None

@@ -1,0 +1,117 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCTION_ENV = {
+    "SECRET_KEY": "x" * 20 + "a-production-secret-that-is-long-enough-and-random-1234567890",
+    "ALLOWED_HOSTS": "instruments.example.cn",
+    "DEBUG": "0",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "EMAIL_URL": "smtp://mail.example.cn:25",
+}
+
+
+def _manage(*args, env_extra=None):
+    env = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    env.update(env_extra or {})
+    env["INSTRUMENTSHARE_VAR_DIR"] = str(ROOT / "var" / "check")
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_check_deploy_with_production_settings_reports_nothing():
+    result = _manage("check", "--deploy", "--fail-level", "DEBUG", env_extra=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_embedded_default_is_sqlite_eager_celery_and_file_mail():
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.EMAIL_BACKEND, s.TIME_ZONE,"
+        " s.LANGUAGE_CODE, s.DEBUG)"
+    )
+    result = _manage("shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "django.db.backends.sqlite3", "True", "django.core.mail.backends.filebased.EmailBackend",
+        "Asia/Shanghai", "zh-hans", "True",
+    ]
+
+
+@pytest.mark.django_db
+def test_sqlite_runs_in_wal_with_immediate_transactions():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite-only settings; this run is on " + connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.django_db
+def test_pages_render_in_both_languages(world):
+    client = Client()
+    client.force_login(world.manager)
+    chinese = client.get("/", headers={"Accept-Language": "zh-hans"})
+    assert "退出" in chinese.content.decode()
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    english = client.get("/")
+    assert "Log out" in english.content.decode()
+    assert 'data-role="lab_manager"' in english.content.decode()
+
+
+@pytest.mark.django_db
+def test_navigation_follows_the_role(world):
+    client = Client()
+    client.force_login(world.researcher)
+    page = client.get("/").content.decode()
+    assert 'href="/api/v1/docs"' in page
+    client.force_login(world.bureau)
+    assert 'data-role="platform_admin"' in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_login_page_logs_in_and_logout_needs_post(world):
+    from tests.conftest import PASSWORD
+
+    client = Client()
+    response = client.post("/accounts/login/", {"username": "researcher", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/accounts/me/").status_code == 200
+    assert client.get("/accounts/logout/").status_code == 405
+    client.post("/accounts/logout/")
+    assert client.get("/accounts/me/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_token_page_shows_a_new_token_once(world):
+    client = Client()
+    client.force_login(world.researcher)
+    page = client.post("/accounts/me/", {"name": "my script", "scope": "read"}).content.decode()
+    assert 'data-testid="new-token"' in page and "ist_" in page
+    again = client.get("/accounts/me/").content.decode()
+    assert 'data-testid="new-token"' not in again and "my script" in again
+
+
+@pytest.mark.django_db
+def test_health_and_readiness():
+    client = Client()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ok" and ready["checks"]["database"] == "ok"
+
+
+def test_static_assets_are_vendored_not_fetched():
+    templates = (ROOT / "instrumentshare" / "templates" / "base.html").read_text()
+    assert "http://" not in templates and "https://" not in templates
+    assert (ROOT / "instrumentshare/static/vendor/htmx/htmx.min.js").exists()
+    assert (ROOT / "instrumentshare/static/vendor/pico/pico.min.css").exists()
