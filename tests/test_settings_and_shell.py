@@ -20,7 +20,9 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args, env_extra=None):
-    env = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    # The browser tests allow async-unsafe ORM calls in this process; a deployment never would.
+    skip = {*PRODUCTION_ENV, "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {key: value for key, value in os.environ.items() if key not in skip}
     env.update(env_extra or {})
     env["INSTRUMENTSHARE_VAR_DIR"] = str(ROOT / "var" / "check")
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
