@@ -255,3 +255,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- domain rules (configurable per city) -------------------------------------------------
+from decimal import Decimal  # noqa: E402
+
+# Qingdao: publicly funded instruments from 200,000 CNY are listed within 20 working days of
+# purchase. The national platform: from 500,000 CNY, reported within 30 working days of acceptance.
+MANDATORY_LISTING_VALUE = Decimal(os.environ.get("MANDATORY_LISTING_VALUE", "200000"))
+LISTING_DEADLINE_WORKING_DAYS = int(os.environ.get("LISTING_DEADLINE_WORKING_DAYS", "20"))
+NATIONAL_REPORT_VALUE = Decimal(os.environ.get("NATIONAL_REPORT_VALUE", "500000"))
+NATIONAL_REPORT_WORKING_DAYS = int(os.environ.get("NATIONAL_REPORT_WORKING_DAYS", "30"))

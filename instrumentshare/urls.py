@@ -12,6 +12,9 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("instrumentshare.accounts.urls")),
+    path("instruments/", include("catalog.urls")),
+    path("bookings/", include("bookings.urls")),
+    path("billing/", include("billing.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,344 @@
+"""Every write to the catalog: rules, one transaction, one audit record each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.models import Lab
+from instrumentshare.audit.services import changes, record
+from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
+
+from . import queries
+from .models import (
+    BookingPolicy,
+    Downtime,
+    Instrument,
+    ListingChangeRequest,
+    OpeningException,
+    OpeningRule,
+    Qualification,
+    TrainingRequest,
+)
+
+# Fields a lab manager may set on an instrument. Never the owner, the organization or the listing state.
+INSTRUMENT_FIELDS = (
+    "name_zh", "name_en", "asset_number", "affiliation", "category_id", "subject_code", "source",
+    "funded_central", "funded_local", "funded_own", "funded_other", "original_value", "country", "manufacturer",
+    "model_number", "purchase_date", "acceptance_date", "purpose", "specifications", "main_functions",
+    "service_content", "user_requirements", "fee_standard", "district", "address", "room", "time_zone",
+    "contact_name", "contact_phone", "contact_email", "status", "customs_supervised", "warmup_minutes",
+    "postprocessing_minutes",
+)
+POLICY_FIELDS = (
+    "mode", "slot_minutes", "min_minutes", "max_minutes", "min_notice_minutes", "horizon_days",
+    "cancellation_window_hours", "buffer_minutes", "approval", "qualification_required", "closed_on_public_holidays",
+    "max_hours_per_user_week", "max_hours_per_lab_week", "charge_mode", "min_charge_minutes", "rounding_minutes",
+    "no_show_grace_minutes", "no_show_charge_percent", "late_cancel_charge_percent",
+)
+AUDITED_FIELDS = (*INSTRUMENT_FIELDS, "share_mode", "listing_state", "lab_id")
+
+
+def _clean(instance, exclude=None):
+    try:
+        instance.full_clean(exclude=exclude)
+    except ValidationError as error:
+        messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in error.message_dict.items())
+        raise Invalid("invalid", messages, extra={"fields": error.message_dict}) from error
+
+
+def _require_manager(actor, lab_id: int) -> None:
+    if not people.is_lab_manager(actor, lab_id):
+        raise Forbidden("forbidden", "Only a manager of the owning lab may do this.")
+
+
+def _locked_instrument(instrument_id: int) -> Instrument:
+    instrument = Instrument.objects.select_for_update().filter(pk=instrument_id).first()
+    if instrument is None:
+        raise NotFound("not_found", "No such instrument.")
+    return instrument
+
+
+def is_mandatory(instrument: Instrument) -> bool:
+    """Must be listed and shared: bought with public funds and worth at least the threshold."""
+    from django.conf import settings
+
+    return instrument.is_publicly_funded and instrument.original_value >= settings.MANDATORY_LISTING_VALUE
+
+
+@transaction.atomic
+def create_instrument(*, actor, lab: Lab, share_mode: str = Instrument.ShareMode.EXTERNAL,
+                      policy: dict | None = None, opening_hours: list[tuple[int, int, int]] | None = None,
+                      **fields) -> Instrument:
+    """A new instrument as a draft, with its booking policy and (optionally) weekly opening hours."""
+    _require_manager(actor, lab.pk)
+    unknown = set(fields) - set(INSTRUMENT_FIELDS)
+    if unknown:
+        raise Invalid("invalid", f"Unknown or read-only fields: {', '.join(sorted(unknown))}.")
+    instrument = Instrument(lab=lab, organization_id=lab.organization_id, share_mode=share_mode, **fields)
+    if not instrument.district:
+        instrument.district = lab.district
+    _clean(instrument, exclude=["photo"])
+    if Instrument.objects.filter(organization_id=lab.organization_id, asset_number=instrument.asset_number).exists():
+        raise Conflict("duplicate_asset_number", f"Asset number {instrument.asset_number} is already listed.")
+    instrument.save()
+    policy_row = BookingPolicy(instrument=instrument, **(policy or {}))
+    _clean(policy_row)
+    policy_row.save()
+    for weekday, open_minute, close_minute in opening_hours or []:
+        rule = OpeningRule(instrument=instrument, weekday=weekday, open_minute=open_minute, close_minute=close_minute)
+        _clean(rule)
+        rule.save()
+    record(actor=actor, action="instrument.created", target=instrument, after=changes(instrument, AUDITED_FIELDS))
+    return instrument
+
+
+@transaction.atomic
+def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    unknown = set(fields) - set(INSTRUMENT_FIELDS)
+    if unknown:
+        raise Invalid("invalid", f"Unknown or read-only fields: {', '.join(sorted(unknown))}.")
+    before = changes(instrument, fields)
+    for field, value in fields.items():
+        setattr(instrument, field, value)
+    _clean(instrument, exclude=["photo"])
+    duplicate = Instrument.objects.filter(organization_id=instrument.organization_id,
+                                          asset_number=instrument.asset_number).exclude(pk=instrument.pk)
+    if duplicate.exists():
+        raise Conflict("duplicate_asset_number", f"Asset number {instrument.asset_number} is already listed.")
+    instrument.save()
+    after = changes(instrument, fields)
+    changed = {key for key in fields if before.get(key) != after.get(key)}
+    if changed:
+        record(actor=actor, action="instrument.updated", target=instrument,
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+    return instrument
+
+
+@transaction.atomic
+def update_policy(*, actor, instrument_id: int, **fields) -> BookingPolicy:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    unknown = set(fields) - set(POLICY_FIELDS)
+    if unknown:
+        raise Invalid("invalid", f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    policy, _created = BookingPolicy.objects.get_or_create(instrument=instrument)
+    before = changes(policy, fields)
+    for field, value in fields.items():
+        setattr(policy, field, value)
+    _clean(policy)
+    policy.save()
+    record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
+           after=changes(policy, fields))
+    return policy
+
+
+@transaction.atomic
+def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, int]]) -> list[OpeningRule]:
+    """Replace the weekly opening hours: (weekday, open minute, close minute) in the instrument's zone."""
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    new_rules = [OpeningRule(instrument=instrument, weekday=w, open_minute=o, close_minute=c) for w, o, c in rules]
+    for rule in new_rules:
+        _clean(rule)
+    by_day: dict[int, list[OpeningRule]] = {}
+    for rule in sorted(new_rules, key=lambda r: (r.weekday, r.open_minute)):
+        previous = by_day.setdefault(rule.weekday, [])
+        if previous and previous[-1].close_minute > rule.open_minute:
+            raise Invalid("overlapping_hours", f"Opening hours overlap on weekday {rule.weekday}.")
+        previous.append(rule)
+    before = [str(rule) for rule in instrument.opening_rules.all()]
+    instrument.opening_rules.all().delete()
+    OpeningRule.objects.bulk_create(new_rules)
+    record(actor=actor, action="instrument.opening_hours_set", target=instrument, before={"rules": before},
+           after={"rules": [str(rule) for rule in new_rules]})
+    return new_rules
+
+
+@transaction.atomic
+def set_opening_exception(*, actor, instrument_id: int, date, closed: bool = True, open_minute: int | None = None,
+                          close_minute: int | None = None, reason: str = "") -> OpeningException:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if not closed and (open_minute is None or close_minute is None or open_minute >= close_minute):
+        raise Invalid("invalid_hours", "An open exception needs opening and closing minutes, opening first.")
+    exception, _created = OpeningException.objects.update_or_create(
+        instrument=instrument, date=date,
+        defaults={"closed": closed, "open_minute": open_minute, "close_minute": close_minute, "reason": reason},
+    )
+    record(actor=actor, action="instrument.opening_exception_set", target=instrument,
+           after={"date": date, "closed": closed, "open_minute": open_minute, "close_minute": close_minute,
+                  "reason": reason})
+    return exception
+
+
+@transaction.atomic
+def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, kind: str, reason: str) -> Downtime:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if not reason.strip():
+        raise Invalid("reason_required", "Downtime needs a reason.")
+    downtime = Downtime(instrument=instrument, start=start, end=end, kind=kind, reason=reason, created_by=actor)
+    _clean(downtime, exclude=["created_by"])
+    if start >= end:
+        raise Invalid("invalid_range", "Downtime must end after it starts.")
+    downtime.save()
+    record(actor=actor, action="instrument.downtime_added", target=instrument,
+           after={"downtime_id": downtime.pk, "start": start, "end": end, "kind": kind, "reason": reason})
+    return downtime
+
+
+@transaction.atomic
+def publish(*, actor, instrument_id: int, now: datetime | None = None) -> Instrument:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if instrument.is_published:
+        return instrument
+    instrument.listing_state = Instrument.ListingState.PUBLISHED
+    instrument.published_at = instrument.published_at or now or timezone.now()
+    instrument.save(update_fields=["listing_state", "published_at", "updated_at"])
+    record(actor=actor, action="instrument.published", target=instrument, before={"listing_state": "draft"},
+           after={"listing_state": "published"})
+    return instrument
+
+
+@transaction.atomic
+def set_share_mode(*, actor, instrument_id: int, share_mode: str) -> Instrument:
+    """Change the share mode. A mandatory instrument cannot be set to not shared this way."""
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if share_mode not in Instrument.ShareMode.values:
+        raise Invalid("invalid_share_mode", f"Share mode must be one of {', '.join(Instrument.ShareMode.values)}.")
+    if share_mode == Instrument.ShareMode.NOT_SHARED and is_mandatory(instrument):
+        raise Forbidden("approval_required",
+                        "This instrument must be shared; request an exemption with a written justification.")
+    if share_mode == instrument.share_mode:
+        return instrument
+    before = {"share_mode": instrument.share_mode}
+    instrument.share_mode = share_mode
+    instrument.save(update_fields=["share_mode", "updated_at"])
+    record(actor=actor, action="instrument.share_mode_set", target=instrument, before=before,
+           after={"share_mode": share_mode})
+    return instrument
+
+
+@transaction.atomic
+def unpublish(*, actor, instrument_id: int) -> Instrument:
+    """Take a non-mandatory instrument off the network. Mandatory ones need an approved request."""
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if is_mandatory(instrument):
+        raise Forbidden("approval_required",
+                        "This instrument must be listed; request an exemption with a written justification.")
+    return _apply_unpublish(actor, instrument)
+
+
+def _apply_unpublish(actor, instrument: Instrument) -> Instrument:
+    if not instrument.is_published:
+        return instrument
+    instrument.listing_state = Instrument.ListingState.DRAFT
+    instrument.save(update_fields=["listing_state", "updated_at"])
+    record(actor=actor, action="instrument.unpublished", target=instrument, before={"listing_state": "published"},
+           after={"listing_state": "draft"})
+    return instrument
+
+
+@transaction.atomic
+def request_listing_change(*, actor, instrument_id: int, kind: str, justification: str) -> ListingChangeRequest:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if kind not in ListingChangeRequest.Kind.values:
+        raise Invalid("invalid_kind", "Kind must be unpublish or not_shared.")
+    if len(justification.strip()) < 20:
+        raise Invalid("justification_required", "Write a justification of at least 20 characters.")
+    if ListingChangeRequest.objects.filter(instrument=instrument, kind=kind, state="pending").exists():
+        raise Conflict("already_requested", "A request of this kind is already waiting for a decision.")
+    change = ListingChangeRequest.objects.create(instrument=instrument, kind=kind, justification=justification,
+                                                 requested_by=actor)
+    record(actor=actor, action="instrument.listing_change_requested", target=instrument,
+           after={"request_id": change.pk, "kind": kind}, reason=justification)
+    return change
+
+
+@transaction.atomic
+def decide_listing_change(*, actor, request_id: int, approve: bool, note: str = "",
+                          now: datetime | None = None) -> ListingChangeRequest:
+    if not people.is_platform_admin(actor):
+        raise Forbidden("forbidden", "Only a platform administrator decides listing exemptions.")
+    change = ListingChangeRequest.objects.select_for_update().filter(pk=request_id).first()
+    if change is None:
+        raise NotFound("not_found", "No such request.")
+    if change.state != ListingChangeRequest.State.PENDING:
+        return change  # decided already; deciding again changes nothing
+    instrument = _locked_instrument(change.instrument_id)
+    change.state = ListingChangeRequest.State.APPROVED if approve else ListingChangeRequest.State.REJECTED
+    change.decided_by, change.decided_at, change.decision_note = actor, now or timezone.now(), note
+    change.save()
+    record(actor=actor, action=f"instrument.listing_change_{change.state}", target=instrument,
+           after={"request_id": change.pk, "kind": change.kind}, reason=note)
+    if approve and change.kind == ListingChangeRequest.Kind.UNPUBLISH:
+        _apply_unpublish(actor, instrument)
+    elif approve and change.kind == ListingChangeRequest.Kind.NOT_SHARED:
+        before = {"share_mode": instrument.share_mode}
+        instrument.share_mode = Instrument.ShareMode.NOT_SHARED
+        instrument.save(update_fields=["share_mode", "updated_at"])
+        record(actor=actor, action="instrument.share_mode_set", target=instrument, before=before,
+               after={"share_mode": instrument.share_mode}, reason=f"approved exemption #{change.pk}")
+    return change
+
+
+# --- qualifications ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime | None = None,
+                        note: str = "") -> Qualification:
+    instrument = _locked_instrument(instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise Invalid("invalid_expiry", "The expiry must be in the future.")
+    existing = Qualification.objects.filter(instrument=instrument, user=user, revoked_at__isnull=True)
+    for qualification in existing:
+        if qualification.is_valid() and qualification.expires_at == expires_at:
+            return qualification
+    qualification = Qualification.objects.create(instrument=instrument, user=user, granted_by=actor,
+                                                 expires_at=expires_at, note=note)
+    TrainingRequest.objects.filter(instrument=instrument, user=user, state="open").update(state="done")
+    record(actor=actor, action="qualification.granted", target=instrument,
+           after={"user_id": user.pk, "expires_at": expires_at, "qualification_id": qualification.pk})
+    return qualification
+
+
+@transaction.atomic
+def revoke_qualification(*, actor, qualification_id: int, reason: str = "") -> Qualification:
+    qualification = Qualification.objects.select_for_update().filter(pk=qualification_id).first()
+    if qualification is None:
+        raise NotFound("not_found", "No such qualification.")
+    instrument = Instrument.objects.get(pk=qualification.instrument_id)
+    _require_manager(actor, instrument.lab_id)
+    if qualification.revoked_at is None:
+        qualification.revoked_at = timezone.now()
+        qualification.save(update_fields=["revoked_at"])
+        record(actor=actor, action="qualification.revoked", target=instrument,
+               after={"user_id": qualification.user_id, "qualification_id": qualification.pk}, reason=reason)
+    return qualification
+
+
+@transaction.atomic
+def request_training(*, actor, instrument_id: int, message: str = "") -> TrainingRequest:
+    instrument = Instrument.objects.filter(pk=instrument_id).first()
+    if instrument is None or not queries.can_see(actor, instrument):
+        raise NotFound("not_found", "No such instrument.")
+    existing = TrainingRequest.objects.filter(instrument=instrument, user=actor, state="open").first()
+    if existing:
+        return existing
+    training = TrainingRequest.objects.create(instrument=instrument, user=actor, message=message[:2000])
+    record(actor=actor, action="qualification.training_requested", target=instrument,
+           after={"training_request_id": training.pk})
+    return training
