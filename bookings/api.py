@@ -1,3 +1,200 @@
-from ninja import Router
+"""Bookings API: create, list, read, cancel, approve, reject, reschedule; availability; feed tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from ninja import Field, Query, Router, Schema, Status
+
+from catalog import queries as catalog_queries
+from catalog.models import Instrument
+from instrumentshare.core.auth import PUBLIC_AUTH
+from instrumentshare.core.errors import NotFound
+
+from . import availability, feeds, queries, services
+from .models import Booking, FeedToken
 
 router = Router(tags=["bookings"])
+
+
+class BookingIn(Schema):
+    instrument_id: int
+    start: datetime = Field(..., description="With an offset, e.g. 2026-12-01T09:00:00+08:00")
+    end: datetime
+    purpose: str = Field(..., min_length=1, max_length=2000)
+    lab_id: int | None = Field(None, description="The lab to charge; default: the booker's first lab")
+
+
+class RescheduleIn(Schema):
+    start: datetime
+    end: datetime
+
+
+class ReasonIn(Schema):
+    reason: str = Field("", max_length=2000)
+
+
+class BookingOut(Schema):
+    id: int
+    instrument_id: int
+    instrument_name_zh: str
+    instrument_name_en: str
+    time_zone: str
+    user_id: int
+    charged_lab_id: int | None
+    start: datetime
+    end: datetime
+    state: str
+    purpose: str
+    is_internal: bool
+    sequence: int
+    late_cancellation: bool
+    reason: str
+    created_at: datetime
+
+    @staticmethod
+    def resolve_instrument_name_zh(obj: Booking) -> str:
+        return obj.instrument.name_zh
+
+    @staticmethod
+    def resolve_instrument_name_en(obj: Booking) -> str:
+        return obj.instrument.name_en
+
+    @staticmethod
+    def resolve_time_zone(obj: Booking) -> str:
+        return obj.instrument.time_zone
+
+
+class BookingList(Schema):
+    count: int
+    items: list[BookingOut]
+
+
+class ListParams(Schema):
+    scope: str = Field("mine", pattern="^(mine|lab)$")
+    lab_id: int | None = None
+    state: str | None = Field(None, pattern="^(pending|confirmed|rejected|cancelled|completed|no_show)$")
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class IntervalOut(Schema):
+    start: datetime
+    end: datetime
+
+
+class AvailabilityOut(Schema):
+    instrument_id: int
+    time_zone: str
+    start: datetime
+    end: datetime
+    free: list[IntervalOut]
+    busy: list[IntervalOut]
+
+
+class FeedIn(Schema):
+    scope: str = Field("mine", pattern="^(mine|lab)$")
+    lab_id: int | None = None
+
+
+class FeedOut(Schema):
+    id: int
+    scope: str
+    lab_id: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewFeedOut(FeedOut):
+    url: str = Field(..., description="Shown once: subscribe to it in a calendar app.")
+
+
+def _visible_booking(request, booking_id: int) -> Booking:
+    booking = queries.bookings().filter(pk=booking_id).first()
+    if booking is None or not services.can_see_booking(request.auth, booking):
+        raise NotFound("not_found", "No such booking.")
+    return booking
+
+
+@router.post("/bookings", response={201: BookingOut}, summary="Book an instrument")
+def create_booking(request, payload: BookingIn):
+    booking = services.create_booking(user=request.auth, instrument_id=payload.instrument_id, start=payload.start,
+                                      end=payload.end, purpose=payload.purpose, lab_id=payload.lab_id)
+    return Status(201, booking)
+
+
+@router.get("/bookings", response=BookingList, summary="My bookings, or a lab's for its managers")
+def list_bookings(request, params: Query[ListParams]):
+    user = request.auth
+    rows = queries.my_bookings(user) if params.scope == "mine" else queries.lab_bookings(user, params.lab_id)
+    if params.state:
+        rows = rows.filter(state=params.state)
+    if params.start and params.end:
+        start, end = queries.checked_range(params.start, params.end, max_days=3660)
+        rows = rows.filter(start__lt=end, end__gt=start)
+    rows = rows.order_by("-start", "-id")
+    return {"count": rows.count(), "items": list(rows[params.offset: params.offset + params.limit])}
+
+
+@router.get("/bookings/{booking_id}", response=BookingOut, summary="One booking")
+def get_booking(request, booking_id: int):
+    return _visible_booking(request, booking_id)
+
+
+@router.post("/bookings/{booking_id}/cancel", response=BookingOut, summary="Cancel (the booker, or the lab)")
+def cancel_booking(request, booking_id: int, payload: ReasonIn | None = None):
+    return services.cancel_booking(actor=request.auth, booking_id=booking_id,
+                                   reason=payload.reason if payload else "")
+
+
+@router.post("/bookings/{booking_id}/approve", response=BookingOut, summary="Approve a pending booking")
+def approve_booking(request, booking_id: int):
+    return services.approve_booking(actor=request.auth, booking_id=booking_id)
+
+
+@router.post("/bookings/{booking_id}/reject", response=BookingOut, summary="Reject a pending booking")
+def reject_booking(request, booking_id: int, payload: ReasonIn):
+    return services.reject_booking(actor=request.auth, booking_id=booking_id, reason=payload.reason)
+
+
+@router.patch("/bookings/{booking_id}", response=BookingOut, summary="Reschedule: same booking, new time")
+def reschedule_booking(request, booking_id: int, payload: RescheduleIn):
+    return services.reschedule_booking(actor=request.auth, booking_id=booking_id, start=payload.start,
+                                       end=payload.end)
+
+
+@router.get("/instruments/{instrument_id}/availability", response=AvailabilityOut, auth=PUBLIC_AUTH,
+            summary="Free intervals (UTC) of an instrument between start and end")
+def instrument_availability(request, instrument_id: int, start: datetime, end: datetime):
+    start, end = queries.checked_range(start, end)
+    instrument = get_object_or_404(Instrument.objects.select_related("policy"), pk=instrument_id)
+    if not catalog_queries.can_see(request.auth, instrument):
+        raise NotFound("not_found", "No such instrument.")
+    free = availability.free_intervals(instrument, start, end)
+    busy = queries.public_busy(instrument, start, end)
+    return {
+        "instrument_id": instrument.pk, "time_zone": instrument.time_zone, "start": start, "end": end,
+        "free": [{"start": a, "end": b} for a, b in free],
+        "busy": [{"start": a, "end": b} for a, b in busy],
+    }
+
+
+@router.get("/me/feeds", response=list[FeedOut], summary="My calendar feed links (never their secret)")
+def list_feeds(request):
+    return list(FeedToken.objects.filter(user=request.auth).order_by("-created_at")[:100])
+
+
+@router.post("/me/feeds", response={201: NewFeedOut}, summary="Create a private calendar feed link")
+def create_feed(request, payload: FeedIn):
+    token, plain = feeds.create_feed_token(user=request.auth, scope=payload.scope, lab_id=payload.lab_id)
+    url = f"{settings.SITE_URL}/bookings/feeds/{plain}.ics"
+    return Status(201, {**FeedOut.from_orm(token).model_dump(), "url": url})
+
+
+@router.post("/me/feeds/{feed_id}/revoke", response=FeedOut, summary="Revoke a feed link")
+def revoke_feed(request, feed_id: int):
+    return feeds.revoke_feed_token(user=request.auth, feed_id=feed_id)

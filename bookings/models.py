@@ -1,1 +1,168 @@
-from django.db import models  # noqa: F401
+"""Bookings, their notifications (a transactional outbox), calendar feed tokens, and credit."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from catalog.models import Instrument
+from instrumentshare.accounts.models import Lab
+
+
+class Booking(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", _("Awaiting approval")
+        CONFIRMED = "confirmed", _("Confirmed")
+        REJECTED = "rejected", _("Rejected")
+        CANCELLED = "cancelled", _("Cancelled")
+        COMPLETED = "completed", _("Completed")
+        NO_SHOW = "no_show", _("No-show")
+
+    # States that hold the instrument's time. Cancelled and rejected ones free it.
+    ACTIVE_STATES = (State.PENDING, State.CONFIRMED, State.COMPLETED, State.NO_SHOW)
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="bookings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    # Until billing accounts exist, a booking is charged to the booker's lab.
+    charged_lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="charged_bookings", null=True)
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    # end + the instrument's buffer at booking time: the range the exclusion constraint protects.
+    blocked_until = models.DateTimeField()
+    state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.CONFIRMED)
+    purpose = models.TextField(_("purpose"), max_length=2000)
+    is_internal = models.BooleanField(_("internal use"), default=True, help_text=_("Derived from organizations."))
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sequence = models.PositiveIntegerField(default=0, help_text=_("iCalendar SEQUENCE, raised on every change."))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="+")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True, max_length=2000)
+    late_cancellation = models.BooleanField(_("late cancellation"), default=False)
+
+    class Meta:
+        ordering = ["start", "id"]
+        verbose_name = _("booking")
+        verbose_name_plural = _("bookings")
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="booking_start_before_end"),
+            models.CheckConstraint(condition=Q(end__lte=models.F("blocked_until")), name="booking_blocked_after_end"),
+            # On PostgreSQL an exclusion constraint (migration 0002) forbids overlapping active bookings.
+        ]
+        indexes = [
+            models.Index(fields=["instrument", "start"]),
+            models.Index(fields=["user", "start"]),
+            models.Index(fields=["state", "start"]),
+            models.Index(fields=["charged_lab", "start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.instrument_id} {self.start:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def duration_minutes(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60)
+
+
+class Notification(models.Model):
+    """The outbox: a message to send, written in the same transaction as the change it announces.
+
+    A task sends it after commit; a periodic job sends whatever is still pending (the broker was
+    down, a worker died). The unique key means one revision is mailed once.
+    """
+
+    class Kind(models.TextChoices):
+        INVITATION = "invitation", _("Invitation")
+        CANCELLATION = "cancellation", _("Cancellation")
+        REMINDER = "reminder", _("Reminder")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=15, choices=Kind.choices)
+    sequence = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "kind", "sequence"], name="notification_once_per_revision")
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.booking_id} seq {self.sequence} ({self.state})"
+
+
+class FeedToken(models.Model):
+    """A secret calendar feed URL. Separate from API tokens: it can only read one feed."""
+
+    class Scope(models.TextChoices):
+        MINE = "mine", _("My bookings")
+        LAB = "lab", _("Lab bookings")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feed_tokens")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.MINE)
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"feed {self.scope} of {self.user_id}"
+
+
+class UserCredit(models.Model):
+    """A user's booking credit: no-shows and late cancellations lower it."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit")
+    score = models.IntegerField(default=100)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.score}"
+
+
+class CreditEvent(models.Model):
+    """Why a score changed: one row per penalty or lift, unique per booking and reason."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_events")
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=20)  # no_show, late_cancel, ban_lifted, restored
+    delta = models.IntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "kind"], condition=Q(booking__isnull=False),
+                                    name="credit_event_once_per_booking")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.delta:+d} for {self.user_id}"

@@ -146,6 +146,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
+    "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
+    "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
 }
 
 # --- auth ---------------------------------------------------------------------------------
@@ -265,3 +267,11 @@ MANDATORY_LISTING_VALUE = Decimal(os.environ.get("MANDATORY_LISTING_VALUE", "200
 LISTING_DEADLINE_WORKING_DAYS = int(os.environ.get("LISTING_DEADLINE_WORKING_DAYS", "20"))
 NATIONAL_REPORT_VALUE = Decimal(os.environ.get("NATIONAL_REPORT_VALUE", "500000"))
 NATIONAL_REPORT_WORKING_DAYS = int(os.environ.get("NATIONAL_REPORT_WORKING_DAYS", "30"))
+
+# Bookings: credit score (no-shows and late cancellations lower it) and reminders.
+CREDIT_INITIAL_SCORE = int(os.environ.get("CREDIT_INITIAL_SCORE", "100"))
+CREDIT_MIN_TO_BOOK = int(os.environ.get("CREDIT_MIN_TO_BOOK", "60"))
+CREDIT_NO_SHOW_PENALTY = int(os.environ.get("CREDIT_NO_SHOW_PENALTY", "10"))
+CREDIT_LATE_CANCEL_PENALTY = int(os.environ.get("CREDIT_LATE_CANCEL_PENALTY", "5"))
+BOOKING_REMINDER_HOURS = int(os.environ.get("BOOKING_REMINDER_HOURS", "24"))
+MAX_QUERY_RANGE_DAYS = int(os.environ.get("MAX_QUERY_RANGE_DAYS", "92"))

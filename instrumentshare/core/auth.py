@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
@@ -55,3 +56,21 @@ class SessionAuth(APIKeyCookie):
 bearer_auth = BearerTokenAuth()
 session_auth = SessionAuth()
 API_AUTH = [bearer_auth, session_auth]
+
+
+class PublicAnonymousUser(AnonymousUser):
+    """An anonymous caller on a public route. Truthy, because ninja takes a falsy result as "not logged in"."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class Anonymous:
+    """The last resort of optional auth: lets an anonymous caller through."""
+
+    def __call__(self, request: HttpRequest):
+        return PublicAnonymousUser()
+
+
+# Public routes (the catalog, public availability) still recognise a token or a session.
+PUBLIC_AUTH = [bearer_auth, session_auth, Anonymous()]

@@ -1,0 +1,198 @@
+"""When an instrument is free: one function for pages, the API, search and booking itself.
+
+Free = opening hours (weekly rules in the instrument's zone, with per-day exceptions and,
+if the policy says so, Chinese public holidays) minus active bookings (widened by the buffer
+on both sides, because a new booking also needs its buffer before the next one) minus
+downtime, clipped to the booking horizon. All arithmetic is on aware UTC datetimes; the local
+wall-clock times are converted per day, so a DST change moves the UTC hours as it should.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from catalog.models import Instrument
+
+from .models import Booking
+
+Interval = tuple[dt.datetime, dt.datetime]
+UTC = dt.UTC
+
+
+def _is_public_holiday(day: dt.date) -> bool:
+    """A statutory Chinese holiday (not an ordinary weekend; weekly rules cover those)."""
+    import chinese_calendar
+
+    try:
+        is_holiday, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:  # a year the package does not know yet
+        return False
+    return bool(is_holiday and name)
+
+
+def _local_to_utc(day: dt.date, minute: int, zone) -> dt.datetime:
+    local = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minute)
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def opening_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                      rules: Iterable | None = None, exceptions: Iterable | None = None) -> list[Interval]:
+    """Opening hours that intersect [start, end), as UTC intervals.
+
+    ``rules`` and ``exceptions`` may be passed in (already fetched for many instruments);
+    otherwise they are read from the database.
+    """
+    zone = instrument.zone
+    policy = getattr(instrument, "policy", None)
+    first_day = start.astimezone(zone).date() - dt.timedelta(days=1)
+    last_day = end.astimezone(zone).date()
+    by_weekday: dict[int, list[tuple[int, int]]] = {}
+    for rule in instrument.opening_rules.all() if rules is None else rules:
+        by_weekday.setdefault(rule.weekday, []).append((rule.open_minute, rule.close_minute))
+    if exceptions is None:
+        exceptions = instrument.opening_exceptions.filter(date__gte=first_day, date__lte=last_day)
+    by_date = {exception.date: exception for exception in exceptions}
+    skip_holidays = bool(policy and policy.closed_on_public_holidays)
+    result: list[Interval] = []
+    day = first_day
+    while day <= last_day:
+        exception = by_date.get(day)
+        if exception is not None:
+            spans = [] if exception.closed else [(exception.open_minute, exception.close_minute)]
+        elif skip_holidays and _is_public_holiday(day):
+            spans = []
+        else:
+            spans = by_weekday.get(day.weekday(), [])
+        for open_minute, close_minute in spans:
+            a, b = _local_to_utc(day, open_minute, zone), _local_to_utc(day, close_minute, zone)
+            a, b = max(a, start), min(b, end)
+            if a < b:
+                result.append((a, b))
+        day += dt.timedelta(days=1)
+    return merge(result)
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1]:
+            if b > merged[-1][1]:
+                merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def subtract(free: list[Interval], busy: list[Interval]) -> list[Interval]:
+    """free − busy, both sorted; linear in their lengths."""
+    busy = merge(busy)
+    result: list[Interval] = []
+    index = 0
+    for a, b in free:
+        cursor = a
+        while index < len(busy) and busy[index][1] <= cursor:
+            index += 1
+        probe = index
+        while probe < len(busy) and busy[probe][0] < b:
+            busy_start, busy_end = busy[probe]
+            if busy_start > cursor:
+                result.append((cursor, busy_start))
+            cursor = max(cursor, busy_end)
+            if cursor >= b:
+                break
+            probe += 1
+        if cursor < b:
+            result.append((cursor, b))
+    return result
+
+
+def busy_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, buffer: dt.timedelta,
+                   exclude_booking_id: int | None = None) -> list[Interval]:
+    """Active bookings and downtime near [start, end), widened for a new booking's buffer."""
+    bookings = Booking.objects.filter(
+        instrument_id=instrument.pk, state__in=Booking.ACTIVE_STATES,
+        start__lt=end + buffer, blocked_until__gt=start,
+    )
+    if exclude_booking_id is not None:
+        bookings = bookings.exclude(pk=exclude_booking_id)
+    busy = [(b_start - buffer, b_until) for b_start, b_until in bookings.values_list("start", "blocked_until")]
+    downtime = instrument.downtimes.filter(start__lt=end, end__gt=start).values_list("start", "end")
+    busy.extend((d_start - buffer, d_end) for d_start, d_end in downtime)
+    return busy
+
+
+def bookable_window(instrument: Instrument, *, now: dt.datetime) -> Interval:
+    policy = instrument.policy
+    earliest = now + dt.timedelta(minutes=policy.min_notice_minutes)
+    latest = now + dt.timedelta(days=policy.horizon_days)
+    return earliest, latest
+
+
+def free_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None,
+                   exclude_booking_id: int | None = None, clip_to_window: bool = True) -> list[Interval]:
+    """Free time in [start, end) for a new booking of this instrument (UTC intervals)."""
+    now = now or timezone.now()
+    if clip_to_window:
+        earliest, latest = bookable_window(instrument, now=now)
+        start, end = max(start, earliest), min(end, latest)
+    if start >= end:
+        return []
+    buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
+    opening = opening_intervals(instrument, start, end)
+    if not opening:
+        return []
+    return subtract(opening, busy_intervals(instrument, start, end, buffer=buffer,
+                                            exclude_booking_id=exclude_booking_id))
+
+
+def longest_free_minutes(intervals: list[Interval]) -> int:
+    return max((int((b - a).total_seconds() // 60) for a, b in intervals), default=0)
+
+
+def instruments_free_for(instruments, start: dt.datetime, end: dt.datetime, minutes: int, *,
+                         now: dt.datetime | None = None) -> set[int]:
+    """Ids of the given instruments with at least ``minutes`` of contiguous free time in [start, end).
+
+    Four queries whatever the number of instruments: the instruments with their policies, their
+    opening rules, the exceptions, and the active bookings plus downtime in the window.
+    """
+    from collections import defaultdict
+
+    from catalog.models import Downtime, OpeningException, OpeningRule
+
+    now = now or timezone.now()
+    candidates = {i.pk: i for i in instruments.select_related("policy")}
+    if not candidates:
+        return set()
+    ids = list(candidates)
+    rules, exceptions, busy = defaultdict(list), defaultdict(list), defaultdict(list)
+    for rule in OpeningRule.objects.filter(instrument_id__in=ids):
+        rules[rule.instrument_id].append(rule)
+    window_days = (start.date() - dt.timedelta(days=2), end.date() + dt.timedelta(days=2))
+    for exception in OpeningException.objects.filter(instrument_id__in=ids, date__range=window_days):
+        exceptions[exception.instrument_id].append(exception)
+    max_buffer = dt.timedelta(minutes=max(i.policy.buffer_minutes for i in candidates.values()))
+    for instrument_id, b_start, b_until in Booking.objects.filter(
+        instrument_id__in=ids, state__in=Booking.ACTIVE_STATES, start__lt=end + max_buffer, blocked_until__gt=start,
+    ).values_list("instrument_id", "start", "blocked_until"):
+        busy[instrument_id].append((b_start, b_until))
+    for instrument_id, d_start, d_end in Downtime.objects.filter(
+        instrument_id__in=ids, start__lt=end, end__gt=start
+    ).values_list("instrument_id", "start", "end"):
+        busy[instrument_id].append((d_start, d_end))
+    result = set()
+    for instrument_id, instrument in candidates.items():
+        earliest, latest = bookable_window(instrument, now=now)
+        window_start, window_end = max(start, earliest), min(end, latest)
+        if window_end - window_start < dt.timedelta(minutes=minutes):
+            continue
+        opening = opening_intervals(instrument, window_start, window_end, rules=rules[instrument_id],
+                                    exceptions=exceptions[instrument_id])
+        buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
+        widened = [(a - buffer, b) for a, b in busy[instrument_id]]
+        if longest_free_minutes(subtract(opening, widened)) >= minutes:
+            result.add(instrument_id)
+    return result

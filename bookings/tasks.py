@@ -1,0 +1,26 @@
+"""Celery tasks: thin, idempotent wrappers over the services."""
+
+from celery import shared_task
+
+from . import notifications
+
+TRANSIENT = (ConnectionError, TimeoutError, OSError)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5, autoretry_for=TRANSIENT, retry_backoff=True,
+             retry_backoff_max=300)
+def send_notification(self, notification_id: int) -> bool:
+    return notifications.send(notification_id)
+
+
+@shared_task(acks_late=True)
+def sweep_outbox() -> int:
+    return notifications.sweep_outbox()
+
+
+@shared_task(acks_late=True)
+def send_due_reminders() -> int:
+    sent = 0
+    for notification_id in notifications.queue_due_reminders():
+        sent += notifications.send(notification_id)
+    return sent
