@@ -35,3 +35,22 @@ def category_level(code: str) -> int:
     if code.endswith("00"):
         return 2
     return 3
+
+
+def load_categories(category_model=None) -> int:
+    """Insert the shipped category table (idempotent). Used by the data migration and after a test flush."""
+    if category_model is None:
+        from catalog.models import Category as category_model
+    rows = categories()
+    existing = set(category_model.objects.values_list("code", flat=True))
+    created = 0
+    for level in (1, 2, 3):
+        batch = [
+            category_model(code=row["code"], name_zh=row["name_zh"], name_en=row["name_en"], parent_id=row["parent"],
+                           level=level)
+            for row in rows
+            if category_level(row["code"]) == level and row["code"] not in existing
+        ]
+        category_model.objects.bulk_create(batch)
+        created += len(batch)
+    return created

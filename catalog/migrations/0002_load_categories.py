@@ -4,20 +4,9 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from catalog.reference import categories
+    from catalog.reference import load_categories
 
-    Category = apps.get_model("catalog", "Category")
-    rows = categories()
-    levels = {1: [], 2: [], 3: []}
-    for row in rows:
-        level = 1 if row["parent"] is None else (2 if row["code"].endswith("00") else 3)
-        levels[level].append(row)
-    for level in (1, 2, 3):
-        Category.objects.bulk_create(
-            [Category(code=r["code"], name_zh=r["name_zh"], name_en=r["name_en"], parent_id=r["parent"], level=level)
-             for r in levels[level]],
-            ignore_conflicts=True,
-        )
+    load_categories(apps.get_model("catalog", "Category"))
 
 
 def unload(apps, schema_editor):

@@ -5,22 +5,28 @@ import pytest
 
 from catalog import services as catalog_services
 from catalog.models import Category
+from catalog.reference import load_categories
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 WEEKDAYS_8_TO_18 = [(day, 8 * 60, 18 * 60) for day in range(5)]
 
 
 def next_weekday(weekday: int, hour: int, minute: int = 0, *, zone=SHANGHAI, weeks_ahead: int = 1) -> dt.datetime:
-    """A local time on a coming weekday (0 = Monday), at least a few days ahead."""
+    """A local time on a weekday (0 = Monday) of the week ``weeks_ahead`` weeks from now (1 = next week).
+
+    All days asked for with the same ``weeks_ahead`` fall in one calendar week, whatever today is.
+    """
     today = dt.datetime.now(zone).date()
-    days = (weekday - today.weekday()) % 7 + 7 * weeks_ahead
-    return dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), tzinfo=zone)
+    next_monday = today + dt.timedelta(days=7 - today.weekday())
+    day = next_monday + dt.timedelta(days=weekday + 7 * (weeks_ahead - 1))
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone)
 
 
 def make_instrument(world, *, name="扫描电镜", lab=None, manager=None, policy=None, hours=None, zone="Asia/Shanghai",
                     share_mode="external", publish=True, **fields):
     lab = lab or world.lab_a
     manager = manager or world.manager
+    load_categories()  # a transactional test's flush empties even the reference tables
     category = Category.objects.get(code="010102")
     instrument = catalog_services.create_instrument(
         actor=manager, lab=lab, name_zh=name, name_en="Scanning electron microscope",

@@ -1,0 +1,144 @@
+"""Calendar invitations: parsed back from the sent e-mails."""
+
+import datetime as dt
+import email
+import socket
+
+import pytest
+from django.core import mail
+from icalendar import Calendar
+
+from bookings import notifications, services
+from bookings.models import Notification
+from tests.bookings.conftest import next_weekday
+
+pytestmark = pytest.mark.django_db
+
+
+def calendar_parts(message):
+    """(MIME method parameter, parsed calendar) for every text/calendar part of a sent message."""
+    parsed = email.message_from_bytes(message.message().as_bytes())
+    parts = []
+    for part in parsed.walk():
+        if part.get_content_type() == "text/calendar":
+            parts.append((part.get_param("method"), Calendar.from_ical(part.get_payload(decode=True))))
+    return parts
+
+
+def only_event(calendar):
+    events = [c for c in calendar.walk() if c.name == "VEVENT"]
+    assert len(events) == 1
+    return events[0]
+
+
+def test_request_on_confirm_and_change_cancel_on_cancel(world, instrument, django_capture_on_commit_callbacks):
+    start = next_weekday(1, 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                          end=start + dt.timedelta(hours=1), purpose="TEM grid screening")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reschedule_booking(actor=world.researcher, booking_id=booking.pk,
+                                    start=start + dt.timedelta(hours=2), end=start + dt.timedelta(hours=3))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.cancel_booking(actor=world.researcher, booking_id=booking.pk)
+    assert len(mail.outbox) == 3
+    seen = []
+    for message in mail.outbox:
+        assert message.to == [world.researcher.email]
+        [(mime_method, calendar)] = calendar_parts(message)
+        assert mime_method == str(calendar["METHOD"])  # the MIME part says what the calendar says
+        event = only_event(calendar)
+        seen.append((mime_method, str(event["UID"]), int(event["SEQUENCE"]), str(event["STATUS"])))
+        assert "@" in str(event["ORGANIZER"]) and str(event["ATTENDEE"]) == f"mailto:{world.researcher.email}"
+        assert "仪器预约" in str(event["SUMMARY"]) and "Instrument booking" in str(event["SUMMARY"])
+        assert event.decoded("DTSTART").tzinfo is not None
+    methods, uids, sequences, statuses = zip(*seen, strict=True)
+    assert methods == ("REQUEST", "REQUEST", "CANCEL")
+    assert len(set(uids)) == 1
+    assert sequences[0] < sequences[1] < sequences[2]
+    assert statuses == ("CONFIRMED", "CONFIRMED", "CANCELLED")
+    moved = only_event(calendar_parts(mail.outbox[1])[0][1])
+    assert moved.decoded("DTSTART") == (start + dt.timedelta(hours=2)).astimezone(dt.UTC)
+    assert "预约" in mail.outbox[0].subject and "Booking" in mail.outbox[0].subject
+
+
+def test_sending_the_same_revision_twice_sends_one_mail(world, instrument, django_capture_on_commit_callbacks):
+    start = next_weekday(1, 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                          end=start + dt.timedelta(hours=1), purpose="x")
+    notification = Notification.objects.get(booking=booking)
+    assert notifications.send(notification.pk) is False
+    assert notifications.sweep_outbox(older_than=dt.timedelta(0)) == 0
+    assert len(mail.outbox) == 1
+
+
+def test_a_rejection_sends_a_cancel(world, django_capture_on_commit_callbacks):
+    from tests.bookings.conftest import make_instrument
+
+    instrument = make_instrument(world, name="审批", policy={"approval": "all"})
+    start = next_weekday(1, 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                          end=start + dt.timedelta(hours=1), purpose="x")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reject_booking(actor=world.manager, booking_id=booking.pk, reason="booked for maintenance")
+    first, second = (calendar_parts(m)[0] for m in mail.outbox)
+    assert first[0] == "REQUEST" and str(only_event(first[1])["STATUS"]) == "TENTATIVE"
+    assert second[0] == "CANCEL" and int(only_event(second[1])["SEQUENCE"]) == 1
+
+
+def test_reminders_are_sent_once_even_if_the_job_runs_twice(world, instrument):
+    start = next_weekday(1, 10)
+    now = start - dt.timedelta(hours=5)
+    services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                            end=start + dt.timedelta(hours=1), purpose="x", now=start - dt.timedelta(days=3))
+    mail.outbox.clear()
+    for _ in range(2):
+        for notification_id in notifications.queue_due_reminders(now=now):
+            notifications.send(notification_id)
+    reminders = [m for m in mail.outbox if "Reminder" in m.subject]
+    assert len(reminders) == 1
+    assert Notification.objects.filter(kind="reminder").count() == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_invitations_reach_a_real_smtp_server(world, instrument, settings, django_capture_on_commit_callbacks):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    port = _free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        start = next_weekday(1, 10)
+        with django_capture_on_commit_callbacks(execute=True):
+            booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                              end=start + dt.timedelta(hours=1), purpose="x")
+        with django_capture_on_commit_callbacks(execute=True):
+            services.cancel_booking(actor=world.researcher, booking_id=booking.pk)
+    finally:
+        controller.stop()
+    assert len(received) == 2
+    methods = []
+    for message in received:
+        for part in message.walk():
+            if part.get_content_type() == "text/calendar":
+                calendar = Calendar.from_ical(part.get_payload(decode=True))
+                assert part.get_param("method") == str(calendar["METHOD"])
+                methods.append(part.get_param("method"))
+    assert methods == ["REQUEST", "CANCEL"]
