@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint lock chromium bench messages clean
+.PHONY: run test install install-dev lint lock system-packages bench messages clean
 
 $(VENV)/.runtime: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,12 @@ run: install
 	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
 
 ## Install everything and run the whole test suite (lint first).
-test: install-dev chromium
+test: install-dev system-packages
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-chromium:
-	@sh scripts/ensure_chromium.sh
+system-packages:
+	@sh scripts/ensure_system_packages.sh
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -12,3 +12,15 @@ DEST="$ROOT/instrumentshare/static/vendor"
 cp htmx.org-2.0.8/package/dist/htmx.min.js htmx.org-2.0.8/package/LICENSE "$DEST/htmx/"
 cp picocss-pico-2.1.1/package/css/pico.min.css picocss-pico-2.1.1/package/LICENSE.md "$DEST/pico/"
 echo "vendored into $DEST"
+
+# --- bookings: FullCalendar (MIT), the week calendars of the booking pages ---------------------
+# The standard bundle's global build (timegrid, daygrid, list, interaction) and its licence.
+FULLCALENDAR_VERSION=6.1.21
+npm pack --silent "fullcalendar@$FULLCALENDAR_VERSION" >/dev/null
+mkdir -p "fullcalendar-$FULLCALENDAR_VERSION"
+tar xzf "fullcalendar-$FULLCALENDAR_VERSION.tgz" -C "fullcalendar-$FULLCALENDAR_VERSION"
+FULLCALENDAR_DEST="$ROOT/bookings/static/vendor/fullcalendar"
+mkdir -p "$FULLCALENDAR_DEST"
+cp "fullcalendar-$FULLCALENDAR_VERSION/package/index.global.min.js" \
+   "fullcalendar-$FULLCALENDAR_VERSION/package/LICENSE.md" "$FULLCALENDAR_DEST/"
+echo "vendored FullCalendar $FULLCALENDAR_VERSION into $FULLCALENDAR_DEST"

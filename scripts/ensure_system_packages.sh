@@ -1,0 +1,18 @@
+#!/bin/sh
+# System tools the tests use, from Debian's packages (never a downloaded binary):
+#   chromium  - the browser tests (Playwright drives it; no browser download)
+#   nginx     - `nginx -t` checks deploy/nginx/ so the site file cannot rot
+# Installed where missing and we may (root with apt-get); otherwise the tests that need them
+# are skipped with that reason.
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing from Debian's packages:$missing"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
+        || echo "could not install$missing: the tests that need them will be skipped" >&2
+else
+    echo "missing$missing and cannot install here: the tests that need them will be skipped" >&2
+fi
+exit 0
