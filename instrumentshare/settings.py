@@ -281,3 +281,9 @@ CREDIT_NO_SHOW_PENALTY = int(os.environ.get("CREDIT_NO_SHOW_PENALTY", "10"))
 CREDIT_LATE_CANCEL_PENALTY = int(os.environ.get("CREDIT_LATE_CANCEL_PENALTY", "5"))
 BOOKING_REMINDER_HOURS = int(os.environ.get("BOOKING_REMINDER_HOURS", "24"))
 MAX_QUERY_RANGE_DAYS = int(os.environ.get("MAX_QUERY_RANGE_DAYS", "92"))
+
+# Usage: a session still open this long after its start was left open by a crashed logger.
+USAGE_OPEN_SESSION_LIMIT_HOURS = int(os.environ.get("USAGE_OPEN_SESSION_LIMIT_HOURS", "12"))
+CHECKIN_OPENS_MINUTES_BEFORE = int(os.environ.get("CHECKIN_OPENS_MINUTES_BEFORE", "15"))
+# Overruns and early finishes smaller than this are normal and not flagged.
+USAGE_FLAG_TOLERANCE_MINUTES = int(os.environ.get("USAGE_FLAG_TOLERANCE_MINUTES", "15"))
