@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 
+from catalog import queries as catalog_queries
+from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.models import Lab
 from instrumentshare.core.errors import Invalid
 
-from .models import Booking
+from . import availability
+from .models import Booking, FeedToken
 
 
 def bookings() -> QuerySet[Booking]:
@@ -59,3 +64,107 @@ def public_busy(instrument, start: dt.datetime, end: dt.datetime) -> list[tuple[
                                        end__gt=start).values_list("start", "end"))
     rows += list(instrument.downtimes.filter(start__lt=end, end__gt=start).values_list("start", "end"))
     return sorted(rows)
+
+
+# --- pages: the week calendars, "my bookings", the lab queue --------------------------------------
+
+
+def visible_instrument(user, instrument_id: int | None):
+    """The instrument with its policy if this user may see it, else None (the caller answers 404)."""
+    if instrument_id is None:
+        return None
+    instrument = Instrument.objects.select_related("policy", "lab", "organization").filter(pk=instrument_id).first()
+    if instrument is None or not catalog_queries.can_see(user, instrument):
+        return None
+    return instrument
+
+
+@dataclass
+class CalendarWeek:
+    """What the instrument calendar shows for a range: free time, anonymous busy time, the viewer's bookings."""
+
+    free: list[tuple[dt.datetime, dt.datetime]]
+    busy: list[tuple[dt.datetime, dt.datetime]]
+    mine: list[Booking]
+
+
+def calendar_week(instrument, start: dt.datetime, end: dt.datetime, *, user,
+                  now: dt.datetime | None = None) -> CalendarWeek:
+    free = availability.free_intervals(instrument, start, end, now=now)
+    mine: list[Booking] = []
+    if people.is_authenticated(user):
+        mine = list(my_bookings(user).filter(instrument=instrument, state__in=Booking.ACTIVE_STATES, start__lt=end,
+                                             end__gt=start).order_by("start"))
+    own = {(booking.start, booking.end) for booking in mine}
+    busy = [interval for interval in public_busy(instrument, start, end) if interval not in own]
+    return CalendarWeek(free=free, busy=busy, mine=mine)
+
+
+def week_start(day: dt.date, zone) -> dt.datetime:
+    """Monday 00:00 of the week holding ``day``, in ``zone``, as a UTC instant."""
+    monday = day - dt.timedelta(days=day.weekday())
+    return dt.datetime.combine(monday, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+
+
+def bookable_starts(instrument, intervals) -> list[dict]:
+    """Free intervals as local times for the list beside the calendar: the start moved up onto the
+    slot grid, a suggested end one shortest booking later, intervals too short for one left out."""
+    policy = instrument.policy
+    zone = instrument.zone
+    step = dt.timedelta(minutes=policy.slot_minutes)
+    length = dt.timedelta(minutes=max(policy.min_minutes, policy.slot_minutes))
+    result = []
+    for start, end in intervals:
+        local = start.astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        steps = -(-(local - midnight) // step)  # ceiling: the first grid point at or after the start
+        aligned = (midnight + steps * step).astimezone(zone)
+        if aligned + length <= end:
+            result.append({"start": aligned, "end": end.astimezone(zone), "suggested_end": aligned + length})
+    return result
+
+
+def opening_span(instrument) -> tuple[int, int]:
+    """Earliest opening and latest closing minute of the weekly rules (the calendar's visible hours)."""
+    span = instrument.opening_rules.aggregate(first=Min("open_minute"), last=Max("close_minute"))
+    if span["first"] is None:
+        return 0, 24 * 60
+    return span["first"], span["last"]
+
+
+def upcoming_bookings(user, *, now: dt.datetime) -> QuerySet[Booking]:
+    """The user's bookings that have not ended yet, soonest first (cancelled ones too, marked as such)."""
+    return my_bookings(user).filter(end__gt=now).select_related("instrument__policy").order_by("start", "id")
+
+
+def past_bookings(user, *, now: dt.datetime) -> QuerySet[Booking]:
+    return my_bookings(user).filter(end__lte=now).order_by("-start", "-id")
+
+
+def active_feed_tokens(user, *, scope: str, lab_id: int | None = None) -> QuerySet:
+    tokens = FeedToken.objects.filter(user=user, scope=scope, revoked_at__isnull=True)
+    if lab_id is not None:
+        tokens = tokens.filter(lab_id=lab_id)
+    return tokens.order_by("-created_at")
+
+
+def labs_of(user) -> QuerySet:
+    """Labs the user belongs to: the ones a booking may be charged to."""
+    return Lab.objects.filter(pk__in=people.member_lab_ids(user)).select_related("organization").order_by("pk")
+
+
+def labs_managed_by(user) -> QuerySet:
+    return Lab.objects.filter(pk__in=people.managed_lab_ids(user)).select_related("organization").order_by("code")
+
+
+def lab_calendar_bookings(user, lab_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Booking]:
+    """Bookings holding time on the lab's instruments in [start, end), for that lab's managers only."""
+    return lab_bookings(user, lab_id).filter(state__in=Booking.ACTIVE_STATES, start__lt=end,
+                                             end__gt=start).order_by("start", "id")
+
+
+def lab_time_zone(lab) -> str:
+    """The zone most of the lab's instruments stand in (the lab calendar is drawn in it)."""
+    row = (Instrument.objects.filter(lab=lab).values("time_zone").annotate(n=Count("id")).order_by("-n", "time_zone")
+           .first())
+    return row["time_zone"] if row else settings.DEFAULT_INSTRUMENT_TIME_ZONE

@@ -24,3 +24,17 @@ def send_due_reminders() -> int:
     for notification_id in notifications.queue_due_reminders():
         sent += notifications.send(notification_id)
     return sent
+
+
+@shared_task(acks_late=True, max_retries=3, autoretry_for=TRANSIENT, retry_backoff=True)
+def reconcile_recent(days: int = 7) -> dict:
+    """Reconcile the last ``days`` days. Safe to run twice, or after a worker died half-way."""
+    import dataclasses
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from .reconcile import reconcile
+
+    now = timezone.now()
+    return dataclasses.asdict(reconcile(since=now - dt.timedelta(days=days), now=now))

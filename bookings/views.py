@@ -1,11 +1,416 @@
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404
+"""Booking pages: the instrument's week calendar, the booking form, one booking, my bookings, the lab
+queue, feed links, and the calendar feeds themselves. Thin: every write is one service call."""
 
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog import queries as catalog_queries
 from catalog.models import Instrument
+from instrumentshare.core.errors import DomainError
 
-from . import feeds
+from . import feeds, queries, services
+from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, rule_message, wall_clock
+from .models import Booking, FeedToken
 
 CALENDAR = "text/calendar; charset=utf-8"
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _instrument_or_404(user, instrument_id) -> Instrument:
+    instrument = queries.visible_instrument(user, _int(instrument_id))
+    if instrument is None:
+        raise Http404("No such instrument.")
+    return instrument
+
+
+def _booking_or_404(user, booking_id: int) -> Booking:
+    booking = queries.bookings().select_related("instrument__policy").filter(pk=booking_id).first()
+    if booking is None or not services.can_see_booking(user, booking):
+        raise Http404("No such booking.")
+    return booking
+
+
+def _refuse(request, error: DomainError, instrument=None) -> None:
+    """A service said no: 404 stays a 404, anything else becomes a message on the next page."""
+    if error.status == 404:
+        raise Http404(error.detail)
+    messages.error(request, rule_message(error, instrument))
+
+
+def _next_url(request, default: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
+
+
+def _json_error(status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
+def _moment(value: str | None, zone) -> dt.datetime:
+    """An ISO 8601 date or date-time from the query string; without an offset it is read in ``zone``.
+
+    FullCalendar, drawing a named zone without a time zone plugin, sends wall-clock times.
+    """
+    text = (value or "").strip().replace(" ", "+")  # an unescaped "+" in an offset arrives as a space
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed
+
+
+def _range_or_error(request, zone) -> tuple[dt.datetime, dt.datetime] | JsonResponse:
+    try:
+        start, end = _moment(request.GET.get("start"), zone), _moment(request.GET.get("end"), zone)
+        return queries.checked_range(start, end)
+    except (ValueError, OverflowError):
+        return _json_error(400, "bad_request", "start and end must be ISO 8601 dates or date-times.")
+    except DomainError as error:
+        return _json_error(error.status, error.code, error.detail)
+
+
+def _local_iso(value: dt.datetime, zone) -> str:
+    return value.astimezone(zone).isoformat()
+
+
+def _zone_offset(zone, at: dt.datetime) -> str:
+    offset = at.astimezone(zone).strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}"
+
+
+def _week_of(value: str | None, zone) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value or "")
+    except ValueError:
+        return timezone.now().astimezone(zone).date()
+
+
+def _calendar_locale() -> str:
+    return "zh-cn" if translation.get_language().startswith("zh") else "en"
+
+
+def _calendar_texts() -> dict:
+    return {
+        "today": _("Today"), "week": _("Week"), "day": _("Day"), "list": _("List"), "allDay": _("All day"),
+        "busy": _("Busy"), "free": _("Free"), "yourTime": _("In your time zone"),
+        "noEvents": _("Nothing booked in this range."),
+        "loadError": _("The calendar could not load its times. Reload the page to try again."),
+    }
+
+
+# --- the instrument's week calendar ---------------------------------------------------------------
+
+
+@require_GET
+def calendar(request, instrument_id: int):
+    instrument = _instrument_or_404(request.user, instrument_id)
+    zone, now = instrument.zone, timezone.now()
+    day = _week_of(request.GET.get("date"), zone)
+    first, last = queries.opening_span(instrument)
+    may_book, reason = catalog_queries.may_book(request.user, instrument)
+    if may_book and instrument.policy.mode != instrument.policy.Mode.SLOTS:
+        may_book, reason = False, "samples_only"
+    config = {
+        "eventsUrl": reverse("bookings:calendar_events", args=[instrument.pk]),
+        "freeListUrl": reverse("bookings:free_list", args=[instrument.pk]),
+        "newUrl": f"{reverse('bookings:new')}?instrument={instrument.pk}",
+        "timeZone": instrument.time_zone, "locale": _calendar_locale(), "initialDate": day.isoformat(),
+        "slotMinutes": instrument.policy.slot_minutes, "minMinutes": instrument.policy.min_minutes,
+        "slotMinTime": f"{first // 60:02d}:{first % 60:02d}:00", "slotMaxTime": f"{last // 60:02d}:{last % 60:02d}:00",
+        "selectable": may_book, "texts": _calendar_texts(),
+    }
+    context = {
+        "instrument": instrument, "policy": instrument.policy, "config": config, "may_book": may_book,
+        "refusal": rule_message(DomainError(reason, reason), instrument) if reason and request.user.is_authenticated
+        else "",
+        "zone_offset": _zone_offset(zone, now),
+        "login_url": f"{reverse('accounts:login')}?{urlencode({'next': request.get_full_path()})}",
+        **_free_list_context(instrument, day, request.user),
+    }
+    return render(request, "bookings/calendar.html", context)
+
+
+def _free_list_context(instrument: Instrument, day: dt.date, user) -> dict:
+    start = queries.week_start(day, instrument.zone)
+    end = start + dt.timedelta(days=7)
+    week = queries.calendar_week(instrument, start, end, user=user)
+    monday = start.astimezone(instrument.zone).date()
+    return {
+        "week_monday": monday, "week_sunday": monday + dt.timedelta(days=6),
+        "previous_week": monday - dt.timedelta(days=7), "next_week": monday + dt.timedelta(days=7),
+        "free_slots": queries.bookable_starts(instrument, week.free),
+        "slot_length": dt.timedelta(minutes=max(instrument.policy.min_minutes, instrument.policy.slot_minutes)),
+    }
+
+
+@require_GET
+def free_list(request, instrument_id: int):
+    """The week's free times as a list (htmx swaps it in when the calendar changes week)."""
+    instrument = _instrument_or_404(request.user, instrument_id)
+    may_book, _reason = catalog_queries.may_book(request.user, instrument)
+    context = {"instrument": instrument, "may_book": may_book,
+               **_free_list_context(instrument, _week_of(request.GET.get("date"), instrument.zone), request.user)}
+    return render(request, "bookings/_free_list.html", context)
+
+
+@require_GET
+def calendar_events(request, instrument_id: int):
+    """Free and busy times as FullCalendar events, in the instrument's local time with its offset."""
+    instrument = queries.visible_instrument(request.user, instrument_id)
+    if instrument is None:
+        return _json_error(404, "not_found", "No such instrument.")
+    checked = _range_or_error(request, instrument.zone)
+    if isinstance(checked, JsonResponse):
+        return checked
+    zone = instrument.zone
+    week = queries.calendar_week(instrument, *checked, user=request.user)
+    events = [{"start": _local_iso(a, zone), "end": _local_iso(b, zone), "display": "background", "groupId": "free",
+               "classNames": ["slot-free"], "extendedProps": {"kind": "free"}} for a, b in week.free]
+    events += [{"start": _local_iso(a, zone), "end": _local_iso(b, zone), "title": _("Busy"),
+                "classNames": ["slot-busy"],
+                "extendedProps": {"kind": "busy", "utcStart": a.isoformat(), "utcEnd": b.isoformat()}}
+               for a, b in week.busy]
+    events += [{"start": _local_iso(b.start, zone), "end": _local_iso(b.end, zone),
+                "title": f"{_('Your booking')} · {b.get_state_display()}",
+                "url": reverse("bookings:detail", args=[b.pk]), "classNames": ["slot-mine", f"state-{b.state}"],
+                "extendedProps": {"kind": "mine", "utcStart": b.start.isoformat(), "utcEnd": b.end.isoformat()}}
+               for b in week.mine]
+    return JsonResponse(events, safe=False)
+
+
+# --- booking --------------------------------------------------------------------------------------
+
+
+@login_required
+def new_booking(request):
+    instrument = _instrument_or_404(request.user, request.GET.get("instrument"))
+    may_book, reason = catalog_queries.may_book(request.user, instrument)
+    labs = queries.labs_of(request.user)
+    conflict = False
+    if request.method == "POST":
+        form = BookingForm(request.POST, instrument=instrument, labs=labs)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                booking = services.create_booking(
+                    user=request.user, instrument_id=instrument.pk, start=data["start"], end=data["end"],
+                    purpose=data["purpose"], lab_id=data["lab"].pk if data.get("lab") else None)
+            except DomainError as error:
+                if error.status == 404:
+                    raise Http404(error.detail) from error
+                conflict = error.status == 409
+                form.add_error(None, rule_message(error, instrument))
+            else:
+                messages.success(request, _("Your booking request is waiting for the lab's approval.")
+                                 if booking.state == Booking.State.PENDING else _("Booked."))
+                return redirect("bookings:detail", booking.pk)
+    else:
+        zone = instrument.zone
+        form = BookingForm(instrument=instrument, labs=labs, initial={
+            "start": wall_clock(request.GET.get("start"), zone), "end": wall_clock(request.GET.get("end"), zone)})
+    context = {"instrument": instrument, "policy": instrument.policy, "form": form, "conflict": conflict,
+               "may_book": may_book, "refusal": "" if may_book else rule_message(DomainError(reason, reason)),
+               "zone_offset": _zone_offset(instrument.zone, timezone.now())}
+    return render(request, "bookings/new.html", context)
+
+
+def _detail_context(request, booking: Booking, reschedule_form=None) -> dict:
+    user, now = request.user, timezone.now()
+    is_booker = booking.user_id == user.pk
+    is_lab = catalog_queries.can_manage(user, booking.instrument)
+    open_state = booking.state in (Booking.State.PENDING, Booking.State.CONFIRMED) and booking.start > now
+    return {
+        "booking": booking, "instrument": booking.instrument, "is_booker": is_booker, "is_lab": is_lab,
+        "may_cancel": open_state and (is_booker or is_lab), "may_reschedule": open_state and is_booker,
+        "may_decide": is_lab and booking.state == Booking.State.PENDING,
+        "reschedule_form": reschedule_form or BookingTimesForm(instrument=booking.instrument,
+                                                               initial={"start": booking.start, "end": booking.end}),
+        "cancel_form": CancelForm(auto_id="cancel_%s"), "reject_form": RejectForm(auto_id="reject_%s"),
+    }
+
+
+@login_required
+@require_GET
+def detail(request, booking_id: int):
+    booking = _booking_or_404(request.user, booking_id)
+    return render(request, "bookings/detail.html", _detail_context(request, booking))
+
+
+@login_required
+@require_POST
+def reschedule(request, booking_id: int):
+    booking = _booking_or_404(request.user, booking_id)
+    form = BookingTimesForm(request.POST, instrument=booking.instrument)
+    if form.is_valid():
+        try:
+            services.reschedule_booking(actor=request.user, booking_id=booking.pk, start=form.cleaned_data["start"],
+                                        end=form.cleaned_data["end"])
+        except DomainError as error:
+            if error.status == 404:
+                raise Http404(error.detail) from error
+            form.add_error(None, rule_message(error, booking.instrument))
+        else:
+            messages.success(request, _("Booking moved."))
+            return redirect("bookings:detail", booking.pk)
+    return render(request, "bookings/detail.html", _detail_context(request, booking, reschedule_form=form))
+
+
+@login_required
+@require_POST
+def cancel(request, booking_id: int):
+    form = CancelForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        services.cancel_booking(actor=request.user, booking_id=booking_id, reason=reason)
+    except DomainError as error:
+        _refuse(request, error)
+    else:
+        messages.success(request, _("Booking cancelled."))
+    return redirect(_next_url(request, reverse("bookings:detail", args=[booking_id])))
+
+
+@login_required
+@require_POST
+def approve(request, booking_id: int):
+    try:
+        services.approve_booking(actor=request.user, booking_id=booking_id)
+    except DomainError as error:
+        _refuse(request, error)
+    else:
+        messages.success(request, _("Booking approved."))
+    return redirect(_next_url(request, reverse("bookings:lab_queue")))
+
+
+@login_required
+@require_POST
+def reject(request, booking_id: int):
+    form = RejectForm(request.POST)
+    try:
+        services.reject_booking(actor=request.user, booking_id=booking_id,
+                                reason=form.cleaned_data["reason"] if form.is_valid() else "")
+    except DomainError as error:
+        _refuse(request, error)
+    else:
+        messages.success(request, _("Booking rejected."))
+    return redirect(_next_url(request, reverse("bookings:lab_queue")))
+
+
+# --- my bookings, the lab queue -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def mine(request):
+    now = timezone.now()
+    upcoming = list(queries.upcoming_bookings(request.user, now=now)[:200])
+    for booking in upcoming:
+        booking.may_cancel = booking.state in (Booking.State.PENDING, Booking.State.CONFIRMED) and booking.start > now
+    context = {
+        "upcoming": upcoming, "past": queries.past_bookings(request.user, now=now)[:50],
+        "feed_tokens": queries.active_feed_tokens(request.user, scope=FeedToken.Scope.MINE),
+        "feed_scope": FeedToken.Scope.MINE, "feed_lab": None,
+    }
+    return render(request, "bookings/mine.html", context)
+
+
+@login_required
+@require_GET
+def lab_queue(request):
+    labs = list(queries.labs_managed_by(request.user))
+    if not labs:
+        raise Http404("You manage no lab.")
+    lab = next((lab for lab in labs if lab.pk == _int(request.GET.get("lab"))), labs[0])
+    zone_name = queries.lab_time_zone(lab)
+    config = {
+        "eventsUrl": reverse("bookings:lab_events", args=[lab.pk]), "timeZone": zone_name,
+        "locale": _calendar_locale(), "initialDate": _week_of(request.GET.get("date"), ZoneInfo(zone_name)).isoformat(),
+        "texts": _calendar_texts(),
+    }
+    context = {
+        "labs": labs, "lab": lab, "lab_zone": zone_name, "config": config,
+        "pending": queries.pending_approvals(request.user).filter(instrument__lab=lab),
+        "feed_tokens": queries.active_feed_tokens(request.user, scope=FeedToken.Scope.LAB, lab_id=lab.pk),
+        "feed_scope": FeedToken.Scope.LAB, "feed_lab": lab,
+    }
+    return render(request, "bookings/lab_queue.html", context)
+
+
+@require_GET
+def lab_events(request, lab_id: int):
+    """The lab calendar's events, with booker names: only for that lab's managers."""
+    lab = queries.labs_managed_by(request.user).filter(pk=lab_id).first()
+    if lab is None:
+        return _json_error(404, "not_found", "No such lab.")
+    zone = ZoneInfo(queries.lab_time_zone(lab))
+    checked = _range_or_error(request, zone)
+    if isinstance(checked, JsonResponse):
+        return checked
+    events = [{
+        "start": _local_iso(b.start, zone), "end": _local_iso(b.end, zone),
+        "title": f"{b.instrument.name_zh} · {b.user.display_name}", "url": reverse("bookings:detail", args=[b.pk]),
+        "classNames": [f"state-{b.state}", f"instrument-{b.instrument_id % 8}"],
+        "extendedProps": {"state": b.get_state_display(), "utcStart": b.start.isoformat(), "utcEnd": b.end.isoformat()},
+    } for b in queries.lab_calendar_bookings(request.user, lab.pk, *checked)[:2000]]
+    return JsonResponse(events, safe=False)
+
+
+# --- feed links -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def create_feed(request):
+    scope = request.POST.get("scope") or FeedToken.Scope.MINE
+    lab_id = _int(request.POST.get("lab"))
+    try:
+        token, plain = feeds.create_feed_token(user=request.user, scope=scope, lab_id=lab_id)
+    except DomainError as error:
+        _refuse(request, error)
+        return redirect("bookings:mine")
+    url = request.build_absolute_uri(reverse("bookings:private_feed", args=[plain]))
+    back = reverse("bookings:lab_queue") + f"?lab={token.lab_id}" if token.lab_id else reverse("bookings:mine")
+    # The secret is shown on this response only; it is stored as a digest.
+    response = render(request, "bookings/feed_created.html", {"token": token, "url": url, "back": back})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def revoke_feed(request, feed_id: int):
+    try:
+        feeds.revoke_feed_token(user=request.user, feed_id=feed_id)
+    except DomainError as error:
+        _refuse(request, error)
+    else:
+        messages.success(request, _("Feed link revoked: calendars subscribed to it stop updating."))
+    return redirect(_next_url(request, reverse("bookings:mine")))
+
+
+# --- calendar feeds -------------------------------------------------------------------------------
 
 
 def private_feed(request, token: str):
@@ -22,3 +427,4 @@ def instrument_feed(request, instrument_id: int):
     response = HttpResponse(feeds.public_instrument_feed(instrument), content_type=CALENDAR)
     response["Cache-Control"] = "public, max-age=300"
     return response
+

@@ -101,6 +101,7 @@ def on_database_error(request, exc):
 def _mount_routers() -> None:
     from billing.api import router as billing_router
     from bookings.api import router as bookings_router
+    from bookings.usage_api import router as usage_router
     from catalog.api import router as catalog_router
     from instrumentshare.accounts.api import auth_router
     from instrumentshare.accounts.api import router as accounts_router
@@ -109,6 +110,7 @@ def _mount_routers() -> None:
     api.add_router("/", accounts_router)
     api.add_router("/", catalog_router)
     api.add_router("/", bookings_router)
+    api.add_router("/", usage_router)
     api.add_router("/billing", billing_router)
 
 

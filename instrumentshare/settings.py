@@ -148,11 +148,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task whose worker died unacknowledged is handed out again after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
+    "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent", "schedule": timedelta(minutes=15)},
 }
 
 # --- auth ---------------------------------------------------------------------------------

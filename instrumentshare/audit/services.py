@@ -130,6 +130,48 @@ def record(
     return event
 
 
+def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
+                now: dt.datetime | None = None) -> int:
+    """Append one event per entry in a few statements, for set-based jobs (reconciliation).
+
+    Each entry is ``{"target": ..., "before": ..., "after": ...}`` with distinct targets. The
+    stream heads are locked in key order (no deadlock with another batch), then all events and
+    head moves are written in bulk. Same chain rules as ``record``.
+    """
+    if not entries:
+        return 0
+    occurred_at = (now or timezone.now()).astimezone(dt.UTC)
+    described = []
+    for entry in entries:
+        target_type, target_id, target_repr = _describe_target(entry["target"])
+        described.append((f"{target_type}:{target_id}", target_type, target_id, target_repr, entry))
+    keys = sorted({key for key, *_rest in described})
+    if len(keys) != len(described):
+        raise ValueError("record_many takes one entry per target")
+    with transaction.atomic():
+        AuditStream.objects.bulk_create([AuditStream(key=key) for key in keys], ignore_conflicts=True)
+        locked = AuditStream.objects.select_for_update().filter(key__in=keys).order_by("key")
+        heads = {head.key: head for head in locked}
+        actor_id = getattr(actor, "pk", None)
+        events, moved = [], []
+        for key, target_type, target_id, target_repr, entry in described:
+            head = heads[key]
+            row = {
+                "stream_key": key, "seq": head.last_seq + 1, "occurred_at": occurred_at, "actor_id": actor_id,
+                "actor_repr": str(actor)[:200] if actor is not None else "system",
+                "request_id": get_request_id()[:80], "action": action, "target_type": target_type,
+                "target_id": target_id, "target_repr": target_repr, "before": to_json_value(entry.get("before")),
+                "after": to_json_value(entry.get("after")), "reason": reason or "", "prev_hash": head.last_hash,
+            }
+            row["hash"] = event_hash(row)
+            events.append(AuditEvent(**row))
+            head.last_seq, head.last_hash = row["seq"], row["hash"]
+            moved.append(head)
+        AuditEvent.objects.bulk_create(events, batch_size=2000)
+        AuditStream.objects.bulk_update(moved, ["last_seq", "last_hash"], batch_size=2000)
+    return len(events)
+
+
 def changes(instance: models.Model, fields: Iterable[str]) -> dict:
     """The named fields of an instance as JSON-ready values (for before/after)."""
     return to_json_value({field: getattr(instance, field) for field in fields})

@@ -1,0 +1,343 @@
+"""Reconciliation: bookings against real usage, in sets, idempotently.
+
+One run over a window:
+1. close sessions left open by a crashed logger (one UPDATE) and flag them;
+2. match ended, unmatched sessions to bookings (one correlated UPDATE per user case);
+3. move ended bookings to completed (had use) or no-show (none, after the grace period), with
+   audit events and credit penalties written in bulk;
+4. flag overruns, early finishes and unbooked use;
+5. upsert one billable item per booking or unbooked session, and its service record.
+Every write is keyed (state filters, unique keys), so a second run, or a run after a worker
+was killed half-way, leaves exactly what one run leaves. Work is done in chunks of bookings,
+each in its own transaction, with a fixed number of statements per chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import DurationField, Exists, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
+
+from catalog.models import BookingPolicy
+from instrumentshare.audit.services import record_many
+
+from .charging import billable_quantity
+from .models import BillableItem, Booking, CreditEvent, ReviewFlag, ServiceRecord, UsageSession, UserCredit
+
+logger = logging.getLogger(__name__)
+CHUNK = 5000
+LOCK_ID = 0x5EC0C11E
+
+
+@dataclass
+class Summary:
+    closed_sessions: int = 0
+    matched_sessions: int = 0
+    completed: int = 0
+    no_shows: int = 0
+    flags: int = 0
+    items_created: int = 0
+    items_updated: int = 0
+    skipped: bool = False
+    details: dict = field(default_factory=dict)
+
+
+def _duration(start: str, end: str) -> ExpressionWrapper:
+    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+
+
+def _minutes(value) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, dt.timedelta):
+        return max(int(value.total_seconds() // 60), 0)
+    return max(int(value) // 60_000_000, 0)  # microseconds, as some backends return durations
+
+
+class _RunLock:
+    """One reconciliation at a time on PostgreSQL (two beats started by mistake): the second skips."""
+
+    def __enter__(self) -> bool:
+        self.held = True
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_ID])
+                self.held = cursor.fetchone()[0]
+        return self.held
+
+    def __exit__(self, *exc) -> None:
+        if self.held and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_ID])
+
+
+def reconcile(*, since: dt.datetime, until: dt.datetime | None = None, now: dt.datetime | None = None) -> Summary:
+    now = now or timezone.now()
+    until = min(until or now, now)
+    summary = Summary()
+    with _RunLock() as held:
+        if not held:
+            summary.skipped = True
+            return summary
+        summary.closed_sessions = close_open_sessions(now=now)
+        summary.matched_sessions = match_sessions(since=since, until=until)
+        settle_bookings(since=since, until=until, now=now, summary=summary)
+        summary.flags += flag_sessions(since=since, until=until)
+        upsert_unbooked_items(since=since, until=until, summary=summary)
+    logger.info("reconciliation %s..%s: %s", since, until, summary)
+    return summary
+
+
+def close_open_sessions(*, now: dt.datetime) -> int:
+    limit = dt.timedelta(hours=settings.USAGE_OPEN_SESSION_LIMIT_HOURS)
+    with transaction.atomic():
+        stale = UsageSession.objects.select_for_update().filter(end__isnull=True, start__lt=now - limit)
+        ids = list(stale.values_list("id", flat=True))
+        if not ids:
+            return 0
+        UsageSession.objects.filter(pk__in=ids).update(end=F("start") + limit, auto_closed=True, updated_at=now)
+        rows = UsageSession.objects.filter(pk__in=ids).values_list("id", "instrument_id")
+        ReviewFlag.objects.bulk_create(
+            [ReviewFlag(instrument_id=instrument_id, session_id=session_id, kind=ReviewFlag.Kind.OPEN_SESSION,
+                        detail=f"closed after {settings.USAGE_OPEN_SESSION_LIMIT_HOURS} h")
+             for session_id, instrument_id in rows],
+            ignore_conflicts=True,
+        )
+    return len(ids)
+
+
+MATCHABLE = (Booking.State.CONFIRMED, Booking.State.COMPLETED, Booking.State.NO_SHOW)
+
+
+def match_sessions(*, since: dt.datetime, until: dt.datetime) -> int:
+    """Give each ended session without a booking the earliest overlapping booking (of its user, if known)."""
+    unmatched = UsageSession.objects.filter(booking__isnull=True, start__isnull=False, end__isnull=False,
+                                            start__gte=since - dt.timedelta(days=1), start__lt=until)
+    overlapping = Booking.objects.filter(instrument_id=OuterRef("instrument_id"), state__in=MATCHABLE,
+                                         start__lt=OuterRef("end"), end__gt=OuterRef("start")).order_by("start", "id")
+    with transaction.atomic():
+        matched = unmatched.filter(user__isnull=False).update(
+            booking=Subquery(overlapping.filter(user_id=OuterRef("user_id")).values("pk")[:1]))
+        matched += unmatched.filter(user__isnull=True).update(booking=Subquery(overlapping.values("pk")[:1]))
+    return matched
+
+
+def _ended_bookings(since, until):
+    return Booking.objects.filter(start__gte=since, start__lt=until)
+
+
+def settle_bookings(*, since, until, now, summary: Summary) -> None:
+    ids = list(_ended_bookings(since, until).filter(
+        Q(state__in=(Booking.State.CONFIRMED, Booking.State.COMPLETED, Booking.State.NO_SHOW))
+        | Q(state=Booking.State.CANCELLED, late_cancellation=True)
+    ).order_by("id").values_list("id", flat=True))
+    for offset in range(0, len(ids), CHUNK):
+        with transaction.atomic():
+            _settle_chunk(ids[offset: offset + CHUNK], now=now, summary=summary)
+
+
+def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
+    # Lock the rows this run may move; a booking someone else moved meanwhile is left alone.
+    candidates = (Booking.objects.filter(pk__in=ids, state=Booking.State.CONFIRMED, end__lte=now)
+                  .select_for_update(of=("self",))
+                  .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
+                  .values_list("id", "start", "has_use", "instrument__policy__no_show_grace_minutes"))
+    completed_ids, no_show_ids = [], []
+    for booking_id, start, has_use, grace in candidates:
+        if has_use:
+            completed_ids.append(booking_id)
+        elif now >= start + dt.timedelta(minutes=grace):
+            no_show_ids.append(booking_id)
+    if completed_ids:
+        Booking.objects.filter(pk__in=completed_ids, state=Booking.State.CONFIRMED).update(
+            state=Booking.State.COMPLETED, updated_at=now)
+        record_many(actor=None, action="booking.completed", now=now, entries=[
+            {"target": ("bookings.booking", pk), "before": {"state": "confirmed"}, "after": {"state": "completed"}}
+            for pk in completed_ids])
+    if no_show_ids:
+        Booking.objects.filter(pk__in=no_show_ids, state=Booking.State.CONFIRMED).update(
+            state=Booking.State.NO_SHOW, updated_at=now)
+        record_many(actor=None, action="booking.no_show", now=now, entries=[
+            {"target": ("bookings.booking", pk), "before": {"state": "confirmed"}, "after": {"state": "no_show"}}
+            for pk in no_show_ids])
+        _penalize_no_shows(no_show_ids, now=now)
+    summary.completed += len(completed_ids)
+    summary.no_shows += len(no_show_ids)
+    summary.flags += _flag_bookings(ids)
+    _upsert_booking_items(ids, now=now, summary=summary)
+
+
+def _penalize_no_shows(booking_ids: list[int], *, now) -> None:
+    users = dict(Booking.objects.filter(pk__in=booking_ids).values_list("id", "user_id"))
+    penalty = settings.CREDIT_NO_SHOW_PENALTY
+    already = set(CreditEvent.objects.filter(booking_id__in=booking_ids, kind="no_show")
+                  .values_list("booking_id", flat=True))
+    new = [pk for pk in booking_ids if pk not in already]
+    if not new or penalty <= 0:
+        return
+    CreditEvent.objects.bulk_create([CreditEvent(user_id=users[pk], booking_id=pk, kind="no_show", delta=-penalty)
+                                     for pk in new])
+    per_user = defaultdict(int)
+    for pk in new:
+        per_user[users[pk]] += penalty
+    UserCredit.objects.bulk_create([UserCredit(user_id=user_id, score=settings.CREDIT_INITIAL_SCORE)
+                                    for user_id in per_user], ignore_conflicts=True)
+    for user_id, total in per_user.items():
+        UserCredit.objects.filter(user_id=user_id).update(score=F("score") - total, updated_at=now)
+    record_many(actor=None, action="credit.no_show", now=now, entries=[
+        {"target": ("accounts.user", user_id), "after": {"delta": -total}} for user_id, total in per_user.items()])
+
+
+def _usage_by_booking(ids: list[int]) -> dict[int, tuple[int, int, dt.datetime | None, dt.datetime | None]]:
+    rows = (UsageSession.objects.filter(booking_id__in=ids, start__isnull=False, end__isnull=False)
+            .values("booking_id").annotate(used=Sum(_duration("start", "end")), samples=Sum("samples"),
+                                           first=Min("start"), last=Max("end")))
+    return {row["booking_id"]: (_minutes(row["used"]), row["samples"] or 0, row["first"], row["last"])
+            for row in rows}
+
+
+def _flag_bookings(ids: list[int]) -> int:
+    tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
+    usage = _usage_by_booking(ids)
+    flags = []
+    for booking_id, instrument_id, state, _start, end in Booking.objects.filter(pk__in=ids).values_list(
+            "id", "instrument_id", "state", "start", "end"):
+        if state == Booking.State.NO_SHOW:
+            flags.append(ReviewFlag(instrument_id=instrument_id, booking_id=booking_id, kind=ReviewFlag.Kind.NO_SHOW,
+                                    detail="no usage recorded"))
+            continue
+        if booking_id not in usage or state != Booking.State.COMPLETED:
+            continue
+        _used, _samples, first, last = usage[booking_id]
+        if last and last > end + tolerance:
+            flags.append(ReviewFlag(instrument_id=instrument_id, booking_id=booking_id, kind=ReviewFlag.Kind.OVERRUN,
+                                    detail=f"used until {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
+        elif last and last < end - tolerance:
+            flags.append(ReviewFlag(instrument_id=instrument_id, booking_id=booking_id,
+                                    kind=ReviewFlag.Kind.EARLY_FINISH,
+                                    detail=f"finished {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
+    ReviewFlag.objects.bulk_create(flags, ignore_conflicts=True)
+    return len(flags)
+
+
+def flag_sessions(*, since, until) -> int:
+    rows = UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
+                                       start__lt=until).values_list("id", "instrument_id")
+    flags = [ReviewFlag(instrument_id=instrument_id, session_id=session_id, kind=ReviewFlag.Kind.UNBOOKED,
+                        detail="usage without a booking") for session_id, instrument_id in rows]
+    ReviewFlag.objects.bulk_create(flags, ignore_conflicts=True)
+    return len(flags)
+
+
+ITEM_FIELDS = ("kind", "charge_mode", "unit", "quantity", "booked_minutes", "used_minutes", "samples",
+               "service_start", "service_end", "lab_id", "is_internal", "user_id", "instrument_id")
+
+
+def _policy_rules(policy: BookingPolicy) -> dict:
+    return {"charge_mode": policy.charge_mode, "min_charge_minutes": policy.min_charge_minutes,
+            "rounding_minutes": policy.rounding_minutes, "no_show_percent": policy.no_show_charge_percent,
+            "late_cancel_percent": policy.late_cancel_charge_percent}
+
+
+def _upsert_booking_items(ids: list[int], *, now, summary: Summary) -> None:
+    bookings = list(Booking.objects.filter(pk__in=ids, state__in=(
+        Booking.State.COMPLETED, Booking.State.NO_SHOW, Booking.State.CANCELLED)).select_related("instrument__policy"))
+    usage = _usage_by_booking([b.pk for b in bookings])
+    wanted = {}
+    for booking in bookings:
+        if booking.state == Booking.State.CANCELLED and not booking.late_cancellation:
+            continue
+        kind = {"completed": "booking", "no_show": "no_show", "cancelled": "late_cancel"}[booking.state]
+        used, samples, _first, _last = usage.get(booking.pk, (0, 0, None, None))
+        booked = booking.duration_minutes
+        quantity = billable_quantity(kind=kind, booked_minutes=booked, used_minutes=used, samples=samples,
+                                     **_policy_rules(booking.instrument.policy))
+        wanted[booking.pk] = {
+            "kind": kind, "charge_mode": booking.instrument.policy.charge_mode, "unit": quantity.unit,
+            "quantity": quantity.quantity, "booked_minutes": booked, "used_minutes": used, "samples": samples,
+            "service_start": booking.start, "service_end": booking.end, "lab_id": booking.charged_lab_id,
+            "is_internal": booking.is_internal, "user_id": booking.user_id, "instrument_id": booking.instrument_id,
+        }
+    _apply_items("booking_id", wanted, now=now, summary=summary)
+
+
+def upsert_unbooked_items(*, since, until, summary: Summary) -> None:
+    from catalog import queries as catalog_queries
+
+    sessions = list(UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
+                                                start__lt=until).select_related("instrument__policy", "user"))
+    now = timezone.now()
+    labs = {}
+    if sessions:
+        from instrumentshare.accounts.models import Membership
+
+        for user_id, lab_id in Membership.objects.filter(
+                user_id__in={s.user_id for s in sessions if s.user_id}).order_by("lab_id").values_list(
+                "user_id", "lab_id"):
+            labs.setdefault(user_id, lab_id)
+    wanted = {}
+    for session in sessions:
+        used = _minutes(session.end - session.start)
+        quantity = billable_quantity(kind="unbooked", booked_minutes=0, used_minutes=used, samples=session.samples,
+                                     **_policy_rules(session.instrument.policy))
+        internal = session.user is None or catalog_queries.is_internal_user(session.user, session.instrument)
+        wanted[session.pk] = {
+            "kind": "unbooked", "charge_mode": session.instrument.policy.charge_mode, "unit": quantity.unit,
+            "quantity": quantity.quantity, "booked_minutes": 0, "used_minutes": used, "samples": session.samples,
+            "service_start": session.start, "service_end": session.end, "lab_id": labs.get(session.user_id),
+            "is_internal": internal, "user_id": session.user_id, "instrument_id": session.instrument_id,
+        }
+    for offset in range(0, len(sessions), CHUNK):
+        keys = list(wanted)[offset: offset + CHUNK]
+        with transaction.atomic():
+            _apply_items("session_id", {key: wanted[key] for key in keys}, now=now, summary=summary)
+
+
+def _apply_items(key: str, wanted: dict[int, dict], *, now, summary: Summary) -> None:
+    """Create missing items, update open uncorrected ones that differ, leave the rest alone."""
+    if not wanted:
+        return
+    existing = {getattr(item, key): item for item in BillableItem.objects.select_for_update().filter(
+        **{f"{key}__in": list(wanted)})}
+    new, changed = [], []
+    for source_id, values in wanted.items():
+        item = existing.get(source_id)
+        if item is None:
+            new.append(BillableItem(**{key: source_id}, **values, created_at=now, updated_at=now))
+        elif item.state == BillableItem.State.OPEN and not item.corrected:
+            if any(getattr(item, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(item, name, value)
+                item.updated_at = now
+                changed.append(item)
+    BillableItem.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+    if changed:
+        BillableItem.objects.bulk_update(changed, [*ITEM_FIELDS, "updated_at"], batch_size=2000)
+    summary.items_created += len(new)
+    summary.items_updated += len(changed)
+    _ensure_service_records([source_id for source_id in wanted], key)
+
+
+def _ensure_service_records(source_ids: list[int], key: str) -> None:
+    items = (BillableItem.objects.filter(**{f"{key}__in": source_ids}, kind__in=("booking", "unbooked"),
+                                         service_record__isnull=True)
+             .select_related("user", "booking"))
+    records = []
+    for item in items:
+        records.append(ServiceRecord(
+            item=item, instrument_id=item.instrument_id, user_id=item.user_id,
+            applicant_organization_id=item.user.organization_id if item.user else None,
+            is_internal=item.is_internal,
+            direction=item.booking.direction if item.booking else ServiceRecord.Direction.RESEARCH,
+            start=item.service_start, end=item.service_end,
+            hours=(Decimal(item.used_minutes or item.booked_minutes) / 60).quantize(Decimal("0.01")),
+            samples=item.samples,
+        ))
+    ServiceRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=2000)
