@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema, Status
+from ninja import Field, File, Router, Schema, Status
+from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 from pydantic import model_validator
 
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
-from instrumentshare.core.errors import NotFound
+from instrumentshare.core.errors import Invalid, NotFound
 
-from . import usage
+from . import logbook, usage
 from .models import ReviewFlag
 
 router = Router(tags=["usage"])
@@ -167,3 +168,28 @@ def resolve_flag(request, flag_id: int, payload: FlagDecisionIn):
 def rate_service(request, record_id: int, payload: RatingIn):
     service = usage.rate_service(user=request.auth, record_id=record_id, rating=payload.rating)
     return {"id": service.pk, "rating": service.rating}
+
+
+class RowErrorOut(Schema):
+    line: int
+    reason: str
+
+
+class ImportOut(Schema):
+    dry_run: bool
+    rows: int
+    created: int
+    unchanged: int
+    errors: list[RowErrorOut]
+
+
+@router.post("/usage/import", response={200: ImportOut, 422: ImportOut},
+             summary="Upload a logbook (CSV or XLSX); dry_run=true checks every row and changes nothing")
+def import_logbook(request, file: File[UploadedFile], dry_run: bool = True):
+    if file.size > logbook.MAX_BYTES:
+        raise Invalid("file_too_large", "Upload at most 5 MB.")
+    result = logbook.import_logbook(actor=request.auth, data=file.read(), filename=file.name or "logbook.csv",
+                                    dry_run=dry_run)
+    body = {"dry_run": result.dry_run, "rows": result.rows, "created": result.created, "unchanged": result.unchanged,
+            "errors": [{"line": e.line, "reason": e.reason} for e in result.errors]}
+    return Status(422 if result.errors else 200, body)
