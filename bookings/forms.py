@@ -131,11 +131,16 @@ def rule_message(error: DomainError, instrument=None) -> str:
                 "start": _format_moment(conflict.get("start"), instrument.zone),
                 "end": _format_moment(conflict.get("end"), instrument.zone)}
         return gettext("Sorry, that time was just taken. Pick another free time on the calendar.")
-    message = RULE_MESSAGES.get(error.code)
+    return code_message(error.code, instrument) or error.detail
+
+
+def code_message(code: str, instrument=None) -> str:
+    """The translated sentence for a rule's code ("" when there is none, or it needs the instrument)."""
+    message = RULE_MESSAGES.get(code)
     if message is None:
-        return error.detail
+        return ""
     if instrument is None:
-        return str(message) if "%(" not in str(message) else error.detail
+        return "" if "%(" in str(message) else str(message)
     policy = instrument.policy
     return str(message) % {
         "min_minutes": policy.min_minutes, "max_minutes": policy.max_minutes, "slot_minutes": policy.slot_minutes,

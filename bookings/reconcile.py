@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,7 +33,7 @@ from .charging import billable_quantity
 from .models import BillableItem, Booking, CreditEvent, ReviewFlag, ServiceRecord, UsageSession, UserCredit
 
 logger = logging.getLogger(__name__)
-CHUNK = 5000
+CHUNK = int(os.environ.get("RECONCILE_CHUNK", "5000"))
 LOCK_ID = 0x5EC0C11E
 
 

@@ -17,11 +17,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import queries as catalog_queries
-from catalog.models import Instrument
+from catalog.models import BookingPolicy, Instrument
 from instrumentshare.core.errors import DomainError
 
 from . import feeds, queries, services
-from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, rule_message, wall_clock
+from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, code_message, rule_message, wall_clock
 from .models import Booking, FeedToken
 
 CALENDAR = "text/calendar; charset=utf-8"
@@ -102,10 +102,13 @@ def _zone_offset(zone, at: dt.datetime) -> str:
 
 
 def _week_of(value: str | None, zone) -> dt.date:
+    """The day whose week to show: ``?date=`` when it parses and lies within ten years, else today."""
+    today = timezone.now().astimezone(zone).date()
     try:
-        return dt.date.fromisoformat(value or "")
+        day = dt.date.fromisoformat(value or "")
     except ValueError:
-        return timezone.now().astimezone(zone).date()
+        return today
+    return day if abs((day - today).days) <= 3660 else today
 
 
 def _calendar_locale() -> str:
@@ -131,7 +134,7 @@ def calendar(request, instrument_id: int):
     day = _week_of(request.GET.get("date"), zone)
     first, last = queries.opening_span(instrument)
     may_book, reason = catalog_queries.may_book(request.user, instrument)
-    if may_book and instrument.policy.mode != instrument.policy.Mode.SLOTS:
+    if may_book and instrument.policy.mode != BookingPolicy.Mode.SLOTS:
         may_book, reason = False, "samples_only"
     config = {
         "eventsUrl": reverse("bookings:calendar_events", args=[instrument.pk]),
@@ -144,8 +147,7 @@ def calendar(request, instrument_id: int):
     }
     context = {
         "instrument": instrument, "policy": instrument.policy, "config": config, "may_book": may_book,
-        "refusal": rule_message(DomainError(reason, reason), instrument) if reason and request.user.is_authenticated
-        else "",
+        "refusal": code_message(reason, instrument) or reason if request.user.is_authenticated else "",
         "zone_offset": _zone_offset(zone, now),
         "login_url": f"{reverse('accounts:login')}?{urlencode({'next': request.get_full_path()})}",
         **_free_list_context(instrument, day, request.user),
@@ -162,7 +164,6 @@ def _free_list_context(instrument: Instrument, day: dt.date, user) -> dict:
         "week_monday": monday, "week_sunday": monday + dt.timedelta(days=6),
         "previous_week": monday - dt.timedelta(days=7), "next_week": monday + dt.timedelta(days=7),
         "free_slots": queries.bookable_starts(instrument, week.free),
-        "slot_length": dt.timedelta(minutes=max(instrument.policy.min_minutes, instrument.policy.slot_minutes)),
     }
 
 
@@ -232,7 +233,7 @@ def new_booking(request):
         form = BookingForm(instrument=instrument, labs=labs, initial={
             "start": wall_clock(request.GET.get("start"), zone), "end": wall_clock(request.GET.get("end"), zone)})
     context = {"instrument": instrument, "policy": instrument.policy, "form": form, "conflict": conflict,
-               "may_book": may_book, "refusal": "" if may_book else rule_message(DomainError(reason, reason)),
+               "may_book": may_book, "refusal": "" if may_book else code_message(reason, instrument) or reason,
                "zone_offset": _zone_offset(instrument.zone, timezone.now())}
     return render(request, "bookings/new.html", context)
 

@@ -107,8 +107,18 @@
   }
 
   function instrumentCalendar(element, config) {
+    var calendar;
     var freeList = document.getElementById("free-list");
     var shownWeek = freeList ? freeList.getAttribute("data-week") : null;
+    // The list's own week links (htmx) move the calendar along, and the calendar's buttons the list.
+    document.body.addEventListener("htmx:afterSwap", function () {
+      var list = document.getElementById("free-list");
+      var week = list ? list.getAttribute("data-week") : null;
+      if (calendar && week && week !== shownWeek) {
+        shownWeek = week;
+        calendar.gotoDate(week);
+      }
+    });
     var options = baseOptions(config);
     Object.assign(options, {
       slotDuration: minutes(config.slotMinutes),
@@ -140,7 +150,7 @@
         }
       }
     });
-    var calendar = new FullCalendar.Calendar(element, options);
+    calendar = new FullCalendar.Calendar(element, options);
     calendar.render();
     showViewerZone(config.timeZone);
     element.setAttribute("data-ready", "true");
