@@ -105,6 +105,7 @@ def _mount_routers() -> None:
     from catalog.api import router as catalog_router
     from instrumentshare.accounts.api import auth_router
     from instrumentshare.accounts.api import router as accounts_router
+    from oversight.api import router as oversight_router
 
     api.add_router("/auth", auth_router)
     api.add_router("/", accounts_router)
@@ -112,6 +113,7 @@ def _mount_routers() -> None:
     api.add_router("/", bookings_router)
     api.add_router("/", usage_router)
     api.add_router("/billing", billing_router)
+    api.add_router("/oversight", oversight_router)
 
 
 _mount_routers()

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "catalog",
     "bookings",
     "billing",
+    "oversight",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ urlpatterns = [
     path("instruments/", include("catalog.urls")),
     path("bookings/", include("bookings.urls")),
     path("billing/", include("billing.urls")),
+    path("oversight/", include("oversight.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]
