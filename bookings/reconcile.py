@@ -87,11 +87,13 @@ def reconcile(*, since: dt.datetime, until: dt.datetime | None = None, now: dt.d
         if not held:
             summary.skipped = True
             return summary
+        flags_before = ReviewFlag.objects.count()
         summary.closed_sessions = close_open_sessions(now=now)
         summary.matched_sessions = match_sessions(since=since, until=until)
         settle_bookings(since=since, until=until, now=now, summary=summary)
         summary.flags += flag_sessions(since=since, until=until)
         upsert_unbooked_items(since=since, until=until, summary=summary)
+        summary.flags = ReviewFlag.objects.count() - flags_before
     logger.info("reconciliation %s..%s: %s", since, until, summary)
     return summary
 
