@@ -10,7 +10,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from catalog import queries as catalog_queries
 from catalog.models import Instrument
-from instrumentshare.core.auth import PUBLIC_AUTH
+from instrumentshare.core.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import NotFound
 
 from . import availability, feeds, queries, services
@@ -120,7 +120,8 @@ def _visible_booking(request, booking_id: int) -> Booking:
     return booking
 
 
-@router.post("/bookings", response={201: BookingOut}, summary="Book an instrument")
+@router.post("/bookings", response={201: BookingOut}, summary="Book an instrument",
+             throttle=[UserRateThrottle("RATE_LIMIT_BOOKINGS")])
 def create_booking(request, payload: BookingIn):
     booking = services.create_booking(user=request.auth, instrument_id=payload.instrument_id, start=payload.start,
                                       end=payload.end, purpose=payload.purpose, lab_id=payload.lab_id)

@@ -36,7 +36,10 @@ def error_response(request, status: int, code: str, detail, **extra):
 
 @api.exception_handler(DomainError)
 def on_domain_error(request, exc: DomainError):
-    return error_response(request, exc.status, exc.code, exc.detail, **exc.extra)
+    response = error_response(request, exc.status, exc.code, exc.detail, **exc.extra)
+    if exc.status == 429 and "retry_after" in exc.extra:
+        response["Retry-After"] = str(exc.extra["retry_after"])
+    return response
 
 
 @api.exception_handler(ValidationError)

@@ -130,6 +130,23 @@ def api_as():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(request, settings):
+    """Argon2 is slow on purpose; tests that are not about passwords use a fast hasher."""
+    if "real_password_hashing" not in request.keywords:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters and other cached state never leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _audit_triggers_allow_flush(request):
     """Keep the append-only triggers on during every test, off only for the test database flush.
 

@@ -143,6 +143,12 @@ def create_api_token(
 
 def issue_token_for_credentials(*, request, username: str, password: str, name: str = "") -> tuple[ApiToken, str]:
     user = authenticate(request, username=username, password=password)
+    if getattr(request, "axes_locked_out", False):
+        from django.conf import settings
+
+        minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+        raise Forbidden("locked_out", f"Too many failed logins: try again in {minutes} minutes.", status=429,
+                        extra={"retry_after": minutes * 60})
     if user is None or not user.is_active:
         raise Forbidden("invalid_credentials", "Unknown username or wrong password.", status=401)
     return create_api_token(user=user, name=name or f"token {timezone.now():%Y-%m-%d %H:%M}")

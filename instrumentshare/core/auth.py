@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from ninja.security import HttpBearer
+from ninja.throttling import AuthRateThrottle
 from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
@@ -74,3 +75,27 @@ class Anonymous:
 
 # Public routes (the catalog, public availability) still recognise a token or a session.
 PUBLIC_AUTH = [bearer_auth, session_auth, Anonymous()]
+
+
+class UserRateThrottle(AuthRateThrottle):
+    """A per-user budget (per token or session user; per address when anonymous), rate from settings."""
+
+    def __init__(self, setting_name: str):
+        from django.conf import settings
+
+        self.setting_name = setting_name
+        self.scope = setting_name.lower()
+        super().__init__(getattr(settings, setting_name))
+
+    def allow_request(self, request) -> bool:
+        from django.conf import settings
+
+        # Read the budget on every request, so a changed setting applies without a restart.
+        self.rate = getattr(settings, self.setting_name)
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request)
+
+    def get_cache_key(self, request):
+        user = getattr(request, "auth", None) or getattr(request, "user", None)
+        ident = f"user-{user.pk}" if getattr(user, "pk", None) else f"ip-{self.get_ident(request)}"
+        return f"throttle_{self.scope}_{ident}"

@@ -48,3 +48,15 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "server_error", "detail": "Internal error; it has been logged."}, status=500)
     return render(request, "core/error.html", {"status": 500, "message": "Server error"}, status=500)
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes calls this for a locked-out login: JSON on the API, the page elsewhere; always 429."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"code": "locked_out", "detail": f"Too many failed logins: try again in {minutes} "
+                                 "minutes.", "retry_after": minutes * 60}, status=429)
+    else:
+        response = render(request, "accounts/locked_out.html", {"minutes": minutes}, status=429)
+    response["Retry-After"] = str(minutes * 60)
+    return response
