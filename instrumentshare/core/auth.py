@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from ninja.security import HttpBearer
-from ninja.throttling import AuthRateThrottle
 from ninja.security.apikey import APIKeyCookie
+from ninja.throttling import AuthRateThrottle
 from ninja.utils import check_csrf
 
 from instrumentshare.accounts.models import ApiToken
