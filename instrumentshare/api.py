@@ -90,6 +90,10 @@ def on_django_validation_error(request, exc: DjangoValidationError):
 def on_database_unavailable(request, exc):
     # The database went away (restart, failover): nothing was committed; the client may retry.
     logger.warning("database unavailable: %s", exc)
+    from django.db import connections
+
+    for connection in connections.all():
+        connection.close_if_unusable_or_obsolete()
     response = error_response(request, 503, "unavailable", "The database is unavailable; retry shortly.")
     response["Retry-After"] = "2"
     return response
