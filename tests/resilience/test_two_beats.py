@@ -45,7 +45,7 @@ def test_periodic_jobs_run_twice_at_once_take_effect_once(world):
     monday = next_weekday(0, 9, weeks_ahead=-1)
     for day in range(5):
         start = monday + dt.timedelta(days=day)
-        booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+        services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
                                           end=start + dt.timedelta(hours=2), purpose="x",
                                           now=start - dt.timedelta(days=1))
         if day % 2 == 0:
