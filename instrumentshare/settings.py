@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import dj_database_url
+from csp.constants import NONCE
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "csp",
     "ninja",
     "instrumentshare.core",
     "instrumentshare.accounts",
@@ -74,6 +76,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "instrumentshare.core.middleware.RequestIdMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "instrumentshare.core.metrics.MetricsMiddleware",
     "instrumentshare.core.middleware_db.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -103,6 +107,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "csp.context_processors.nonce",
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
@@ -263,6 +268,26 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# Content security policy (django-csp): our own scripts and styles only, nothing from elsewhere.
+# Stripe.js is allowed where payments are on; inline scripts need the per-request nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE, *(["https://js.stripe.com"] if STRIPE_SECRET_KEY else [])],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'", *(["https://api.stripe.com"] if STRIPE_SECRET_KEY else [])],
+        "frame-src": ["'self'", *(["https://js.stripe.com", "https://hooks.stripe.com"] if STRIPE_SECRET_KEY else [])],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- API ----------------------------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 50

@@ -5,11 +5,13 @@ from django.urls import include, path
 
 from instrumentshare.api import api
 from instrumentshare.core import views as core_views
+from instrumentshare.core.metrics import metrics_view
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("instrumentshare.accounts.urls")),
     path("instruments/", include("catalog.urls")),

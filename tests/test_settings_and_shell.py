@@ -117,3 +117,38 @@ def test_static_assets_are_vendored_not_fetched():
     assert "http://" not in templates and "https://" not in templates
     assert (ROOT / "instrumentshare/static/vendor/htmx/htmx.min.js").exists()
     assert (ROOT / "instrumentshare/static/vendor/pico/pico.min.css").exists()
+
+
+@pytest.mark.django_db
+def test_pages_carry_security_headers_and_a_strict_content_security_policy():
+    response = Client().get("/")
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    script_src = policy.split("script-src")[1].split(";")[0]
+    assert "'self'" in script_src and "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_no_template_uses_inline_event_handlers():
+    import re
+
+    offenders = []
+    for path in ROOT.glob("*/templates/**/*.html"):
+        if re.search(r"\son(click|change|submit|load|input|keyup|keydown)=", path.read_text(encoding="utf-8")):
+            offenders.append(str(path.relative_to(ROOT)))
+    for path in ROOT.glob("instrumentshare/templates/**/*.html"):
+        if re.search(r"\son(click|change|submit|load|input)=", path.read_text(encoding="utf-8")):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == [], "inline handlers are blocked by the CSP; use data-autosubmit or a static script"
+
+
+@pytest.mark.django_db
+def test_metrics_count_requests_and_show_the_outbox():
+    client = Client()
+    client.get("/healthz")
+    body = client.get("/metrics").content.decode()
+    assert 'instrumentshare_http_requests_total{method="GET",route="healthz",status="200"}' in body
+    assert "instrumentshare_outbox_pending 0.0" in body
+    assert "instrumentshare_celery_queue_depth" in body

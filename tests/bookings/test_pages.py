@@ -112,6 +112,12 @@ def test_an_offset_in_the_range_is_honoured_even_when_its_plus_arrives_unescaped
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("date", ["0001-01-01", "9999-12-31", "garbage", ""])
+def test_a_far_or_broken_week_falls_back_to_this_week(world, instrument, date):
+    assert client_for().get(reverse("bookings:calendar", args=[instrument.pk]), {"date": date}).status_code == 200
+    assert client_for().get(reverse("bookings:free_list", args=[instrument.pk]), {"date": date}).status_code == 200
+
+
 def test_the_free_list_offers_grid_aligned_booking_links(world, instrument, slot):
     response = client_for(world.researcher).get(reverse("bookings:free_list", args=[instrument.pk]),
                                                 {"date": slot[0].date().isoformat()})
@@ -403,3 +409,9 @@ def test_next_never_leads_off_site(world, instrument, slot):
     response = client_for(world.researcher).post(reverse("bookings:cancel", args=[booking.pk]),
                                                  {"next": "https://evil.example/"})
     assert response.url == reverse("bookings:detail", args=[booking.pk])
+
+
+def test_the_instrument_page_links_to_its_week_calendar(world, instrument):
+    response = client_for().get(f"/instruments/{instrument.pk}/")
+    assert response.status_code == 200
+    assert reverse("bookings:calendar", args=[instrument.pk]) in response.content.decode()
