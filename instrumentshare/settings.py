@@ -138,6 +138,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+    # One test database per test run, so two runs on one server never drop each other's.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
 
 # --- cache, Celery ------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -169,6 +171,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
+    "worker-heartbeat": {"task": "instrumentshare.core.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent", "schedule": timedelta(minutes=15)},
 }
 
@@ -288,6 +291,9 @@ CONTENT_SECURITY_POLICY = {
 }
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# /readyz reports the workers' heartbeat; set READYZ_REQUIRE_WORKER=1 to fail readiness without it.
+WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "180"))
+READYZ_REQUIRE_WORKER = env_bool("READYZ_REQUIRE_WORKER", False)
 
 # --- API ----------------------------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 50

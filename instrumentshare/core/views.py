@@ -34,8 +34,27 @@ def readyz(request):
             checks["redis"] = "ok" if cache.get("readyz") == "1" else "error: no round trip"
         except Exception as error:  # noqa: BLE001
             checks["redis"] = f"error: {type(error).__name__}"
-    ready = all(value == "ok" for value in checks.values())
+        checks["worker"] = _worker_state()
+    required = {"database", "redis"} | ({"worker"} if settings.READYZ_REQUIRE_WORKER else set())
+    ready = all(value == "ok" for key, value in checks.items() if key in required)
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def _worker_state() -> str:
+    """ok when a worker ran the heartbeat task recently; workers being down does not stop bookings
+    (the outbox keeps their mail), so by default it is reported, not required."""
+    import time
+
+    from instrumentshare.core.tasks import HEARTBEAT_KEY
+
+    try:
+        beat = cache.get(HEARTBEAT_KEY)
+    except Exception as error:  # noqa: BLE001
+        return f"error: {type(error).__name__}"
+    if beat is None:
+        return "no heartbeat yet"
+    age = time.time() - float(beat)
+    return "ok" if age <= settings.WORKER_HEARTBEAT_MAX_AGE else f"stale ({int(age)} s)"
 
 
 def not_found(request, exception=None):

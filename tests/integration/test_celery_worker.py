@@ -18,3 +18,14 @@ def test_a_real_worker_seals_the_audit_trail(start_worker):
     assert verify() is None
     # idempotent: a second run seals nothing new
     assert seal_audit_task.apply_async(queue=worker.queue).get(timeout=60) == 0
+
+
+@pytest.mark.celery_worker
+def test_readyz_reports_the_worker_heartbeat(start_worker, client):
+    from instrumentshare.core.tasks import heartbeat
+
+    assert client.get("/readyz").json()["checks"]["worker"] == "no heartbeat yet"
+    worker = start_worker()
+    heartbeat.apply_async(queue=worker.queue).get(timeout=60)
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ok" and ready["checks"] == {"database": "ok", "redis": "ok", "worker": "ok"}
