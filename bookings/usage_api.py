@@ -183,13 +183,23 @@ class ImportOut(Schema):
     errors: list[RowErrorOut]
 
 
-@router.post("/usage/import", response={200: ImportOut, 422: ImportOut},
+class ImportRefusedOut(Schema):
+    code: str
+    detail: str
+    errors: list[dict] = Field(default_factory=list, description="For bad rows: {line, reason} each")
+    rows: int | None = None
+
+
+@router.post("/usage/import", response={200: ImportOut, 422: ImportRefusedOut},
              summary="Upload a logbook (CSV or XLSX); dry_run=true checks every row and changes nothing")
 def import_logbook(request, file: File[UploadedFile], dry_run: bool = True):
     if file.size > logbook.MAX_BYTES:
         raise Invalid("file_too_large", "Upload at most 5 MB.")
     result = logbook.import_logbook(actor=request.auth, data=file.read(), filename=file.name or "logbook.csv",
                                     dry_run=dry_run)
-    body = {"dry_run": result.dry_run, "rows": result.rows, "created": result.created, "unchanged": result.unchanged,
-            "errors": [{"line": e.line, "reason": e.reason} for e in result.errors]}
-    return Status(422 if result.errors else 200, body)
+    errors = [{"line": e.line, "reason": e.reason} for e in result.errors]
+    if errors:
+        return Status(422, {"code": "invalid_rows", "detail": f"{len(errors)} rows are wrong; nothing was imported.",
+                            "errors": errors, "rows": result.rows})
+    return Status(200, {"dry_run": result.dry_run, "rows": result.rows, "created": result.created,
+                        "unchanged": result.unchanged, "errors": []})
