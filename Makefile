@@ -53,3 +53,9 @@ messages: install
 
 clean:
 	rm -rf $(VENV) var
+
+## Benchmarks at city scale on PostgreSQL + Redis (README, "Performance"): builds the city in the
+## database `bench`, runs every benchmark, prints the table, writes var/bench/<time>.json.
+## `make bench BENCH_ARGS=--quick` is the CI scale (300 instruments, 3 months).
+bench: install-dev
+	$(PY) -m tests.benchmarks $(BENCH_ARGS)

@@ -53,7 +53,7 @@ SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 SCALES = {
     # instruments, years, bookings per instrument-year in the history, bookings per instrument in the open month
     "quick": {"instruments": 300, "years": 0.25, "history_rate": 67.0, "busy_month": 50, "charges": 1_000_000},
-    "full": {"instruments": 10_000, "years": 3.0, "history_rate": 67.0, "busy_month": 50, "charges": 1_000_000},
+    "full": {"instruments": 10_000, "years": 3.0, "history_rate": 67.0, "busy_month": 85, "charges": 1_000_000},
 }
 # The tables that take millions of rows: their secondary indexes are built once, after the load.
 BULK_TABLES = ["bookings_booking", "bookings_usagesession", "bookings_billableitem", "bookings_servicerecord",
@@ -122,8 +122,8 @@ class Loader:
             table = connection.ops.quote_name(model._meta.db_table)
             with connection.cursor() as cursor:
                 # Binary COPY: the server parses no text (timestamps are most of a booking row).
-                cursor.execute("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
-                               [model._meta.db_table])
+                cursor.execute("SELECT attname, atttypid FROM pg_attribute "
+                               "WHERE attrelid = %s::regclass AND attnum > 0", [model._meta.db_table])
                 oids = dict(cursor.fetchall())
                 types = [oids[by_attname[name]] for name in names]
                 copy_sql = f"COPY {table} ({column_sql}) FROM STDIN (FORMAT BINARY)"
@@ -336,6 +336,17 @@ class City:
             day += 1
         return None
 
+    def _after_open_time(self, spans, local: int, seconds: float) -> int | None:
+        """The local time ``seconds`` of opening hours after ``local``."""
+        while True:
+            span = self._next_open(spans, local)
+            if span is None:
+                return None
+            if span[0] + seconds < span[1]:
+                return int(span[0] + seconds)
+            seconds -= span[1] - span[0]
+            local = span[1]
+
     def _timeline(self, instrument: dict):
         """Yield (start_s, end_s, blocked_s, phase) for one instrument, never overlapping, or downtime."""
         rng = self.rng
@@ -343,18 +354,30 @@ class City:
         policy = instrument["policy"]
         slot_s, buffer_s = policy["slot"] * 60, policy["buffer"] * 60
         horizon_end = self.anchor_s + policy["horizon_days"] * DAY
-        history_rate = self.history_rate / 365 * instrument["popularity"]  # bookings a day
-        busy_rate = self.busy_month / 30 * instrument["popularity"]
+        # Gaps are drawn in *open* time, so an office-hours instrument and a round-the-clock one both
+        # get the asked number of bookings: mean gap = open time per booking - the mean booking.
+        open_per_day = sum(c - o for spans in instrument["spans"].values() for o, c in spans) * 60 / 7
+        mean_booking = 2.4 * 3600
+
+        def mean_gap(per_day: float) -> float:
+            return max(open_per_day / max(per_day, 1e-6) - mean_booking, 300.0)
+
+        history_gap = mean_gap(self.history_rate / 365 * instrument["popularity"])
+        busy_gap = mean_gap(self.busy_month / 30 * instrument["popularity"])
+        future_gap = mean_gap(self.history_rate * 1.5 / 365 * instrument["popularity"])
         cursor = self.history_start_s
         durations = [d for d in (1, 1, 2, 2, 2, 3, 4, 6) if d * 60 >= policy["min_minutes"]]
         while cursor < horizon_end:
             if cursor < self.open_month_start_s:
-                rate = history_rate
+                gap = history_gap
             elif cursor < self.anchor_s + 14 * DAY:
-                rate = busy_rate
+                gap = busy_gap
             else:
-                rate = history_rate * 1.5
-            cursor += int(rng.expovariate(max(rate, 0.01)) * DAY)
+                gap = future_gap
+            local = self._after_open_time(instrument["spans"], zone.to_local(cursor), rng.expovariate(1 / gap))
+            if local is None:
+                return
+            cursor = max(cursor, zone.to_utc(local))
             if rng.random() < 0.002:  # planned maintenance about twice a year
                 downtime_end = cursor + rng.choice((1, 2, 3)) * DAY
                 yield cursor, downtime_end, downtime_end, "downtime"
@@ -614,7 +637,8 @@ class Command(BaseCommand):
         anchor = dt.datetime.combine(anchor_day, dt.time(), tzinfo=UTC)
         loader = Loader(self.stdout, now=anchor)
         city = City(
-            rng=random.Random(options["seed"]), loader=loader, stdout=self.stdout,
+            rng=random.Random(options["seed"]),  # noqa: S311 - reproducible data, not secrets
+            loader=loader, stdout=self.stdout,
             instruments=options["instruments"] or scale["instruments"],
             years=options["years"] if options["years"] is not None else scale["years"],
             history_rate=options["bookings_per_year"] or scale["history_rate"],

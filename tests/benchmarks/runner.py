@@ -1,0 +1,188 @@
+"""``python -m tests.benchmarks [--quick]``: build a city on PostgreSQL, run every benchmark, print, save JSON.
+
+By default it (re)creates the database named by ``BENCH_DATABASE_URL`` (default
+``postgres://postgres@127.0.0.1:5432/bench``, never the one in ``DATABASE_URL``), migrates it and
+runs ``generate_city`` at the chosen scale; ``--reuse`` keeps a city generated earlier with the
+same parameters. Redis is ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``, a database
+of its own, flushed before and after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BENCHMARKS = ["booking_http", "availability", "search", "reconcile", "feed", "invitations", "export", "dashboard"]
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the CI scale: 300 instruments, 3 months")
+    parser.add_argument("--instruments", type=int, help="override the scale's instrument count")
+    parser.add_argument("--years", type=float, help="override the scale's years of history")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", default="", help=f"comma separated, from: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--reuse", action="store_true", help="keep the city already in the bench database if "
+                                                             "it was generated with the same parameters")
+    parser.add_argument("--output", default=str(ROOT / "var" / "bench"), help="where the JSON goes")
+    return parser.parse_args(argv)
+
+
+def _environment(database_url: str, redis_url: str) -> dict:
+    """Production-like settings for this process and the servers it starts: DEBUG off, no HTTPS redirect."""
+    return {
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "instrumentshare.settings",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + "k" * 60, "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "text",
+    }
+
+
+def _admin_connection(database_url: str):
+    import psycopg
+
+    parts = urlsplit(database_url)
+    return psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True)
+
+
+def _marker(args: argparse.Namespace) -> dict:
+    return {"instruments": args.instruments, "years": args.years, "quick": args.quick, "seed": args.seed}
+
+
+def prepare_database(database_url: str, args: argparse.Namespace) -> dict | None:
+    """Create the bench database afresh (or keep it with --reuse). Returns the stored marker when reused."""
+    name = urlsplit(database_url).path.lstrip("/")
+    with _admin_connection(database_url) as conn:
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                           [name]).fetchone()
+        if row and args.reuse and row[0]:
+            stored = json.loads(row[0])
+            if stored.get("parameters") == _marker(args):
+                return stored
+        if row:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return None
+
+
+def save_marker(database_url: str, marker: dict) -> None:
+    name = urlsplit(database_url).path.lstrip("/")
+    with _admin_connection(database_url) as conn:
+        text = json.dumps(marker).replace("'", "''")
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{text}'")
+
+
+def conninfo() -> str:
+    from django.db import connection
+
+    data = connection.settings_dict
+    parts = [f"dbname={data['NAME']}", f"host={data.get('HOST') or '127.0.0.1'}",
+             f"port={data.get('PORT') or 5432}", f"user={data.get('USER') or 'postgres'}"]
+    if data.get("PASSWORD"):
+        parts.append(f"password={data['PASSWORD']}")
+    return " ".join(parts)
+
+
+def run_benchmarks(ctx, names: list[str]) -> list:
+    from .harness import Result
+
+    results: list[Result] = []
+    for name in names:
+        module = importlib.import_module(f"tests.benchmarks.bench_{name}")
+        started = time.monotonic()
+        ctx.log(f"--- {name}")
+        try:
+            found = module.run(ctx)
+        except Exception as error:  # one broken benchmark must not hide the others' figures
+            import traceback
+
+            traceback.print_exc()
+            found = [Result(figure=name, value=None, unit="", note=f"failed: {type(error).__name__}: {error}"[:200])]
+        for result in found:
+            result.details.setdefault("benchmark_seconds", round(time.monotonic() - started, 1))
+            # The machine may be shared: the 1-minute load average says how much else was running.
+            result.details.setdefault("load_average_1min", round(os.getloadavg()[0], 2))
+        results.extend(found)
+        from django.db import connection
+
+        connection.close()  # each benchmark starts with a fresh connection
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
+    env = _environment(database_url, redis_url)
+    os.environ.update(env)
+    names = [name for name in (args.only.split(",") if args.only else BENCHMARKS) if name]
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        print(f"unknown benchmarks: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    reused = prepare_database(database_url, args)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from .harness import Context, table, write_json
+
+    _flush_redis(redis_url)
+    call_command("migrate", verbosity=0, interactive=False)
+    if reused:
+        print(f"reusing the city in {database_url} (generated {reused['generated']})")
+        anchor = dt.datetime.fromisoformat(reused["anchor"])
+        generation = reused
+    else:
+        options = {"seed": args.seed, "scale": "quick" if args.quick else "full"}
+        if args.instruments:
+            options["instruments"] = args.instruments
+        if args.years is not None:
+            options["years"] = args.years
+        generation = _generate(options)
+        anchor = dt.datetime.fromisoformat(generation["anchor"])
+        save_marker(database_url, {"parameters": _marker(args), "anchor": generation["anchor"],
+                                   "generated": dt.datetime.now(dt.UTC).isoformat(), "rows": generation["rows"],
+                                   "seconds": generation["seconds"]})
+    ctx = Context(scale="quick" if args.quick else "full", anchor=anchor, postgres=True, conninfo=conninfo(),
+                  redis_url=redis_url, output_dir=Path(args.output), seed=args.seed, env=env)
+    results = run_benchmarks(ctx, names)
+    _flush_redis(redis_url)
+    print()
+    print(table(results))
+    path = write_json(results, ctx=ctx, extra={"city": generation, "database": database_url.rsplit("@", 1)[-1],
+                                               "total_seconds": round(time.monotonic() - started, 1)})
+    print(f"\nwritten to {path} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _generate(options: dict) -> dict:
+    from django.core.management import call_command
+
+    from instrumentshare.core.management.commands.generate_city import Command
+
+    command = Command()
+    call_command(command, **options)
+    return command.summary
+
+
+def _flush_redis(redis_url: str) -> None:
+    try:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    except Exception as error:  # noqa: BLE001 - Redis down: the benchmarks that need it say so
+        print(f"Redis at {redis_url} did not answer ({error})", file=sys.stderr)
