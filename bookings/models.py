@@ -64,6 +64,9 @@ class Booking(models.Model):
         ]
         indexes = [
             models.Index(fields=["instrument", "start"]),
+            # Window queries ask "start < B and blocked_until > A" of active bookings.
+            models.Index(fields=["instrument", "blocked_until"], name="booking_active_until_idx",
+                         condition=Q(state__in=["pending", "confirmed", "completed", "no_show"])),
             models.Index(fields=["user", "start"]),
             models.Index(fields=["state", "start"]),
             models.Index(fields=["charged_lab", "start"]),

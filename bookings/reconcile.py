@@ -272,10 +272,10 @@ def _upsert_booking_items(ids: list[int], *, now, summary: Summary) -> None:
 
 
 def upsert_unbooked_items(*, since, until, summary: Summary) -> None:
-    from catalog import queries as catalog_queries
+    from instrumentshare.accounts.models import Lab, User
 
     sessions = list(UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
-                                                start__lt=until).select_related("instrument__policy", "user"))
+                                                start__lt=until).select_related("instrument__policy"))
     now = timezone.now()
     labs = {}
     if sessions:
@@ -285,12 +285,21 @@ def upsert_unbooked_items(*, since, until, summary: Summary) -> None:
                 user_id__in={s.user_id for s in sessions if s.user_id}).order_by("lab_id").values_list(
                 "user_id", "lab_id"):
             labs.setdefault(user_id, lab_id)
+    # Whose organizations are whose, in two queries for all sessions (internal use is derived from them).
+    user_ids = {s.user_id for s in sessions if s.user_id}
+    organizations = defaultdict(set)
+    for user_id, organization_id in User.objects.filter(pk__in=user_ids).values_list("id", "organization_id"):
+        if organization_id:
+            organizations[user_id].add(organization_id)
+    for user_id, organization_id in Lab.objects.filter(memberships__user_id__in=user_ids).values_list(
+            "memberships__user_id", "organization_id"):
+        organizations[user_id].add(organization_id)
     wanted = {}
     for session in sessions:
         used = _minutes(session.end - session.start)
         quantity = billable_quantity(kind="unbooked", booked_minutes=0, used_minutes=used, samples=session.samples,
                                      **_policy_rules(session.instrument.policy))
-        internal = session.user is None or catalog_queries.is_internal_user(session.user, session.instrument)
+        internal = session.user_id is None or session.instrument.organization_id in organizations[session.user_id]
         wanted[session.pk] = {
             "kind": "unbooked", "charge_mode": session.instrument.policy.charge_mode, "unit": quantity.unit,
             "quantity": quantity.quantity, "booked_minutes": 0, "used_minutes": used, "samples": session.samples,

@@ -180,8 +180,8 @@ def _needs_approval(policy: BookingPolicy, internal: bool) -> bool:
 
 def _enqueue(booking: Booking, kind: str) -> Notification:
     """Write the outbox row now; try to hand it to a worker after commit."""
-    notification, _created = Notification.objects.get_or_create(booking=booking, kind=kind,
-                                                                 sequence=booking.sequence)
+    # Every change raises the sequence, so this (booking, kind, sequence) is new; the unique key guards it.
+    notification = Notification.objects.create(booking=booking, kind=kind, sequence=booking.sequence)
     transaction.on_commit(lambda: _dispatch(notification.pk))
     return notification
 

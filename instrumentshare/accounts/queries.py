@@ -30,7 +30,11 @@ def managed_lab_ids(user) -> set[int]:
 def member_lab_ids(user) -> set[int]:
     if not is_authenticated(user):
         return set()
-    return set(Membership.objects.filter(user=user).values_list("lab_id", flat=True))
+    cache = getattr(user, "_member_lab_ids", None)
+    if cache is None:
+        cache = set(Membership.objects.filter(user=user).values_list("lab_id", flat=True))
+        user._member_lab_ids = cache
+    return cache
 
 
 def finance_organization_ids(user) -> set[int]:
@@ -61,10 +65,13 @@ def organization_ids_of(user) -> set[int]:
     """Every organization the user belongs to: their own, and those of the labs they are in."""
     if not is_authenticated(user):
         return set()
-    ids = set(Lab.objects.filter(memberships__user=user).values_list("organization_id", flat=True))
-    if user.organization_id:
-        ids.add(user.organization_id)
-    return ids
+    cache = getattr(user, "_organization_ids", None)
+    if cache is None:
+        cache = set(Lab.objects.filter(memberships__user=user).values_list("organization_id", flat=True))
+        if user.organization_id:
+            cache.add(user.organization_id)
+        user._organization_ids = cache
+    return cache
 
 
 def is_internal(user, organization: Organization | int) -> bool:

@@ -74,6 +74,12 @@ def create_user(
     return user
 
 
+def _forget_roles(user) -> None:
+    """Drop the per-request role caches (accounts.queries) on this user object."""
+    for name in ("_member_lab_ids", "_managed_lab_ids", "_finance_org_ids", "_organization_ids"):
+        user.__dict__.pop(name, None)
+
+
 @transaction.atomic
 def set_membership(*, actor, lab: Lab, user: User, role: str) -> Membership:
     if role not in Membership.Role.values:
@@ -86,6 +92,7 @@ def set_membership(*, actor, lab: Lab, user: User, role: str) -> Membership:
     before = None if created else {"role": membership.role}
     membership.role = role
     membership.save(update_fields=["role"])
+    _forget_roles(user)
     record(actor=actor, action="membership.set", target=membership, before=before,
            after={"lab_id": lab.pk, "user_id": user.pk, "role": role})
     return membership
@@ -99,6 +106,7 @@ def remove_membership(*, actor, lab: Lab, user: User) -> None:
     record(actor=actor, action="membership.removed", target=membership,
            before={"lab_id": lab.pk, "user_id": user.pk, "role": membership.role})
     membership.delete()
+    _forget_roles(user)
 
 
 @transaction.atomic
@@ -106,6 +114,7 @@ def grant_finance_role(*, actor, organization: Organization, user: User) -> Orga
     role, created = OrganizationRole.objects.get_or_create(
         organization=organization, user=user, role=OrganizationRole.Role.FINANCE
     )
+    _forget_roles(user)
     if created:
         record(actor=actor, action="organization_role.granted", target=role,
                after={"organization_id": organization.pk, "user_id": user.pk, "role": role.role})
