@@ -124,3 +124,14 @@ def create_token(request, payload: TokenCreateIn):
 @router.post("/me/tokens/{token_id}/revoke", response=TokenOut, summary="Revoke one of my tokens")
 def revoke_token(request, token_id: int):
     return services.revoke_api_token(user=request.auth, token_id=token_id)
+
+
+@router.get("/me/export", summary="Everything the platform holds about me, as JSON")
+def export_my_data(request):
+    from django.http import JsonResponse
+
+    from .privacy import personal_data
+
+    response = JsonResponse(personal_data(request.auth), json_dumps_params={"ensure_ascii": False})
+    response["Content-Disposition"] = 'attachment; filename="my-instrumentshare-data.json"'
+    return response
