@@ -111,8 +111,8 @@ def _mount_routers() -> None:
     from bookings.usage_api import router as usage_router
     from catalog.api import router as catalog_router
     from instrumentshare.accounts.api import auth_router
-    from instrumentshare.audit.api import router as audit_router
     from instrumentshare.accounts.api import router as accounts_router
+    from instrumentshare.audit.api import router as audit_router
     from oversight.api import router as oversight_router
 
     api.add_router("/auth", auth_router)
