@@ -250,7 +250,23 @@ def _detail_context(request, booking: Booking, reschedule_form=None) -> dict:
         "reschedule_form": reschedule_form or BookingTimesForm(instrument=booking.instrument,
                                                                initial={"start": booking.start, "end": booking.end}),
         "cancel_form": CancelForm(auto_id="cancel_%s"), "reject_form": RejectForm(auto_id="reject_%s"),
+        **_usage_context(booking, is_booker, is_lab, now),
     }
+
+
+def _usage_context(booking: Booking, is_booker: bool, is_lab: bool, now: dt.datetime) -> dict:
+    """Check-in opens shortly before the start and closes at the end; the lab sees the sessions."""
+    from django.conf import settings
+
+    from .models import UsageSession
+
+    sessions = list(UsageSession.objects.filter(booking=booking).order_by("start")) if (is_booker or is_lab) else []
+    open_session = next((s for s in sessions if s.end is None and s.source == UsageSession.Source.CHECKIN), None)
+    opens = booking.start - dt.timedelta(minutes=settings.CHECKIN_OPENS_MINUTES_BEFORE)
+    may_check_in = (is_booker and booking.state == Booking.State.CONFIRMED and opens <= now < booking.end
+                    and not any(s.source == UsageSession.Source.CHECKIN for s in sessions))
+    return {"sessions": sessions, "may_check_in": may_check_in, "may_check_out": is_booker and open_session,
+            "check_in_opens": opens}
 
 
 @login_required
