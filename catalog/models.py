@@ -150,6 +150,10 @@ class Instrument(models.Model):
             models.Index(fields=["district", "category"]),
             models.Index(fields=["category"]),
             models.Index(fields=["lab"]),
+            # Sorting the search by value or newest, and the compliance report per organization.
+            models.Index(fields=["original_value"], name="instrument_value_idx"),
+            models.Index(fields=["published_at"], name="instrument_published_idx"),
+            models.Index(fields=["organization", "original_value"], name="instrument_org_value_idx"),
         ]
 
     def __str__(self) -> str:
@@ -213,9 +217,9 @@ class BookingPolicy(models.Model):
     rounding_minutes = models.PositiveIntegerField(_("rounding unit (minutes)"), default=15,
                                                    validators=[MinValueValidator(1)])
     no_show_grace_minutes = models.PositiveIntegerField(_("no-show grace period (minutes)"), default=30)
-    no_show_charge_percent = models.PositiveIntegerField(_("no-show charge (% of booked)"), default=100,
+    no_show_charge_percent = models.PositiveIntegerField(_("no-show charge (percent of booked)"), default=100,
                                                          validators=[MaxValueValidator(100)])
-    late_cancel_charge_percent = models.PositiveIntegerField(_("late cancellation charge (% of booked)"),
+    late_cancel_charge_percent = models.PositiveIntegerField(_("late cancellation charge (percent of booked)"),
                                                              default=50, validators=[MaxValueValidator(100)])
 
     class Meta:

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.models import Lab, Organization
+from instrumentshare.core.errors import Forbidden, NotFound
 
-from .models import Category, Instrument, Qualification
+from .models import (
+    Category,
+    Downtime,
+    Instrument,
+    ListingChangeRequest,
+    OpeningException,
+    Qualification,
+    TrainingRequest,
+)
 
 BOOKABLE_STATUSES = (
     Instrument.Status.NORMAL,
@@ -72,8 +88,213 @@ def is_qualified(user, instrument: Instrument, at=None) -> bool:
 def category_filter(code: str) -> Q:
     """Instruments in a category at any level: 010000 covers every 01xxxx code."""
     level = 1 if code.endswith("0000") else (2 if code.endswith("00") else 3)
-    return Q(category_id__startswith=code[: 2 * level])
+    # category__code is the foreign key's own column (the code is the primary key): no join.
+    return Q(category__code__startswith=code[: 2 * level])
 
 
 def categories_tree() -> QuerySet[Category]:
     return Category.objects.order_by("code")
+
+
+def category_path(code: str) -> list[Category]:
+    """The category and its ancestors, top level first (for breadcrumbs and the search selects)."""
+    path = []
+    category = Category.objects.filter(pk=code).select_related("parent__parent").first()
+    while category is not None:
+        path.insert(0, category)
+        category = category.parent
+    return path
+
+
+def child_categories(parent_code: str | None) -> QuerySet[Category]:
+    if not parent_code:
+        return Category.objects.filter(parent__isnull=True).order_by("code")
+    return Category.objects.filter(parent_id=parent_code).order_by("code")
+
+
+def leaf_categories() -> QuerySet[Category]:
+    """Categories an instrument may carry: the finest codes, those without sub-categories."""
+    return Category.objects.filter(children__isnull=True).select_related("parent").order_by("code")
+
+
+# --- finding instruments -------------------------------------------------------------------
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+SEARCH_FIELDS = ("name_zh", "name_en", "model_number", "manufacturer", "main_functions")
+SORTS = {
+    "name": (F("name_zh").asc(), F("id").asc()),
+    "value": (F("original_value").desc(), F("id").asc()),
+    # Drafts have no publication time: after the published ones on every database.
+    "newest": (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc()),
+}
+
+# A later filter narrows the queryset further, e.g. bookings' "free between A and B for at least
+# N hours": ``lambda queryset: queryset.filter(pk__in=...)``. It runs after every catalog filter,
+# on the already narrowed set, and before sorting and paging.
+FreeFilter = Callable[[QuerySet[Instrument]], QuerySet[Instrument]]
+
+
+def search_instruments(
+    user,
+    *,
+    text: str = "",
+    category: str = "",
+    organization: int | None = None,
+    district: str = "",
+    share_mode: str = "",
+    sort: str = "name",
+    free_filter: FreeFilter | None = None,
+) -> QuerySet[Instrument]:
+    """The instruments this user may see that match every given criterion, sorted.
+
+    Price range waits for billing's rate cards: the fee today is free text, so there is nothing
+    to compare a price against and the parameter is not accepted until there is.
+    """
+    queryset = visible_instruments(user)
+    for word in text.split()[:8]:
+        match = Q()
+        for name in SEARCH_FIELDS:
+            match |= Q(**{f"{name}__icontains": word})
+        queryset = queryset.filter(match)
+    if category:
+        queryset = queryset.filter(category_filter(category))
+    if organization:
+        queryset = queryset.filter(organization_id=organization)
+    if district:
+        queryset = queryset.filter(district=district)
+    if share_mode:
+        queryset = queryset.filter(share_mode=share_mode)
+    if free_filter is not None:
+        queryset = free_filter(queryset)
+    return queryset.order_by(*SORTS.get(sort, SORTS["name"]))
+
+
+@dataclass
+class Page:
+    items: list
+    number: int
+    size: int
+    count: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.count / self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def paginate(queryset: QuerySet, *, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE) -> Page:
+    size = max(1, min(page_size, MAX_PAGE_SIZE))
+    number = max(1, page)
+    count = queryset.count()
+    start = (number - 1) * size
+    items = list(queryset[start:start + size]) if start < count else []  # past the end: nothing to fetch
+    return Page(items=items, number=number, size=size, count=count)
+
+
+def search_districts(user) -> list[str]:
+    values = visible_instruments(user).exclude(district="").values_list("district", flat=True)
+    return sorted(set(values.order_by().distinct()))
+
+
+def search_organizations(user) -> QuerySet[Organization]:
+    ids = visible_instruments(user).order_by().values("organization_id").distinct()
+    return Organization.objects.filter(pk__in=ids).order_by("name_zh")
+
+
+# --- one instrument ------------------------------------------------------------------------
+
+
+def instrument_for(user, instrument_id: int) -> Instrument | None:
+    """The instrument if this user may see it, else None (the caller answers 404)."""
+    instrument = instruments().filter(pk=instrument_id).first()
+    if instrument is None or not can_see(user, instrument):
+        return None
+    return instrument
+
+
+def instrument_to_manage(user, instrument_id: int) -> Instrument:
+    """For reads only a manager may make (qualifications, requests): 404 if unseen, 403 if not theirs."""
+    instrument = instrument_for(user, instrument_id)
+    if instrument is None:
+        raise NotFound("not_found", "No such instrument.")
+    if not can_manage(user, instrument):
+        raise Forbidden("forbidden", "Only a manager of the owning lab may do this.")
+    return instrument
+
+
+def upcoming_downtime(instrument: Instrument, *, now: datetime | None = None) -> QuerySet[Downtime]:
+    return instrument.downtimes.filter(end__gt=now or timezone.now()).order_by("start")
+
+
+def upcoming_exceptions(instrument: Instrument, *, now: datetime | None = None) -> QuerySet[OpeningException]:
+    today = timezone.localtime(now or timezone.now(), instrument.zone).date()
+    return instrument.opening_exceptions.filter(date__gte=today).order_by("date")
+
+
+def qualifications_of(instrument: Instrument) -> QuerySet[Qualification]:
+    return instrument.qualifications.select_related("user", "granted_by").order_by("-granted_at")
+
+
+def open_training_requests(instrument: Instrument) -> QuerySet[TrainingRequest]:
+    return instrument.training_requests.filter(state=TrainingRequest.State.OPEN).select_related("user")
+
+
+def managed_labs(user) -> QuerySet[Lab]:
+    return Lab.objects.filter(pk__in=people.managed_lab_ids(user)).select_related("organization").order_by("code")
+
+
+def lab_instruments(lab: Lab) -> QuerySet[Instrument]:
+    return instruments().filter(lab=lab).order_by("asset_number")
+
+
+# --- listing exemptions, compliance scope --------------------------------------------------
+
+
+def listing_requests_for(user, *, state: str | None = None) -> QuerySet[ListingChangeRequest]:
+    """The bureau sees every request; a lab manager those of their labs' instruments; others none."""
+    queryset = ListingChangeRequest.objects.select_related(
+        "instrument", "instrument__lab", "instrument__organization", "requested_by", "decided_by"
+    ).order_by("-requested_at")
+    if state:
+        queryset = queryset.filter(state=state)
+    if people.is_platform_admin(user):
+        return queryset
+    return queryset.filter(instrument__lab_id__in=people.managed_lab_ids(user))
+
+
+def approved_exemptions() -> QuerySet[ListingChangeRequest]:
+    return ListingChangeRequest.objects.filter(state=ListingChangeRequest.State.APPROVED)
+
+
+def compliance_organization_ids(user) -> set[int] | None:
+    """Whose compliance rows the user may read: None means every organization (the bureau).
+
+    Lab managers read their labs' organizations, finance officers their own organization.
+    """
+    if people.is_platform_admin(user):
+        return None
+    ids = set(people.finance_organization_ids(user))
+    ids |= set(Lab.objects.filter(pk__in=people.managed_lab_ids(user)).values_list("organization_id", flat=True))
+    return ids
+
+
+def may_read_compliance(user) -> bool:
+    scope = compliance_organization_ids(user)
+    return scope is None or bool(scope)
+
+
+def mandatory_instruments(*, threshold, organization_ids: set[int] | None = None) -> QuerySet[Instrument]:
+    queryset = Instrument.objects.filter(Q(funded_central=True) | Q(funded_local=True), original_value__gte=threshold)
+    if organization_ids is not None:
+        queryset = queryset.filter(organization_id__in=organization_ids)
+    return queryset.select_related("organization", "lab", "category").prefetch_related(
+        Prefetch("listing_requests", queryset=approved_exemptions(), to_attr="approved_exemptions")
+    ).order_by("organization__name_zh", "lab__code", "asset_number")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.audit.services import changes, record
-from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
+from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 from . import queries
 from .models import (
     BookingPolicy,
+    Category,
     Downtime,
     Instrument,
     ListingChangeRequest,
@@ -63,10 +69,28 @@ def _locked_instrument(instrument_id: int) -> Instrument:
     return instrument
 
 
+def _managed_instrument(actor, instrument_id: int) -> Instrument:
+    """The instrument, locked, for a write by a manager of its lab.
+
+    Someone who may not even see it (a draft of another lab) learns nothing: 404. Someone who
+    sees it but does not manage it: 403.
+    """
+    instrument = _locked_instrument(instrument_id)
+    if not queries.can_see(actor, instrument):
+        raise NotFound("not_found", "No such instrument.")
+    _require_manager(actor, instrument.lab_id)
+    return instrument
+
+
+def _check_category(instrument: Instrument) -> None:
+    """The national record needs the finest code: a category with sub-categories is too coarse."""
+    if instrument.category_id and Category.objects.filter(parent_id=instrument.category_id).exists():
+        raise Invalid("invalid", f"category: {instrument.category_id} has sub-categories; choose the finest code.",
+                      extra={"fields": {"category": ["Choose a category without sub-categories."]}})
+
+
 def is_mandatory(instrument: Instrument) -> bool:
     """Must be listed and shared: bought with public funds and worth at least the threshold."""
-    from django.conf import settings
-
     return instrument.is_publicly_funded and instrument.original_value >= settings.MANDATORY_LISTING_VALUE
 
 
@@ -79,12 +103,20 @@ def create_instrument(*, actor, lab: Lab, share_mode: str = Instrument.ShareMode
     unknown = set(fields) - set(INSTRUMENT_FIELDS)
     if unknown:
         raise Invalid("invalid", f"Unknown or read-only fields: {', '.join(sorted(unknown))}.")
+    if share_mode not in Instrument.ShareMode.values:
+        raise Invalid("invalid_share_mode", f"Share mode must be one of {', '.join(Instrument.ShareMode.values)}.")
     instrument = Instrument(lab=lab, organization_id=lab.organization_id, share_mode=share_mode, **fields)
     if not instrument.district:
         instrument.district = lab.district
-    _clean(instrument, exclude=["photo"])
+    # Before full_clean, which would report the same clash as an anonymous constraint violation.
     if Instrument.objects.filter(organization_id=lab.organization_id, asset_number=instrument.asset_number).exists():
-        raise Conflict("duplicate_asset_number", f"Asset number {instrument.asset_number} is already listed.")
+        raise Conflict("duplicate_asset_number", f"Asset number {instrument.asset_number} is already listed.",
+                       extra={"fields": {"asset_number": [f"{instrument.asset_number} is already listed."]}})
+    _clean(instrument, exclude=["photo"])
+    _check_category(instrument)
+    if share_mode == Instrument.ShareMode.NOT_SHARED and is_mandatory(instrument):
+        raise Forbidden("approval_required",
+                        "This instrument must be shared; list it, then request an exemption with a justification.")
     instrument.save()
     policy_row = BookingPolicy(instrument=instrument, **(policy or {}))
     _clean(policy_row)
@@ -99,19 +131,21 @@ def create_instrument(*, actor, lab: Lab, share_mode: str = Instrument.ShareMode
 
 @transaction.atomic
 def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     unknown = set(fields) - set(INSTRUMENT_FIELDS)
     if unknown:
         raise Invalid("invalid", f"Unknown or read-only fields: {', '.join(sorted(unknown))}.")
     before = changes(instrument, fields)
-    for field, value in fields.items():
-        setattr(instrument, field, value)
-    _clean(instrument, exclude=["photo"])
+    for name, value in fields.items():
+        setattr(instrument, name, value)
     duplicate = Instrument.objects.filter(organization_id=instrument.organization_id,
                                           asset_number=instrument.asset_number).exclude(pk=instrument.pk)
     if duplicate.exists():
-        raise Conflict("duplicate_asset_number", f"Asset number {instrument.asset_number} is already listed.")
+        raise Conflict("duplicate_asset_number", f"Asset number {instrument.asset_number} is already listed.",
+                       extra={"fields": {"asset_number": [f"{instrument.asset_number} is already listed."]}})
+    _clean(instrument, exclude=["photo"])
+    if "category_id" in fields:
+        _check_category(instrument)
     instrument.save()
     after = changes(instrument, fields)
     changed = {key for key in fields if before.get(key) != after.get(key)}
@@ -123,15 +157,14 @@ def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
 
 @transaction.atomic
 def update_policy(*, actor, instrument_id: int, **fields) -> BookingPolicy:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     unknown = set(fields) - set(POLICY_FIELDS)
     if unknown:
         raise Invalid("invalid", f"Unknown policy fields: {', '.join(sorted(unknown))}.")
     policy, _created = BookingPolicy.objects.get_or_create(instrument=instrument)
     before = changes(policy, fields)
-    for field, value in fields.items():
-        setattr(policy, field, value)
+    for name, value in fields.items():
+        setattr(policy, name, value)
     _clean(policy)
     policy.save()
     record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
@@ -142,8 +175,7 @@ def update_policy(*, actor, instrument_id: int, **fields) -> BookingPolicy:
 @transaction.atomic
 def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, int]]) -> list[OpeningRule]:
     """Replace the weekly opening hours: (weekday, open minute, close minute) in the instrument's zone."""
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     new_rules = [OpeningRule(instrument=instrument, weekday=w, open_minute=o, close_minute=c) for w, o, c in rules]
     for rule in new_rules:
         _clean(rule)
@@ -164,8 +196,7 @@ def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, 
 @transaction.atomic
 def set_opening_exception(*, actor, instrument_id: int, date, closed: bool = True, open_minute: int | None = None,
                           close_minute: int | None = None, reason: str = "") -> OpeningException:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if not closed and (open_minute is None or close_minute is None or open_minute >= close_minute):
         raise Invalid("invalid_hours", "An open exception needs opening and closing minutes, opening first.")
     exception, _created = OpeningException.objects.update_or_create(
@@ -180,8 +211,7 @@ def set_opening_exception(*, actor, instrument_id: int, date, closed: bool = Tru
 
 @transaction.atomic
 def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, kind: str, reason: str) -> Downtime:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if not reason.strip():
         raise Invalid("reason_required", "Downtime needs a reason.")
     downtime = Downtime(instrument=instrument, start=start, end=end, kind=kind, reason=reason, created_by=actor)
@@ -196,8 +226,7 @@ def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, k
 
 @transaction.atomic
 def publish(*, actor, instrument_id: int, now: datetime | None = None) -> Instrument:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if instrument.is_published:
         return instrument
     instrument.listing_state = Instrument.ListingState.PUBLISHED
@@ -211,8 +240,7 @@ def publish(*, actor, instrument_id: int, now: datetime | None = None) -> Instru
 @transaction.atomic
 def set_share_mode(*, actor, instrument_id: int, share_mode: str) -> Instrument:
     """Change the share mode. A mandatory instrument cannot be set to not shared this way."""
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if share_mode not in Instrument.ShareMode.values:
         raise Invalid("invalid_share_mode", f"Share mode must be one of {', '.join(Instrument.ShareMode.values)}.")
     if share_mode == Instrument.ShareMode.NOT_SHARED and is_mandatory(instrument):
@@ -231,8 +259,7 @@ def set_share_mode(*, actor, instrument_id: int, share_mode: str) -> Instrument:
 @transaction.atomic
 def unpublish(*, actor, instrument_id: int) -> Instrument:
     """Take a non-mandatory instrument off the network. Mandatory ones need an approved request."""
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if is_mandatory(instrument):
         raise Forbidden("approval_required",
                         "This instrument must be listed; request an exemption with a written justification.")
@@ -251,8 +278,7 @@ def _apply_unpublish(actor, instrument: Instrument) -> Instrument:
 
 @transaction.atomic
 def request_listing_change(*, actor, instrument_id: int, kind: str, justification: str) -> ListingChangeRequest:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if kind not in ListingChangeRequest.Kind.values:
         raise Invalid("invalid_kind", "Kind must be unpublish or not_shared.")
     if len(justification.strip()) < 20:
@@ -299,8 +325,7 @@ def decide_listing_change(*, actor, request_id: int, approve: bool, note: str = 
 @transaction.atomic
 def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime | None = None,
                         note: str = "") -> Qualification:
-    instrument = _locked_instrument(instrument_id)
-    _require_manager(actor, instrument.lab_id)
+    instrument = _managed_instrument(actor, instrument_id)
     if expires_at is not None and expires_at <= timezone.now():
         raise Invalid("invalid_expiry", "The expiry must be in the future.")
     existing = Qualification.objects.filter(instrument=instrument, user=user, revoked_at__isnull=True)
@@ -321,6 +346,8 @@ def revoke_qualification(*, actor, qualification_id: int, reason: str = "") -> Q
     if qualification is None:
         raise NotFound("not_found", "No such qualification.")
     instrument = Instrument.objects.get(pk=qualification.instrument_id)
+    if not queries.can_see(actor, instrument):
+        raise NotFound("not_found", "No such qualification.")
     _require_manager(actor, instrument.lab_id)
     if qualification.revoked_at is None:
         qualification.revoked_at = timezone.now()
@@ -342,3 +369,137 @@ def request_training(*, actor, instrument_id: int, message: str = "") -> Trainin
     record(actor=actor, action="qualification.training_requested", target=instrument,
            after={"training_request_id": training.pk})
     return training
+
+
+@transaction.atomic
+def decline_training_request(*, actor, training_request_id: int, reason: str = "") -> TrainingRequest:
+    training = TrainingRequest.objects.select_for_update().filter(pk=training_request_id).first()
+    if training is None:
+        raise NotFound("not_found", "No such training request.")
+    instrument = _managed_instrument(actor, training.instrument_id)
+    if training.state != TrainingRequest.State.OPEN:
+        return training
+    training.state = TrainingRequest.State.DECLINED
+    training.save(update_fields=["state"])
+    record(actor=actor, action="qualification.training_declined", target=instrument,
+           after={"training_request_id": training.pk, "user_id": training.user_id}, reason=reason)
+    return training
+
+
+# --- downtime, photo ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def cancel_downtime(*, actor, instrument_id: int, downtime_id: int, reason: str = "") -> None:
+    """Remove a downtime (planned maintenance called off, repair finished early: shorten by re-adding)."""
+    instrument = _managed_instrument(actor, instrument_id)
+    downtime = Downtime.objects.filter(pk=downtime_id, instrument=instrument).first()
+    if downtime is None:
+        raise NotFound("not_found", "No such downtime.")
+    record(actor=actor, action="instrument.downtime_cancelled", target=instrument,
+           before={"downtime_id": downtime.pk, "start": downtime.start, "end": downtime.end, "kind": downtime.kind,
+                   "reason": downtime.reason}, reason=reason)
+    downtime.delete()
+
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+# Trust the bytes, not the file name: the first bytes of each format we accept.
+PHOTO_SIGNATURES = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png"}
+
+
+def _photo_extension(head: bytes) -> str | None:
+    for signature, extension in PHOTO_SIGNATURES.items():
+        if head.startswith(signature):
+            return extension
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+@transaction.atomic
+def set_photo(*, actor, instrument_id: int, content: bytes) -> Instrument:
+    """Store a JPEG, PNG or WebP photo under a fresh name; the old file is removed after commit."""
+    instrument = _managed_instrument(actor, instrument_id)
+    if len(content) > MAX_PHOTO_BYTES:
+        raise Invalid("file_too_large", "A photo may be at most 5 MB.")
+    extension = _photo_extension(content[:16])
+    if extension is None:
+        raise Invalid("invalid_photo", "The photo must be a JPEG, PNG or WebP image.")
+    old_name = instrument.photo.name
+    name = default_storage.save(f"instruments/{instrument.pk}-{secrets.token_hex(6)}.{extension}",
+                                ContentFile(content))
+    # The old file goes only once the new name is committed, so a rollback never leaves a dangling name.
+    transaction.on_commit(lambda: old_name and default_storage.delete(old_name))
+    instrument.photo.name = name
+    instrument.save(update_fields=["photo", "updated_at"])
+    record(actor=actor, action="instrument.photo_set", target=instrument, before={"photo": old_name},
+           after={"photo": name})
+    return instrument
+
+
+# --- bulk import ------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportRow:
+    """One data row of a spreadsheet, already turned into service arguments (or parse problems)."""
+
+    line: int
+    fields: dict
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ImportProblem:
+    line: int
+    field: str
+    message: str
+
+
+@dataclass
+class ImportResult:
+    rows: int
+    dry_run: bool
+    problems: list[ImportProblem]
+    created: list[Instrument]
+    valid_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _problems_of(line: int, error: DomainError) -> list[ImportProblem]:
+    fields = error.extra.get("fields") if error.extra else None
+    if not fields:
+        return [ImportProblem(line, "", error.detail)]
+    return [ImportProblem(line, name, " ".join(str(m) for m in messages)) for name, messages in fields.items()]
+
+
+def import_instruments(*, actor, lab: Lab, rows: list[ImportRow], dry_run: bool = True) -> ImportResult:
+    """Create every row through ``create_instrument``, all or nothing.
+
+    Each row runs in its own savepoint so that one bad row does not hide the next one's problems;
+    the dry run is the real import rolled back, so it finds exactly what the import would find
+    (duplicates inside the file included).
+    """
+    _require_manager(actor, lab.pk)
+    problems: list[ImportProblem] = []
+    created: list[Instrument] = []
+    with transaction.atomic():
+        for row in rows:
+            if row.problems:
+                problems.extend(ImportProblem(row.line, name, message) for name, message in row.problems)
+                continue
+            try:
+                created.append(create_instrument(actor=actor, lab=lab, **row.fields))
+            except DomainError as error:
+                problems.extend(_problems_of(row.line, error))
+        valid_rows = len(created)
+        if dry_run or problems:
+            transaction.set_rollback(True)
+            created = []
+        else:
+            record(actor=actor, action="instrument.imported", target=lab,
+                   after={"count": len(created), "asset_numbers": [i.asset_number for i in created]})
+    return ImportResult(rows=len(rows), dry_run=dry_run, problems=problems, created=created, valid_rows=valid_rows)
