@@ -537,6 +537,9 @@ class SearchParams(Schema):
     sort: Literal["name", "value", "newest"] = "name"
     page: int = Field(1, ge=1, le=1_000_000)
     page_size: int = Field(queries.DEFAULT_PAGE_SIZE, ge=1, le=queries.MAX_PAGE_SIZE)
+    free_from: datetime | None = Field(None, description="With free_to and free_hours: free in this window")
+    free_to: datetime | None = None
+    free_hours: float | None = Field(None, gt=0, le=24 * 31, description="Contiguous free hours needed")
 
 
 @router.get("/instruments", auth=OPTIONAL_AUTH, response=InstrumentPageOut, summary="Find instruments")
@@ -544,6 +547,7 @@ def search(request, params: Query[SearchParams]):
     queryset = queries.search_instruments(
         _caller(request), text=params.q, category=params.category, organization=params.organization,
         district=params.district, share_mode=params.share_mode, sort=params.sort,
+        free_filter=queries.free_time_filter(params.free_from, params.free_to, params.free_hours),
     )
     page = queries.paginate(queryset, page=params.page, page_size=params.page_size)
     return {"count": page.count, "page": page.number, "page_size": page.size, "pages": page.pages,

@@ -37,6 +37,13 @@ class SearchForm(forms.Form):
                                    choices=[("", _("Any"))] + list(Instrument.ShareMode.choices))
     sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    free_from = forms.DateTimeField(label=_("Free from"), required=False,
+                                    widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                    help_text=_("Times in Asia/Shanghai"))
+    free_to = forms.DateTimeField(label=_("Free until"), required=False,
+                                  widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    free_hours = forms.DecimalField(label=_("For at least (hours)"), required=False, min_value=0.5,
+                                    max_value=24 * 31, decimal_places=1)
 
     def __init__(self, data, *, user):
         data = data.copy()

@@ -298,3 +298,28 @@ def mandatory_instruments(*, threshold, organization_ids: set[int] | None = None
     return queryset.select_related("organization", "lab", "category").prefetch_related(
         Prefetch("listing_requests", queryset=approved_exemptions(), to_attr="approved_exemptions")
     ).order_by("organization__name_zh", "lab__code", "asset_number")
+
+
+# "Free between A and B for at least N hours" needs bookings, which depends on catalog, not the
+# other way round: the bookings app registers the function here when it loads (BookingsConfig.ready).
+FREE_TIME_FILTERS: list = []
+MAX_FREE_WINDOW_DAYS = 31
+
+
+def free_time_filter(start, end, hours):
+    """A search narrowing step: instruments with ``hours`` of contiguous free time in [start, end)."""
+    import datetime as dt
+
+    from instrumentshare.core.errors import Invalid
+
+    if start is None or end is None or not hours:
+        return None
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise Invalid("naive_datetime", "free_from and free_to need a time zone offset.")
+    if start >= end or end - start > dt.timedelta(days=MAX_FREE_WINDOW_DAYS):
+        raise Invalid("invalid_range", f"free_from must be before free_to, at most {MAX_FREE_WINDOW_DAYS} days apart.")
+    if not FREE_TIME_FILTERS:
+        return None
+    minutes = int(float(hours) * 60)
+    registered = FREE_TIME_FILTERS[0]
+    return lambda queryset: queryset.filter(pk__in=registered(queryset, start, end, minutes))

@@ -75,10 +75,15 @@ def search(request):
     form = SearchForm(request.GET, user=request.user)
     form.is_valid()
     data = {key: value for key, value in form.cleaned_data.items() if value not in (None, "")}
+    try:
+        free_filter = queries.free_time_filter(data.get("free_from"), data.get("free_to"), data.get("free_hours"))
+    except DomainError as error:
+        form.add_error(None, error.detail)
+        free_filter = None
     queryset = queries.search_instruments(
         request.user, text=data.get("q", ""), category=data.get("category", ""),
         organization=data.get("organization"), district=data.get("district", ""),
-        share_mode=data.get("share_mode", ""), sort=data.get("sort", "name"),
+        share_mode=data.get("share_mode", ""), sort=data.get("sort", "name"), free_filter=free_filter,
     )
     page = queries.paginate(queryset, page=data.get("page", 1))
     context = {"form": form, "page": page, "category_path": queries.category_path(data.get("category", ""))

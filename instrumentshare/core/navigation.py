@@ -14,17 +14,18 @@ from instrumentshare.accounts import queries
 class NavEntry:
     label: str
     url_name: str
-    role: str  # "anyone", "user", "lab_manager", "finance_officer", "platform_admin"
+    role: str | tuple[str, ...]  # any of "anyone", "user", "lab_manager", "finance_officer", "platform_admin"
 
 
 ENTRIES = [
     NavEntry(_("Instruments"), "catalog:search", "anyone"),
     NavEntry(_("My bookings"), "bookings:mine", "user"),
+    NavEntry(_("My instruments"), "catalog:my_labs", "lab_manager"),
     NavEntry(_("My lab"), "bookings:lab_queue", "lab_manager"),
     NavEntry(_("Usage review"), "bookings:review", "lab_manager"),
     NavEntry(_("Finance"), "billing:finance", "finance_officer"),
     NavEntry(_("My bills"), "billing:mine", "user"),
-    NavEntry(_("Compliance"), "catalog:compliance", "platform_admin"),
+    NavEntry(_("Compliance"), "catalog:compliance", ("platform_admin", "lab_manager", "finance_officer")),
     NavEntry(_("Oversight"), "oversight:dashboard", "platform_admin"),
     NavEntry(_("API"), "api:openapi-view", "anyone"),
 ]
@@ -36,7 +37,8 @@ def entries_for(user) -> list[dict]:
         roles |= {"user", *queries.roles_of(user)}
     result = []
     for entry in ENTRIES:
-        if entry.role not in roles:
+        wanted = {entry.role} if isinstance(entry.role, str) else set(entry.role)
+        if not wanted & roles:
             continue
         try:
             url = reverse(entry.url_name)
