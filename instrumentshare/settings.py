@@ -172,7 +172,9 @@ CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
     "worker-heartbeat": {"task": "instrumentshare.core.tasks.heartbeat", "schedule": timedelta(seconds=30)},
-    "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent", "schedule": timedelta(minutes=15)},
+    "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent",
+                             "schedule": timedelta(seconds=int(os.environ.get("RECONCILE_EVERY_SECONDS", "900"))),
+                             "kwargs": {"days": int(os.environ.get("RECONCILE_WINDOW_DAYS", "7"))}},
 }
 
 # --- auth ---------------------------------------------------------------------------------
