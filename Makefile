@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint lock system-packages bench messages clean
+.PHONY: run test install install-dev lint lock system-packages bench loadtest messages clean
 
 $(VENV)/.runtime: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,7 @@ clean:
 ## `make bench BENCH_ARGS=--quick` is the CI scale (300 instruments, 3 months).
 bench: install-dev
 	$(PY) -m tests.benchmarks $(BENCH_ARGS)
+
+## Five minutes of mixed traffic against gunicorn + a worker on PostgreSQL + Redis (LOAD_SECONDS to change).
+loadtest: install-dev
+	$(PY) -m tests.benchmarks.loadtest --seconds $${LOAD_SECONDS:-300} --clients 8
