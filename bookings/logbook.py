@@ -53,8 +53,19 @@ class Result:
 
 
 def _rows_from_csv(data: bytes) -> list[list[str]]:
-    text = data.decode("utf-8-sig")
-    return [row for row in csv.reader(io.StringIO(text))]
+    # Excel in China saves CSV as GB18030 unless told otherwise; UTF-8 (with or without BOM) first.
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise Invalid("invalid_encoding", "Save the CSV as UTF-8 (or GB18030).")
+    try:
+        return [row for row in csv.reader(io.StringIO(text))]
+    except csv.Error as error:
+        raise Invalid("invalid_file", f"Not a readable CSV file: {error}.") from error
 
 
 def _rows_from_xlsx(data: bytes) -> list[list[str]]:

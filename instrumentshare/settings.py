@@ -171,6 +171,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
+    "billing-stripe-sync": {"task": "billing.tasks.sync_stripe", "schedule": timedelta(minutes=15)},
     "worker-heartbeat": {"task": "instrumentshare.core.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent",
                              "schedule": timedelta(seconds=int(os.environ.get("RECONCILE_EVERY_SECONDS", "900"))),

@@ -80,3 +80,11 @@ def test_xlsx_and_a_zip_bomb(world, instrument):
         archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (60 * 1024 * 1024))
     response = upload(headers, bomb.getvalue(), "bomb.xlsx", True)
     assert response.status_code == 422 and response.json()["code"] == "file_too_large"
+
+
+def test_a_gb18030_csv_is_read_and_garbage_is_a_clear_422(world, instrument):
+    headers = _headers(world, world.manager)
+    assert upload(headers, GOOD.decode("utf-8-sig").encode("gb18030"), "log.csv", True).json()["rows"] == 2
+    garbage = upload(headers, b"\xff\xfe\x00\x81\x82" * 10, "log.csv", True)
+    assert garbage.status_code == 422 and garbage.json()["code"] in {"invalid_encoding", "invalid_file",
+                                                                   "missing_columns"}

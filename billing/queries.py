@@ -1,0 +1,370 @@
+"""Reads about billing, shared by pages, the API, exports and other apps (the catalog's fee standard).
+
+Visibility rules live here, once: a finance officer sees what their organization provides
+(charges, invoices it issued) and what it pays (invoices to its accounts); a PI sees their
+projects; a lab manager their lab's cost centre; a company user their company's invoices and
+vouchers; the platform administrator everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import Instrument
+from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.models import Organization
+
+from .models import (
+    AccountAuthorization,
+    BillingAccount,
+    BillingPeriod,
+    Charge,
+    Invoice,
+    Payment,
+    RateCard,
+    UserClass,
+    Voucher,
+    VoucherEntry,
+)
+from .money import ZERO, money
+
+
+def today(zone=None) -> dt.date:
+    return timezone.localtime(timezone.now(), zone).date()
+
+
+def month_of(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def month_bounds(month: str, zone=None) -> tuple[dt.datetime, dt.datetime]:
+    """The first instant of the month and of the next, in the display zone (China has one zone)."""
+    zone = zone or timezone.get_default_timezone()
+    start = dt.datetime(int(month[:4]), int(month[5:7]), 1, tzinfo=zone)
+    following = next_month(month)
+    end = dt.datetime(int(following[:4]), int(following[5:7]), 1, tzinfo=zone)
+    return start, end
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+
+def finance_org_ids(user) -> set[int]:
+    return people.finance_organization_ids(user)
+
+
+def is_finance(user) -> bool:
+    return bool(finance_org_ids(user)) or people.is_platform_admin(user)
+
+
+def can_manage_org_billing(user, organization_id: int) -> bool:
+    return people.is_finance_officer(user, organization_id) or people.is_platform_admin(user)
+
+
+def company_id_of(user) -> int | None:
+    if people.is_authenticated(user) and user.organization_id and user.organization.kind == Organization.Kind.COMPANY:
+        return user.organization_id
+    return None
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+def accounts() -> QuerySet[BillingAccount]:
+    return BillingAccount.objects.select_related("organization", "lab", "pi")
+
+
+def approved_account_ids(user) -> set[int]:
+    return set(AccountAuthorization.objects.filter(user=user, state=AccountAuthorization.State.APPROVED)
+               .values_list("account_id", flat=True))
+
+
+def chargeable_filter(user) -> Q:
+    """Accounts the user may name: their labs' cost centres, their company's payer account, the
+    projects they lead, and any account whose PI (or finance) approved them."""
+    condition = Q(pi=user) | Q(pk__in=approved_account_ids(user))
+    condition |= Q(kind=BillingAccount.Kind.COST_CENTRE, lab_id__in=people.member_lab_ids(user))
+    if user.organization_id:
+        condition |= Q(kind=BillingAccount.Kind.EXTERNAL, organization_id=user.organization_id)
+    return condition
+
+
+def chargeable_accounts(user, day: dt.date | None = None) -> QuerySet[BillingAccount]:
+    if not people.is_authenticated(user):
+        return BillingAccount.objects.none()
+    day = day or today()
+    return accounts().filter(chargeable_filter(user), is_active=True).filter(
+        Q(valid_from__isnull=True) | Q(valid_from__lte=day), Q(valid_until__isnull=True) | Q(valid_until__gte=day))
+
+
+def visible_accounts(user) -> QuerySet[BillingAccount]:
+    if not people.is_authenticated(user):
+        return BillingAccount.objects.none()
+    if people.is_platform_admin(user):
+        return accounts()
+    condition = chargeable_filter(user) | Q(organization_id__in=finance_org_ids(user))
+    condition |= Q(kind=BillingAccount.Kind.COST_CENTRE, lab_id__in=people.managed_lab_ids(user))
+    if finance_org_ids(user):
+        condition |= Q(kind=BillingAccount.Kind.EXTERNAL)  # providers' finance bill companies
+    return accounts().filter(condition)
+
+
+def spend_by_account(account_ids) -> dict[int, Decimal]:
+    rows = Charge.objects.filter(account_id__in=list(account_ids)).values("account_id").annotate(total=Sum("amount"))
+    return {row["account_id"]: row["total"] or ZERO for row in rows}
+
+
+def budget_status(account: BillingAccount, spent: Decimal | None = None) -> dict:
+    """Spend against the cap: ``warning`` from the warning share on, ``exhausted`` at the cap (the hard stop)."""
+    if spent is None:
+        spent = spend_by_account([account.pk]).get(account.pk, ZERO)
+    status = {"spent": money(spent), "cap": account.budget_cap, "percent": None, "warning": False, "exhausted": False}
+    if account.budget_cap is not None:
+        cap = account.budget_cap
+        status["percent"] = int(100 * spent / cap) if cap > 0 else 100
+        status["exhausted"] = spent >= cap
+        status["warning"] = status["exhausted"] or spent * 100 >= cap * account.budget_warning_percent
+    return status
+
+
+def pi_accounts(user) -> QuerySet[BillingAccount]:
+    return accounts().filter(pi=user)
+
+
+def pending_authorizations_for_pi(user) -> QuerySet[AccountAuthorization]:
+    return AccountAuthorization.objects.select_related("account", "user").filter(
+        account__pi=user, state=AccountAuthorization.State.PENDING)
+
+
+# --- rate cards ---------------------------------------------------------------------------------
+
+
+def rate_cards(instrument: Instrument) -> QuerySet[RateCard]:
+    return RateCard.objects.filter(instrument=instrument).prefetch_related("rates").order_by("-valid_from")
+
+
+def current_rate_card(instrument: Instrument, day: dt.date | None = None) -> RateCard | None:
+    day = day or today(instrument.zone)
+    return rate_cards(instrument).filter(valid_from__lte=day).first()
+
+
+UNIT_LABELS = {"hour": "hour", "sample": "sample", "use": "use"}
+
+
+def fee_standard(instrument: Instrument, day: dt.date | None = None) -> str:
+    """The published fee standard from the rate card valid today, in the current language.
+
+    Empty when the instrument has no rate card yet (the catalog then shows its own text).
+    """
+    card = current_rate_card(instrument, day)
+    if card is None:
+        return ""
+    classes = {UserClass.INTERNAL: _("Internal"), UserClass.ACADEMIC: _("Other academic"),
+               UserClass.INDUSTRY: _("Industry")}
+    units = {"hour": _("hour"), "sample": _("sample"), "use": _("use")}
+    lines = []
+    rates = sorted(card.rates.all(), key=lambda r: (list(units).index(r.unit), list(classes).index(r.user_class)))
+    for rate in rates:
+        lines.append(_("%(class)s: %(price)s %(currency)s per %(unit)s") % {
+            "class": classes[rate.user_class], "price": f"{rate.price:,.2f}", "currency": card.currency,
+            "unit": units[rate.unit]})
+    if card.minimum_charge:
+        lines.append(_("Minimum charge: %(amount)s %(currency)s") % {"amount": f"{card.minimum_charge:,.2f}",
+                                                                     "currency": card.currency})
+    if card.assisted_surcharge:
+        lines.append(_("Assisted operation: plus %(amount)s %(currency)s per unit") % {
+            "amount": f"{card.assisted_surcharge:,.2f}", "currency": card.currency})
+    lines.append(_("Valid from %(day)s") % {"day": card.valid_from.isoformat()})
+    return "\n".join(lines)
+
+
+# --- charges ------------------------------------------------------------------------------------
+
+
+def charges() -> QuerySet[Charge]:
+    return Charge.objects.select_related("account", "account__organization", "provider", "instrument", "user",
+                                         "invoice")
+
+
+def provider_charges(user) -> QuerySet[Charge]:
+    if people.is_platform_admin(user):
+        return charges()
+    return charges().filter(provider_id__in=finance_org_ids(user))
+
+
+def my_charges(user) -> QuerySet[Charge]:
+    return charges().filter(user=user)
+
+
+def visible_charges(user) -> QuerySet[Charge]:
+    if people.is_platform_admin(user):
+        return charges()
+    finance = finance_org_ids(user)
+    condition = Q(user=user) | Q(provider_id__in=finance) | Q(account__organization_id__in=finance)
+    condition |= Q(account__pi=user) | Q(account__kind=BillingAccount.Kind.COST_CENTRE,
+                                         account__lab_id__in=people.managed_lab_ids(user))
+    company = company_id_of(user)
+    if company:
+        condition |= Q(account__organization_id=company)
+    return charges().filter(condition)
+
+
+def can_see_charge(user, charge: Charge) -> bool:
+    return visible_charges(user).filter(pk=charge.pk).exists()
+
+
+def my_costs(user, *, limit: int = 100) -> list[dict]:
+    """My recent billable items: the charge once made, until then the price it will have."""
+    from bookings.models import BillableItem
+
+    from .pricing import preview_cost
+
+    items = list(BillableItem.objects.filter(user=user).select_related(
+        "instrument", "user__organization", "charge", "charge__invoice").order_by("-service_start", "-id")[:limit])
+    open_items = [item for item in items if not hasattr(item, "charge")]
+    estimates = preview_cost(open_items) if open_items else {}
+    rows = []
+    for item in items:
+        charge = getattr(item, "charge", None)
+        estimate = estimates.get(item.pk)
+        rows.append({
+            "item_id": item.pk, "instrument_id": item.instrument_id, "instrument_name": item.instrument.name_zh,
+            "instrument": item.instrument, "service_start": item.service_start, "kind": item.kind,
+            "unit": item.unit, "quantity": item.quantity, "state": item.state, "kind_label": item.get_kind_display(),
+            "estimated_amount": estimate.amount if estimate and item.state == "open" else None,
+            "charge_id": charge.pk if charge else None, "amount": charge.amount if charge else None,
+            "voucher_amount": charge.voucher_amount if charge else None,
+            "invoice_number": charge.invoice.number if charge and charge.invoice_id else None,
+            "invoice_id": charge.invoice_id if charge else None,
+        })
+    return rows
+
+
+def account_spend_rows(account: BillingAccount) -> QuerySet:
+    return charges().filter(account=account).order_by("-service_start", "-id")
+
+
+# --- invoices -----------------------------------------------------------------------------------
+
+
+def invoices() -> QuerySet[Invoice]:
+    return Invoice.objects.select_related("issuer", "account", "account__organization", "credit_for")
+
+
+def visible_invoices(user) -> QuerySet[Invoice]:
+    if not people.is_authenticated(user):
+        return Invoice.objects.none()
+    if people.is_platform_admin(user):
+        return invoices()
+    finance = finance_org_ids(user)
+    condition = Q(issuer_id__in=finance) | Q(account__organization_id__in=finance) | Q(account__pi=user)
+    condition |= Q(account__kind=BillingAccount.Kind.COST_CENTRE, account__lab_id__in=people.managed_lab_ids(user))
+    company = company_id_of(user)
+    if company:
+        condition |= Q(account__organization_id=company)
+    return invoices().filter(condition)
+
+
+def can_pay(user, invoice: Invoice) -> bool:
+    """The payer's people pay online: the company's users, or the paying organization's finance."""
+    if invoice.kind != Invoice.Kind.INVOICE or invoice.account.kind != BillingAccount.Kind.EXTERNAL:
+        return False
+    organization_id = invoice.account.organization_id
+    return company_id_of(user) == organization_id or people.is_finance_officer(user, organization_id)
+
+
+def is_issuer_finance(user, invoice: Invoice) -> bool:
+    return can_manage_org_billing(user, invoice.issuer_id)
+
+
+def invoice_lines(invoice: Invoice):
+    return invoice.lines.select_related("instrument").order_by("position")
+
+
+def invoice_charges(invoice: Invoice) -> QuerySet[Charge]:
+    return Charge.objects.filter(invoice=invoice).select_related("instrument", "user", "item__service_record") \
+        .order_by("service_start", "id")
+
+
+def payments_of(invoice: Invoice) -> QuerySet[Payment]:
+    return invoice.payments.order_by("-created_at", "-id")
+
+
+def visible_payments(user) -> QuerySet[Payment]:
+    return Payment.objects.select_related("invoice", "invoice__account").filter(
+        invoice__in=visible_invoices(user).values("pk"))
+
+
+# --- periods ------------------------------------------------------------------------------------
+
+
+def periods_for(user) -> QuerySet[BillingPeriod]:
+    qs = BillingPeriod.objects.select_related("organization")
+    if people.is_platform_admin(user):
+        return qs
+    return qs.filter(organization_id__in=finance_org_ids(user))
+
+
+def closed_months(organization_ids) -> dict[int, set[str]]:
+    """Months already closed (or closing) per organization: charges made now go past them."""
+    result: dict[int, set[str]] = {}
+    rows = BillingPeriod.objects.filter(organization_id__in=list(organization_ids)).exclude(
+        state__in=[BillingPeriod.State.OPEN]).values_list("organization_id", "month")
+    for organization_id, month in rows:
+        result.setdefault(organization_id, set()).add(month)
+    return result
+
+
+def open_month(month: str, closed: set[str]) -> str:
+    while month in closed:
+        month = next_month(month)
+    return month
+
+
+# --- vouchers -----------------------------------------------------------------------------------
+
+
+def vouchers() -> QuerySet[Voucher]:
+    return Voucher.objects.select_related("company", "issued_by").prefetch_related("eligible_providers")
+
+
+def visible_vouchers(user) -> QuerySet[Voucher]:
+    """The bureau sees all; a company its own; a provider's finance those redeemed at their organization."""
+    if not people.is_authenticated(user):
+        return Voucher.objects.none()
+    if people.is_platform_admin(user):
+        return vouchers()
+    condition = Q(pk__in=VoucherEntry.objects.filter(charge__provider_id__in=finance_org_ids(user))
+                  .values("voucher_id"))
+    company = company_id_of(user)
+    if company:
+        condition |= Q(company_id=company)
+    condition |= Q(company_id__in=finance_org_ids(user))
+    return vouchers().filter(condition)
+
+
+def voucher_statement(voucher: Voucher, user) -> QuerySet[VoucherEntry]:
+    """The ledger with its service records and invoices; a provider sees only its own redemptions."""
+    rows = voucher.entries.select_related("charge", "charge__instrument", "charge__provider", "charge__item",
+                                          "charge__item__service_record", "invoice").order_by("id")
+    if people.is_platform_admin(user) or company_id_of(user) == voucher.company_id or people.is_finance_officer(
+            user, voucher.company_id):
+        return rows
+    return rows.filter(charge__provider_id__in=finance_org_ids(user))
+
+
+def voucher_used_in_year(company_id: int, year: int) -> Decimal:
+    total = VoucherEntry.objects.filter(voucher__company_id=company_id, year=year,
+                                        kind__in=[VoucherEntry.Kind.REDEEM, VoucherEntry.Kind.REVERSE]) \
+        .aggregate(total=Sum("amount"))["total"]
+    return -(total or ZERO)
