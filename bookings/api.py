@@ -25,6 +25,8 @@ class BookingIn(Schema):
     end: datetime
     purpose: str = Field(..., min_length=1, max_length=2000)
     lab_id: int | None = Field(None, description="The lab to charge; default: the booker's first lab")
+    account_id: int | None = Field(None, description="The billing account to charge; default: the booker's "
+                                                      "lab cost centre or company payer account")
 
 
 class RescheduleIn(Schema):
@@ -44,6 +46,7 @@ class BookingOut(Schema):
     time_zone: str
     user_id: int
     charged_lab_id: int | None
+    account_id: int | None
     start: datetime
     end: datetime
     state: str
@@ -124,7 +127,8 @@ def _visible_booking(request, booking_id: int) -> Booking:
              throttle=[UserRateThrottle("RATE_LIMIT_BOOKINGS")])
 def create_booking(request, payload: BookingIn):
     booking = services.create_booking(user=request.auth, instrument_id=payload.instrument_id, start=payload.start,
-                                      end=payload.end, purpose=payload.purpose, lab_id=payload.lab_id)
+                                      end=payload.end, purpose=payload.purpose, lab_id=payload.lab_id,
+                                      account_id=payload.account_id)
     return Status(201, booking)
 
 

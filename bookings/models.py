@@ -30,6 +30,9 @@ class Booking(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
     # Until billing accounts exist, a booking is charged to the booker's lab.
     charged_lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="charged_bookings", null=True)
+    # The billing account named at booking time, checked by billing's rule (see ACCOUNT_RESOLVERS).
+    account = models.ForeignKey("billing.BillingAccount", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="bookings")
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"))
     # end + the instrument's buffer at booking time: the range the exclusion constraint protects.

@@ -29,7 +29,12 @@ from .models import Booking, CreditEvent, Notification, UserCredit
 
 logger = logging.getLogger(__name__)
 
-AUDIT_FIELDS = ("instrument_id", "user_id", "charged_lab_id", "start", "end", "state", "purpose", "sequence")
+# Billing registers its account rule here when it loads (billing depends on bookings, not the reverse):
+# resolver(user=..., account_id=..., instrument=...) -> account or None, raising a DomainError to refuse.
+ACCOUNT_RESOLVERS: list = []
+
+AUDIT_FIELDS = ("instrument_id", "user_id", "charged_lab_id", "account_id", "start", "end", "state", "purpose",
+                "sequence")
 
 
 def _snapshot(booking: Booking) -> dict:
@@ -211,7 +216,8 @@ def _save_new(booking: Booking) -> None:
 
 
 def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.datetime, purpose: str,
-                   lab_id: int | None = None, now: dt.datetime | None = None) -> Booking:
+                   lab_id: int | None = None, account_id: int | None = None,
+                   now: dt.datetime | None = None) -> Booking:
     now = now or timezone.now()
     start, end = _as_utc(start, "start"), _as_utc(end, "end")
     if start >= end:
@@ -221,7 +227,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         raise Invalid("purpose_required", "Say what the booking is for.")
     try:
         with transaction.atomic():
-            return _create_booking(user, instrument_id, start, end, purpose, lab_id, now)
+            return _create_booking(user, instrument_id, start, end, purpose, lab_id, now, account_id)
     except IntegrityError as error:
         if "booking_no_overlap" in str(error):
             instrument = Instrument.objects.select_related("policy").get(pk=instrument_id)
@@ -230,7 +236,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         raise
 
 
-def _create_booking(user, instrument_id, start, end, purpose, lab_id, now) -> Booking:
+def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, account_id=None) -> Booking:
     instrument = _locked_instrument(instrument_id, user)
     policy = instrument.policy
     _check_may_book(user, instrument)
@@ -238,11 +244,13 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now) -> Bo
     _check_grid(instrument, policy, start, end)
     _check_window(policy, start, end, now)
     lab = _charged_lab_for(user, lab_id)
+    account = ACCOUNT_RESOLVERS[0](user=user, account_id=account_id, instrument=instrument) if ACCOUNT_RESOLVERS \
+        else None
     _check_quota(instrument, policy, user, lab, start, end)
     _check_free(instrument, start, end, now)
     internal = catalog_queries.is_internal_user(user, instrument)
     booking = Booking(
-        instrument=instrument, user=user, charged_lab=lab, start=start, end=end,
+        instrument=instrument, user=user, charged_lab=lab, account=account, start=start, end=end,
         blocked_until=end + dt.timedelta(minutes=policy.buffer_minutes), purpose=purpose[:2000],
         is_internal=internal,
         state=Booking.State.PENDING if _needs_approval(policy, internal) else Booking.State.CONFIRMED,

@@ -91,6 +91,14 @@ def search(request):
     return render(request, "catalog/search.html", context)
 
 
+def _published_fees(instrument) -> str:
+    try:
+        from billing.queries import fee_standard
+    except ImportError:
+        return ""
+    return fee_standard(instrument)
+
+
 def detail(request, instrument_id: int):
     instrument = queries.instrument_for(request.user, instrument_id)
     if instrument is None:
@@ -100,6 +108,8 @@ def detail(request, instrument_id: int):
     context = {
         "instrument": instrument,
         "policy": policy,
+        # The fee standard comes from billing's rate cards where they exist (a view may read upward).
+        "published_fees": _published_fees(instrument),
         "category_path": queries.category_path(instrument.category_id),
         "weekly": weekly(instrument.opening_rules.all()),
         "exceptions": queries.upcoming_exceptions(instrument)[:20],
