@@ -53,7 +53,7 @@ class BillingAccount(models.Model):
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
     budget_cap = models.DecimalField(_("budget cap"), null=True, blank=True, **MONEY,
                                      validators=[MinValueValidator(Decimal("0"))])
-    budget_warning_percent = models.PositiveSmallIntegerField(_("warn at (% of the cap)"), default=80,
+    budget_warning_percent = models.PositiveSmallIntegerField(_("warn at (percent of the cap)"), default=80,
                                                               validators=[MaxValueValidator(100)])
     billing_name = models.CharField(_("billing name"), max_length=200, blank=True)
     billing_address = models.CharField(_("billing address"), max_length=300, blank=True)
