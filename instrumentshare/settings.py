@@ -172,6 +172,8 @@ CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
     "billing-stripe-sync": {"task": "billing.tasks.sync_stripe", "schedule": timedelta(minutes=15)},
+    "oversight-statistics": {"task": "oversight.tasks.refresh_statistics_task", "schedule": timedelta(hours=1)},
+    "oversight-national-export": {"task": "oversight.tasks.export_national_task", "schedule": timedelta(days=1)},
     "worker-heartbeat": {"task": "instrumentshare.core.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent",
                              "schedule": timedelta(seconds=int(os.environ.get("RECONCILE_EVERY_SECONDS", "900"))),

@@ -24,3 +24,11 @@ mkdir -p "$FULLCALENDAR_DEST"
 cp "fullcalendar-$FULLCALENDAR_VERSION/package/index.global.min.js" \
    "fullcalendar-$FULLCALENDAR_VERSION/package/LICENSE.md" "$FULLCALENDAR_DEST/"
 echo "vendored FullCalendar $FULLCALENDAR_VERSION into $FULLCALENDAR_DEST"
+
+# --- Chart.js for the oversight dashboard (its source-map comment is dropped: the map is not shipped) ---
+npm pack --silent chart.js@4.6.1 >/dev/null
+mkdir -p chart.js-4.6.1 && tar xzf chart.js-4.6.1.tgz -C chart.js-4.6.1
+mkdir -p "$ROOT/oversight/static/vendor/chart.js"
+sed '$d' chart.js-4.6.1/package/dist/chart.umd.js > "$ROOT/oversight/static/vendor/chart.js/chart.umd.js"
+cp chart.js-4.6.1/package/LICENSE.md "$ROOT/oversight/static/vendor/chart.js/"
+echo "vendored Chart.js into oversight/static/vendor/chart.js"

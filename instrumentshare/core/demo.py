@@ -4,7 +4,7 @@ from importlib import import_module
 
 from instrumentshare.accounts.demo import logins
 
-SEEDERS = ["instrumentshare.accounts.demo", "catalog.demo", "bookings.demo", "billing.demo"]
+SEEDERS = ["instrumentshare.accounts.demo", "catalog.demo", "bookings.demo", "billing.demo", "oversight.demo"]
 
 
 def seed_all(stdout=None) -> None:

@@ -26,7 +26,7 @@ ENTRIES = [
     NavEntry(_("Finance"), "billing:finance", "finance_officer"),
     NavEntry(_("My bills"), "billing:mine", "user"),
     NavEntry(_("Compliance"), "catalog:compliance", ("platform_admin", "lab_manager", "finance_officer")),
-    NavEntry(_("Oversight"), "oversight:dashboard", "platform_admin"),
+    NavEntry(_("Oversight"), "oversight:dashboard", ("platform_admin", "finance_officer", "lab_manager")),
     NavEntry(_("API"), "api:openapi-view", "anyone"),
 ]
 
