@@ -134,7 +134,8 @@ def test_users_ask_for_training_from_the_instrument_page(world, make_instrument)
     instrument = make_instrument()
     services.update_policy(actor=world.manager, instrument_id=instrument.pk, qualification_required=True)
     client = logged_in("company_user")
-    assert "Ask for training" in client.get(f"/instruments/{instrument.pk}/").content.decode()
+    page = client.get(f"/instruments/{instrument.pk}/", headers={"Accept-Language": "en"})
+    assert "Ask for training" in page.content.decode()
     assert client.post(f"/instruments/{instrument.pk}/training/", {"message": "请安排培训"}).status_code == 302
     request = TrainingRequest.objects.get(instrument=instrument)
     assert request.user == world.company_user and request.message == "请安排培训"

@@ -20,10 +20,20 @@ def broker_down():
                                              "broker_connection_max_retries", "task_publish_retry")}
     app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_retry=False,
                     broker_connection_max_retries=0, task_publish_retry=False)
-    app.pool.force_close_all()
+    _fresh_producer_pool()
     yield
     app.conf.update(saved)
-    app.pool.force_close_all()
+    _fresh_producer_pool()
+
+
+def _fresh_producer_pool():
+    """Forget every cached connection and producer pool, so the next publish connects to the
+    broker URL now configured (and no closed pool is left for later tests in this process)."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None  # noqa: SLF001 - Celery keeps these private; a test must not leak them
+    app.amqp._producer_pool = None  # noqa: SLF001
 
 
 def test_a_booking_commits_while_the_broker_is_down_and_its_mail_goes_out_once_later(
