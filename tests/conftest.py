@@ -138,6 +138,21 @@ def _fast_password_hashing(request, settings):
 
 
 @pytest.fixture(autouse=True)
+def _tasks_in_process(request):
+    """Tasks run in-process (eagerly) so a test sees their effects, also when REDIS_URL is set;
+    tests marked ``celery_worker`` send them to a real worker process instead."""
+    from instrumentshare.celery import app
+
+    if "celery_worker" in request.keywords:
+        yield
+        return
+    saved = {key: app.conf[key] for key in ("task_always_eager", "task_eager_propagates")}
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    app.conf.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters and other cached state never leak from one test into the next."""
     from django.core.cache import cache
