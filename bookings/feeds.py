@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from django.db import transaction
 from django.utils import timezone
 
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.services import token_digest
 from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 
@@ -18,10 +18,6 @@ from .models import Booking, FeedToken
 
 FEED_PAST_DAYS = 90
 FEED_FUTURE_DAYS = 400
-
-
-def _digest(plain: str) -> str:
-    return hashlib.sha256(plain.encode()).hexdigest()
 
 
 @transaction.atomic
@@ -36,7 +32,7 @@ def create_feed_token(*, user, scope: str = FeedToken.Scope.MINE, lab_id: int | 
     else:
         raise Invalid("invalid_scope", "Scope is mine or lab.")
     plain = secrets.token_urlsafe(32)
-    token = FeedToken.objects.create(user=user, scope=scope, lab_id=lab_id, digest=_digest(plain))
+    token = FeedToken.objects.create(user=user, scope=scope, lab_id=lab_id, digest=token_digest(plain))
     record(actor=user, action="feed_token.created", target=token, after={"scope": scope, "lab_id": lab_id})
     return token, plain
 
@@ -59,7 +55,7 @@ def _window(now: dt.datetime):
 
 def private_feed(plain: str, *, now: dt.datetime | None = None) -> bytes | None:
     """The feed behind a secret token, or None when the token is unknown or revoked."""
-    token = FeedToken.objects.select_related("user").filter(digest=_digest(plain or "")).first()
+    token = FeedToken.objects.select_related("user").filter(digest=token_digest(plain or "")).first()
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     start, end = _window(now or timezone.now())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from django.conf import settings
@@ -13,16 +12,13 @@ from django.utils import timezone
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import User
+from instrumentshare.accounts.services import token_digest
 from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, Invalid, NotFound
 
 from .models import Booking, LoggerToken, ReviewFlag, ServiceRecord, UsageEvent, UsageSession
 
 MAX_EVENTS_PER_REQUEST = 500
-
-
-def _digest(plain: str) -> str:
-    return hashlib.sha256(plain.encode()).hexdigest()
 
 
 # --- logger tokens --------------------------------------------------------------------------------
@@ -38,7 +34,7 @@ def create_logger_token(*, actor, instrument_id: int, name: str) -> tuple[Logger
         raise Invalid("invalid_name", "A logger token needs a name of 1 to 100 characters.")
     prefix = secrets.token_hex(4)
     plain = f"isl_{prefix}_{secrets.token_urlsafe(32)}"
-    token = LoggerToken.objects.create(instrument=instrument, name=name, prefix=prefix, digest=_digest(plain),
+    token = LoggerToken.objects.create(instrument=instrument, name=name, prefix=prefix, digest=token_digest(plain),
                                        created_by=actor)
     record(actor=actor, action="logger_token.created", target=instrument, after={"token_id": token.pk, "name": name})
     return token, plain
@@ -59,7 +55,7 @@ def revoke_logger_token(*, actor, token_id: int) -> LoggerToken:
 def instrument_for_logger_token(plain: str) -> LoggerToken | None:
     if not plain or len(plain) > 200:
         return None
-    token = LoggerToken.objects.select_related("instrument").filter(digest=_digest(plain)).first()
+    token = LoggerToken.objects.select_related("instrument").filter(digest=token_digest(plain)).first()
     if token is None or token.revoked_at is not None:
         return None
     now = timezone.now()
