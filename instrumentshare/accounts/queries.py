@@ -32,9 +32,19 @@ def member_lab_ids(user) -> set[int]:
         return set()
     cache = getattr(user, "_member_lab_ids", None)
     if cache is None:
-        cache = set(Membership.objects.filter(user=user).values_list("lab_id", flat=True))
-        user._member_lab_ids = cache
+        _load_memberships(user)
+        cache = user._member_lab_ids
     return cache
+
+
+def _load_memberships(user) -> None:
+    """One statement for the labs a user is in and the organizations those labs belong to."""
+    rows = list(Membership.objects.filter(user=user).values_list("lab_id", "lab__organization_id"))
+    user._member_lab_ids = {lab_id for lab_id, _organization_id in rows}
+    organization_ids = {organization_id for _lab_id, organization_id in rows}
+    if user.organization_id:
+        organization_ids.add(user.organization_id)
+    user._organization_ids = organization_ids
 
 
 def finance_organization_ids(user) -> set[int]:
@@ -67,10 +77,8 @@ def organization_ids_of(user) -> set[int]:
         return set()
     cache = getattr(user, "_organization_ids", None)
     if cache is None:
-        cache = set(Lab.objects.filter(memberships__user=user).values_list("organization_id", flat=True))
-        if user.organization_id:
-            cache.add(user.organization_id)
-        user._organization_ids = cache
+        _load_memberships(user)
+        cache = user._organization_ids
     return cache
 
 

@@ -180,7 +180,7 @@ def user_for_token(plain: str, *, now: datetime | None = None) -> tuple[User, Ap
     """The active user behind a token, or None. Touches last_used_at at most once a minute."""
     if not plain or len(plain) > 200:
         return None
-    token = ApiToken.objects.select_related("user").filter(digest=token_digest(plain)).first()
+    token = ApiToken.objects.select_related("user__organization").filter(digest=token_digest(plain)).first()
     now = now or timezone.now()
     if token is None or not token.is_active(now) or not token.user.is_active:
         return None

@@ -103,14 +103,13 @@ def record(
     """
     target_type, target_id, target_repr = _describe_target(target)
     stream_key = f"{target_type}:{target_id}"
-    with transaction.atomic():
-        # Create the head if this is the stream's first event; then lock only this head.
-        AuditStream.objects.bulk_create([AuditStream(key=stream_key)], ignore_conflicts=True)
-        head = AuditStream.objects.select_for_update().get(key=stream_key)
+    # No savepoint: if the event cannot be written, the caller's whole change must roll back with it.
+    with transaction.atomic(savepoint=False):
+        head_id, last_seq, last_hash = _locked_head(stream_key)
         actor_id = getattr(actor, "pk", None)
         row = {
             "stream_key": stream_key,
-            "seq": head.last_seq + 1,
+            "seq": last_seq + 1,
             "occurred_at": (now or timezone.now()).astimezone(dt.UTC),
             "actor_id": actor_id,
             "actor_repr": str(actor)[:200] if actor is not None else "system",
@@ -122,12 +121,29 @@ def record(
             "before": to_json_value(before),
             "after": to_json_value(after),
             "reason": reason or "",
-            "prev_hash": head.last_hash,
+            "prev_hash": last_hash,
         }
         row["hash"] = event_hash(row)
         event = AuditEvent.objects.create(**row)
-        AuditStream.objects.filter(pk=head.pk).update(last_seq=row["seq"], last_hash=row["hash"])
+        AuditStream.objects.filter(pk=head_id).update(last_seq=row["seq"], last_hash=row["hash"])
     return event
+
+
+def _locked_head(stream_key: str) -> tuple[int, int, str]:
+    """The stream's head (id, last seq, last hash), created if new and locked, in one statement.
+
+    ``INSERT … ON CONFLICT DO UPDATE`` locks the existing row as ``SELECT … FOR UPDATE`` would
+    (PostgreSQL; SQLite runs one writer at a time), and a racing first event waits for the other
+    to commit, then reads its head.
+    """
+    table = connection.ops.quote_name(AuditStream._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, last_seq, last_hash) VALUES (%s, 0, %s) "  # noqa: S608 - the table name
+            f"ON CONFLICT (key) DO UPDATE SET last_seq = {table}.last_seq RETURNING id, last_seq, last_hash",
+            [stream_key, GENESIS_HASH])
+        head_id, last_seq, last_hash = cursor.fetchone()
+    return head_id, last_seq, last_hash
 
 
 def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
