@@ -16,6 +16,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Organization, User
 from instrumentshare.core.auth import PUBLIC_AUTH
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.ratelimit import export_throttle
 
 from . import closing, exports, payments, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
@@ -702,7 +703,7 @@ def get_invoice(request, invoice_id: Id):
     return _invoice(request.auth, invoice_id)
 
 
-@router.get("/invoices/{invoice_id}/pdf", summary="The invoice as PDF")
+@router.get("/invoices/{invoice_id}/pdf", summary="The invoice as PDF", throttle=export_throttle())
 def invoice_pdf(request, invoice_id: Id):
     invoice = _invoice(request.auth, invoice_id)
     response = HttpResponse(pdf.render(invoice), content_type="application/pdf")
@@ -773,7 +774,8 @@ def export_response(user, *, period: str, format: str, organization_id: int | No
     return response
 
 
-@router.get("/export", summary="One row per charge of a period, as CSV (UTF-8 with BOM) or XLSX, streamed")
+@router.get("/export", summary="One row per charge of a period, as CSV (UTF-8 with BOM) or XLSX, streamed",
+            throttle=export_throttle())
 def export(request, params: Query[ExportParams]):
     return export_response(request.auth, period=params.period, format=params.format,
                            organization_id=params.organization_id)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.ratelimit import rate_limit
 
 from . import closing, payments, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
@@ -116,6 +117,7 @@ def period_progress(request, period_id: int):
 
 @login_required
 @require_GET
+@rate_limit("RATE_LIMIT_EXPORTS")
 def exports_download(request):
     user = request.user
     _finance_only(user)
@@ -176,6 +178,7 @@ def invoice_detail(request, invoice_id: int):
 
 @login_required
 @require_GET
+@rate_limit("RATE_LIMIT_EXPORTS")
 def invoice_pdf(request, invoice_id: int):
     invoice = _invoice_or_404(request.user, invoice_id)
     response = HttpResponse(pdf.render(invoice), content_type="application/pdf")

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.ratelimit import rate_limit
 
 from . import feeds, queries, services
 from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, code_message, rule_message, wall_clock
@@ -206,6 +207,7 @@ def calendar_events(request, instrument_id: int):
 
 
 @login_required
+@rate_limit("RATE_LIMIT_BOOKINGS", methods=("POST",))
 def new_booking(request):
     instrument = _instrument_or_404(request.user, request.GET.get("instrument"))
     may_book, reason = catalog_queries.may_book(request.user, instrument)

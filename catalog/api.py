@@ -22,6 +22,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, User
 from instrumentshare.core.auth import API_AUTH
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.ratelimit import export_throttle
 
 from . import compliance, queries, services, spreadsheet
 from .hours import format_minute, parse_time
@@ -604,7 +605,8 @@ def import_file(request, file: File[UploadedFile], lab: str = "", dry_run: bool 
     return Status(200 if dry_run else 201, body)
 
 
-@router.get("/instruments/export", summary="A lab's instruments as CSV or XLSX, in the import format")
+@router.get("/instruments/export", summary="A lab's instruments as CSV or XLSX, in the import format",
+            throttle=export_throttle())
 def export_file(request, lab: str = "", format: Literal["csv", "xlsx"] = "csv"):
     target = _lab_of_manager(request.auth, lab)
     if not (people.is_lab_manager(request.auth, target) or people.is_platform_admin(request.auth)):

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, User
 from instrumentshare.core.errors import DomainError, Forbidden, NotFound
+from instrumentshare.core.ratelimit import rate_limit
 
 from . import compliance, queries, services, spreadsheet
 from .forms import (
@@ -403,6 +404,7 @@ def _confirm_import(request, context):
 
 
 @login_required
+@rate_limit("RATE_LIMIT_EXPORTS")
 def export(request, lab_code: str, fmt: str):
     lab = Lab.objects.filter(code=lab_code).first()
     if lab is None or fmt not in spreadsheet.CONTENT_TYPES:
@@ -455,6 +457,7 @@ def compliance_page(request):
 
 
 @login_required
+@rate_limit("RATE_LIMIT_EXPORTS")
 def compliance_export(request, fmt: str):
     report = compliance.build_report(organization_ids=_compliance_scope(request))
     headers, rows = compliance.export_table(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -59,9 +60,12 @@ def on_authentication_error(request, exc):
 
 @api.exception_handler(Throttled)
 def on_throttled(request, exc: Throttled):
-    response = error_response(request, 429, "rate_limited", "Too many requests; retry later.")
-    if exc.wait:
-        response["Retry-After"] = str(int(exc.wait) + 1)
+    retry_after = max(1, math.ceil(exc.wait)) if exc.wait else None
+    if retry_after is None:
+        return error_response(request, 429, "rate_limited", "Too many requests; retry later.")
+    response = error_response(request, 429, "rate_limited", f"Too many requests: retry in {retry_after} seconds.",
+                              retry_after=retry_after)
+    response["Retry-After"] = str(retry_after)
     return response
 
 

@@ -16,6 +16,7 @@ from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.ratelimit import export_throttle
 
 from . import charts, evaluation, queries, services
 from .models import StatRefresh
@@ -330,7 +331,8 @@ def exports(request):
     return queries.visible_exports(request.user)[:500]
 
 
-@router.get("/exports/{export_id}", response=ExportDetailOut, summary="One export, with every record it contained")
+@router.get("/exports/{export_id}", response=ExportDetailOut, summary="One export, with every record it contained",
+            throttle=export_throttle())
 def export_detail(request, export_id: int):
     export = queries.visible_exports(request.user).filter(pk=export_id).first()
     if export is None:

@@ -19,6 +19,7 @@ from catalog import queries as catalog_queries
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.ratelimit import rate_limit
 
 from . import charts, evaluation, national, queries, reports, services
 from .conf import setting
@@ -111,6 +112,7 @@ def dashboard(request):
 
 @login_required
 @require_GET
+@rate_limit("RATE_LIMIT_EXPORTS")
 def chart_csv(request, key: str):
     if key not in charts.CHART_KEYS:
         raise Http404("No such chart.")
@@ -147,6 +149,7 @@ def statistics(request):
 
 @login_required
 @require_GET
+@rate_limit("RATE_LIMIT_EXPORTS")
 def statistics_csv(request):
     scope = _scope(request)
     view = _view(request, scope)
@@ -182,6 +185,7 @@ def evaluation_page(request):
 
 @login_required
 @require_GET
+@rate_limit("RATE_LIMIT_EXPORTS")
 def evaluation_xlsx(request):
     organization_ids = _evaluation_scope(request)
     year = _year(request)
@@ -264,6 +268,7 @@ def run_export(request):
 
 @login_required
 @require_GET
+@rate_limit("RATE_LIMIT_EXPORTS")
 def export_download(request, export_id: int):
     export = queries.visible_exports(request.user).filter(pk=export_id).first()
     if export is None:

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from ninja import Field, Router, Schema, Status
 
+from instrumentshare.core.ratelimit import export_throttle
+
 from . import queries, services
 
 auth_router = Router(tags=["auth"])
@@ -126,7 +128,7 @@ def revoke_token(request, token_id: int):
     return services.revoke_api_token(user=request.auth, token_id=token_id)
 
 
-@router.get("/me/export", summary="Everything the platform holds about me, as JSON")
+@router.get("/me/export", summary="Everything the platform holds about me, as JSON", throttle=export_throttle())
 def export_my_data(request):
     from django.http import JsonResponse
 

@@ -77,12 +77,43 @@ class Anonymous:
 PUBLIC_AUTH = [bearer_auth, session_auth, Anonymous()]
 
 
+class _PerThread:
+    """An attribute kept per thread. ninja keeps one throttle object per route and stores the
+    request's key and history on it between ``allow_request`` and ``wait``; with threaded workers
+    (gthread) two requests would otherwise write each other's history under the wrong user's key."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        try:
+            return getattr(instance._per_thread, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance, value) -> None:
+        setattr(instance._per_thread, self.name, value)
+
+
 class UserRateThrottle(AuthRateThrottle):
-    """A per-user budget (per token or session user; per address when anonymous), rate from settings."""
+    """A per-user budget (per token or session user; per address when anonymous), rate from settings.
+
+    One counter per setting and user in the cache, so the API and the pages (``rate_limit`` in
+    ``instrumentshare.core.ratelimit``) draw on the same budget.
+    """
+
+    key = _PerThread()
+    history = _PerThread()
+    now = _PerThread()
 
     def __init__(self, setting_name: str):
+        import threading
+
         from django.conf import settings
 
+        self._per_thread = threading.local()
         self.setting_name = setting_name
         self.scope = setting_name.lower()
         super().__init__(getattr(settings, setting_name))
