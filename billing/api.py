@@ -29,6 +29,12 @@ MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+# Lists without pages of their own are windows: at most this many rows per request, then ``offset``.
+MAX_LIST_ROWS = 500
+Limit = Query(MAX_LIST_ROWS, ge=1, le=MAX_LIST_ROWS)
+Offset = Query(0, ge=0, le=10_000_000)
+
+
 def Text(max_length: int, min_length: int = 0, default=...):  # noqa: N802 - reads as a type
     """A string without NUL characters (PostgreSQL text cannot hold them)."""
     return Field(default, min_length=min_length, max_length=max_length, pattern=r"^[^\x00]*$")
@@ -510,9 +516,11 @@ def _with_budget(account: BillingAccount) -> BillingAccount:
 
 
 @router.get("/accounts", response=list[AccountOut], summary="Billing accounts I may see")
-def list_accounts(request, kind: str | None = Query(None, pattern="^(cost_centre|project|external)$")):
+def list_accounts(request, kind: str | None = Query(None, pattern="^(cost_centre|project|external)$"),
+                  limit: int = Limit, offset: int = Offset):
     rows = queries.visible_accounts(request.auth)
-    return list(rows.filter(kind=kind) if kind else rows)
+    rows = rows.filter(kind=kind) if kind else rows
+    return list(rows[offset: offset + limit])
 
 
 @router.get("/accounts/chargeable", response=list[AccountOut], summary="Accounts I may charge a booking to today")
@@ -712,9 +720,9 @@ def invoice_pdf(request, invoice_id: Id):
 
 
 @router.get("/invoices/{invoice_id}/charges", response=list[ChargeOut], summary="The charges behind an invoice")
-def invoice_charges(request, invoice_id: Id):
+def invoice_charges(request, invoice_id: Id, limit: int = Limit, offset: int = Offset):
     invoice = _invoice(request.auth, invoice_id)
-    return list(queries.charges().filter(invoice=invoice).order_by("service_start", "id"))
+    return list(queries.charges().filter(invoice=invoice).order_by("service_start", "id")[offset: offset + limit])
 
 
 @router.post("/invoices/{invoice_id}/credit-notes", response={201: InvoiceDetailOut},
@@ -785,8 +793,8 @@ def export(request, params: Query[ExportParams]):
 
 
 @router.get("/vouchers", response=list[VoucherOut], summary="Innovation vouchers I may see")
-def list_vouchers(request):
-    return list(queries.visible_vouchers(request.auth))
+def list_vouchers(request, limit: int = Limit, offset: int = Offset):
+    return list(queries.visible_vouchers(request.auth)[offset: offset + limit])
 
 
 @router.post("/vouchers", response={201: VoucherOut}, summary="Issue a voucher to a company (the science bureau)")

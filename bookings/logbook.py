@@ -11,12 +11,12 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import zipfile
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
 from catalog.models import Instrument
+from catalog.spreadsheet import check_xlsx_archive
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import User
 from instrumentshare.audit.services import record
@@ -27,6 +27,7 @@ from .models import UsageSession
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5000
 MAX_UNZIPPED = 50 * 1024 * 1024  # an XLSX that inflates beyond this is refused (zip bomb)
+MAX_COLUMNS = 50
 HEADERS = {
     "资产编号": "asset_number", "asset_number": "asset_number",
     "用户名": "username", "username": "username",
@@ -69,22 +70,24 @@ def _rows_from_csv(data: bytes) -> list[list[str]]:
 
 
 def _rows_from_xlsx(data: bytes) -> list[list[str]]:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_UNZIPPED:
-                raise Invalid("file_too_large", "The spreadsheet inflates to more than 50 MB.")
-    except zipfile.BadZipFile as error:
-        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
+    # The archive's sizes and compression ratios are checked before openpyxl inflates anything.
+    check_xlsx_archive(data, max_uncompressed=MAX_UNZIPPED)
     from openpyxl import load_workbook
 
-    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    sheet = workbook.worksheets[0]
     rows = []
-    for values in sheet.iter_rows(values_only=True):
-        rows.append(["" if value is None else value for value in values])
-        if len(rows) > MAX_ROWS + 1:
-            break
-    workbook.close()
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds for a zip that is not a workbook
+        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
+    try:
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            rows.append(["" if value is None else value for value in values[:MAX_COLUMNS]])
+            if len(rows) > MAX_ROWS + 1:
+                break
+    except Exception as error:  # a damaged sheet inside a sound archive
+        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
+    finally:
+        workbook.close()
     return rows
 
 

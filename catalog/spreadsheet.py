@@ -85,7 +85,8 @@ def write_xlsx(headers: list[str], rows: Iterable[list], *, title: str = "Sheet1
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _check_xlsx_archive(data: bytes) -> None:
+def check_xlsx_archive(data: bytes, *, max_uncompressed: int = MAX_XLSX_UNCOMPRESSED_BYTES) -> None:
+    """Refuse an XLSX file (a zip archive) that would inflate to too much, before anything inflates it."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as error:
@@ -96,15 +97,15 @@ def _check_xlsx_archive(data: bytes) -> None:
     # The sizes are the archive's own claims; zipfile refuses to inflate a member beyond its
     # declared size, so checking the claims bounds what openpyxl can be made to read.
     total = sum(member.file_size for member in members)
-    if total > MAX_XLSX_UNCOMPRESSED_BYTES:
-        raise Invalid("file_too_large", "The XLSX file unpacks to more than 60 MB.")
+    if total > max_uncompressed:
+        raise Invalid("file_too_large", f"The XLSX file unpacks to more than {max_uncompressed // 2**20} MB.")
     for member in members:
         if member.compress_size and member.file_size / member.compress_size > MAX_XLSX_RATIO:
             raise Invalid("file_too_large", "The XLSX file is suspiciously compressed; save it again as plain XLSX.")
 
 
 def _xlsx_rows(data: bytes) -> Iterator[list]:
-    _check_xlsx_archive(data)
+    check_xlsx_archive(data)
     from openpyxl import load_workbook
 
     try:

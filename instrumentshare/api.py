@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import math
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, OperationalError
 from django.http import Http404
@@ -73,6 +74,18 @@ def on_throttled(request, exc: Throttled):
 def on_http_error(request, exc: HttpError):
     codes = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
     return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_request_too_big(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 2**20
+    return error_response(request, 413, "too_large", f"The request body is larger than {limit} MB.")
+
+
+@api.exception_handler(SuspiciousOperation)
+def on_suspicious_request(request, exc):
+    # Too many fields, a malformed multipart body and the like: the client's fault, said in JSON.
+    return error_response(request, 400, "bad_request", "The request is malformed.")
 
 
 @api.exception_handler(Http404)
