@@ -17,6 +17,7 @@ from instrumentshare.accounts.models import Organization, User
 from instrumentshare.core.auth import PUBLIC_AUTH
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 from instrumentshare.core.ratelimit import export_throttle
+from instrumentshare.core.schemas import StrictSchema
 
 from . import closing, exports, payments, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
@@ -83,7 +84,7 @@ class AccountDetailOut(AccountOut):
     budget: BudgetOut
 
 
-class AccountIn(Schema):
+class AccountIn(StrictSchema):
     kind: str = Field(..., pattern="^(cost_centre|project|external)$")
     organization_id: Id
     lab_id: Id | None = None
@@ -103,7 +104,7 @@ class AccountIn(Schema):
     contact_phone: str = Text(40, default="")
 
 
-class AccountPatch(Schema):
+class AccountPatch(StrictSchema):
     name: str | None = Text(200, 1, default=None)
     funding_programme: str | None = Text(200, default=None)
     pi_id: Id | None = None
@@ -120,15 +121,15 @@ class AccountPatch(Schema):
     is_active: bool | None = None
 
 
-class UserRef(Schema):
+class UserRef(StrictSchema):
     user_id: Id
 
 
-class NoteIn(Schema):
+class NoteIn(StrictSchema):
     note: str = Text(300, default="")
 
 
-class DecisionIn(Schema):
+class DecisionIn(StrictSchema):
     approve: bool
     note: str = Text(300, default="")
 
@@ -143,13 +144,13 @@ class AuthorizationOut(Schema):
     note: str
 
 
-class RateIn(Schema):
+class RateIn(StrictSchema):
     user_class: str = Field(..., pattern="^(internal|academic|industry)$")
     unit: str = Field(..., pattern="^(hour|sample|use)$")
     price: Decimal = Field(..., ge=0, max_digits=13, decimal_places=2)
 
 
-class RateCardIn(Schema):
+class RateCardIn(StrictSchema):
     valid_from: dt.date
     rates: list[RateIn] = Field(..., min_length=1, max_length=9)
     minimum_charge: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
@@ -237,7 +238,7 @@ class ChargeParams(Schema):
     offset: int = Field(0, ge=0, le=10_000_000)
 
 
-class AdjustmentIn(Schema):
+class AdjustmentIn(StrictSchema):
     account_id: Id
     instrument_id: Id
     amount: Decimal = Field(..., max_digits=13, decimal_places=2)
@@ -245,7 +246,7 @@ class AdjustmentIn(Schema):
     adjusts_id: Id | None = None
 
 
-class ReasonIn(Schema):
+class ReasonIn(StrictSchema):
     reason: str = Text(500, 1)
 
 
@@ -265,7 +266,7 @@ class CostOut(Schema):
     invoice_number: str | None
 
 
-class PeriodIn(Schema):
+class PeriodIn(StrictSchema):
     organization_id: Id
     month: str = Field(..., pattern=MONTH_PATTERN)
 
@@ -346,12 +347,12 @@ class InvoiceList(Schema):
     items: list[InvoiceOut]
 
 
-class CreditNoteIn(Schema):
+class CreditNoteIn(StrictSchema):
     reason: str = Text(500, 1)
     amount: Decimal | None = Field(None, gt=0, max_digits=13, decimal_places=2)
 
 
-class TransferIn(Schema):
+class TransferIn(StrictSchema):
     amount: Decimal = Field(..., gt=0, max_digits=13, decimal_places=2)
     reference: str = Text(200, 1)
 
@@ -380,7 +381,7 @@ class ExportParams(Schema):
     organization_id: Id | None = None
 
 
-class VoucherIn(Schema):
+class VoucherIn(StrictSchema):
     company_id: Id
     amount: Decimal = Field(..., gt=0, max_digits=13, decimal_places=2)
     share_percent: Decimal = Field(..., gt=0, le=100, max_digits=5, decimal_places=2)

@@ -14,6 +14,7 @@ from pydantic import model_validator
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.core.errors import Invalid, NotFound
+from instrumentshare.core.schemas import StrictSchema
 
 from . import logbook, usage
 from .models import ReviewFlag
@@ -70,7 +71,7 @@ class SessionOut(Schema):
     samples: int
 
 
-class LoggerTokenIn(Schema):
+class LoggerTokenIn(StrictSchema):
     name: str = Field(..., min_length=1, max_length=100)
 
 
@@ -88,7 +89,7 @@ class NewLoggerTokenOut(LoggerTokenOut):
     token: str
 
 
-class CheckOutIn(Schema):
+class CheckOutIn(StrictSchema):
     samples: int = Field(0, ge=0, le=100_000)
 
 
@@ -104,13 +105,13 @@ class FlagOut(Schema):
     created_at: datetime
 
 
-class FlagDecisionIn(Schema):
+class FlagDecisionIn(StrictSchema):
     decision: Literal["accepted", "corrected", "waived"]
     reason: str = Field("", max_length=2000)
     minutes: int | None = Field(None, ge=0, le=100_000, description="Corrected billable quantity")
 
 
-class RatingIn(Schema):
+class RatingIn(StrictSchema):
     rating: int = Field(..., ge=1, le=5)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from ninja import Field, Router, Schema, Status
 
 from instrumentshare.core.ratelimit import export_throttle
+from instrumentshare.core.schemas import StrictSchema
 
 from . import queries, services
 
@@ -20,7 +21,7 @@ class TokenRequestIn(Schema):
     name: str = Field("", max_length=100, description="A label for the token, e.g. the script's name.")
 
 
-class TokenCreateIn(Schema):
+class TokenCreateIn(StrictSchema):
     name: str = Field(..., min_length=1, max_length=100)
     scope: str = Field("write", pattern="^(read|write)$")
     expires_at: datetime | None = None
