@@ -13,7 +13,7 @@ from catalog.models import Instrument
 from instrumentshare.core.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import NotFound
 
-from . import availability, feeds, queries, services
+from . import feeds, queries, services
 from .models import Booking, FeedToken
 
 router = Router(tags=["bookings"])
@@ -179,8 +179,7 @@ def instrument_availability(request, instrument_id: int, start: datetime, end: d
     instrument = get_object_or_404(Instrument.objects.select_related("policy"), pk=instrument_id)
     if not catalog_queries.can_see(request.auth, instrument):
         raise NotFound("not_found", "No such instrument.")
-    free = availability.free_intervals(instrument, start, end)
-    busy = queries.public_busy(instrument, start, end)
+    free, busy = queries.free_and_busy(instrument, start, end)
     return {
         "instrument_id": instrument.pk, "time_zone": instrument.time_zone, "start": start, "end": end,
         "free": [{"start": a, "end": b} for a, b in free],

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
 
+from django.db import connection
 from django.utils import timezone
 
 from catalog.models import Instrument
@@ -109,19 +112,120 @@ def subtract(free: list[Interval], busy: list[Interval]) -> list[Interval]:
     return result
 
 
-def busy_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, buffer: dt.timedelta,
-                   exclude_booking_id: int | None = None) -> list[Interval]:
-    """Active bookings and downtime near [start, end), widened for a new booking's buffer."""
-    bookings = Booking.objects.filter(
-        instrument_id=instrument.pk, state__in=Booking.ACTIVE_STATES,
-        start__lt=end + buffer, blocked_until__gt=start,
-    )
-    if exclude_booking_id is not None:
-        bookings = bookings.exclude(pk=exclude_booking_id)
-    busy = [(b_start - buffer, b_until) for b_start, b_until in bookings.values_list("start", "blocked_until")]
-    downtime = instrument.downtimes.filter(start__lt=end, end__gt=start).values_list("start", "end")
-    busy.extend((d_start - buffer, d_end) for d_start, d_end in downtime)
-    return busy
+class Rule(NamedTuple):
+    weekday: int
+    open_minute: int
+    close_minute: int
+
+
+class DayException(NamedTuple):
+    date: dt.date
+    closed: bool
+    open_minute: int | None
+    close_minute: int | None
+
+
+@dataclass
+class Schedule:
+    """What decides one instrument's free time near a range, read in one statement (``load_schedule``)."""
+
+    rules: list[Rule]
+    exceptions: list[DayException]
+    bookings: list[tuple[dt.datetime, dt.datetime, dt.datetime]]  # active: (start, end, blocked_until)
+    downtime: list[Interval]
+
+    def busy_for_new_booking(self, buffer: dt.timedelta) -> list[Interval]:
+        """Bookings and downtime widened by a new booking's buffer (it needs its buffer before the next one)."""
+        busy = [(b_start - buffer, b_until) for b_start, _b_end, b_until in self.bookings]
+        busy.extend((d_start - buffer, d_end) for d_start, d_end in self.downtime)
+        return busy
+
+    def public_busy(self, start: dt.datetime, end: dt.datetime) -> list[Interval]:
+        """Booked time (without the buffer) and downtime within [start, end), without personal data."""
+        rows = [(b_start, b_end) for b_start, b_end, _until in self.bookings if b_start < end and b_end > start]
+        rows += [(d_start, d_end) for d_start, d_end in self.downtime if d_start < end and d_end > start]
+        return sorted(rows)
+
+
+def load_schedule(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, buffer: dt.timedelta,
+                  bookings: bool = True, exclude_booking_id: int | None = None) -> Schedule:
+    """Opening rules, the exceptions of the days in [start, end), active bookings and downtime near it.
+
+    One ``UNION ALL`` statement instead of four: on the hot paths (the availability API, booking)
+    the round trips cost more than the rows, and composing this union through the ORM costs
+    more than running it, so it is written out once here. The booking rows cover both what a
+    new booking must keep clear of (``start < end + buffer`` and ``blocked_until > start``) and
+    the public busy time (``start < end`` and ``end > start``), the first being the wider.
+    """
+    zone = instrument.zone
+    first_day = start.astimezone(zone).date() - dt.timedelta(days=1)
+    last_day = end.astimezone(zone).date()
+    ops = connection.ops
+    at, day = ops.adapt_datetimefield_value, ops.adapt_datefield_value
+    sql = [_DOWNTIME_SQL, _RULES_SQL, _EXCEPTIONS_SQL]
+    params = [instrument.pk, at(end), at(start), instrument.pk, instrument.pk, day(first_day), day(last_day)]
+    if bookings:
+        states = list(Booking.ACTIVE_STATES)
+        sql.append(_BOOKINGS_SQL.format(states=", ".join(["%s"] * len(states)),
+                                        exclude="" if exclude_booking_id is None else " AND id <> %s"))
+        params += [instrument.pk, *states, at(end + buffer), at(start)]
+        if exclude_booking_id is not None:
+            params.append(exclude_booking_id)
+    schedule = Schedule(rules=[], exceptions=[], bookings=[], downtime=[])
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(sql), params)
+        rows = cursor.fetchall()
+    for kind, weekday, date, closed, a, b, since, until, blocked in rows:
+        if kind == "b":
+            schedule.bookings.append((_aware(since), _aware(until), _aware(blocked)))
+        elif kind == "d":
+            schedule.downtime.append((_aware(since), _aware(until)))
+        elif kind == "r":
+            schedule.rules.append(Rule(weekday, a, b))
+        else:
+            schedule.exceptions.append(DayException(_date(date), bool(closed), a, b))
+    schedule.rules.sort()
+    schedule.bookings.sort()
+    schedule.downtime.sort()
+    return schedule
+
+
+# The columns of every branch: kind, weekday, date, closed, open minute, close minute, start, end,
+# blocked until. Typed NULLs, because PostgreSQL resolves a UNION's column types branch by branch.
+# Every value is a parameter; only the number of states' placeholders is formatted in.
+_DOWNTIME_SQL = (
+    "SELECT 'd', CAST(NULL AS integer), CAST(NULL AS date), CAST(NULL AS boolean), CAST(NULL AS integer), "
+    "CAST(NULL AS integer), start, \"end\", CAST(NULL AS timestamp with time zone) "
+    "FROM catalog_downtime WHERE instrument_id = %s AND start < %s AND \"end\" > %s"
+)
+_RULES_SQL = (
+    "SELECT 'r', weekday, CAST(NULL AS date), CAST(NULL AS boolean), open_minute, close_minute, "
+    "CAST(NULL AS timestamp with time zone), CAST(NULL AS timestamp with time zone), "
+    "CAST(NULL AS timestamp with time zone) FROM catalog_openingrule WHERE instrument_id = %s"
+)
+_EXCEPTIONS_SQL = (
+    "SELECT 'x', CAST(NULL AS integer), date, closed, open_minute, close_minute, "
+    "CAST(NULL AS timestamp with time zone), CAST(NULL AS timestamp with time zone), "
+    "CAST(NULL AS timestamp with time zone) "
+    "FROM catalog_openingexception WHERE instrument_id = %s AND date >= %s AND date <= %s"
+)
+_BOOKINGS_SQL = (
+    "SELECT 'b', CAST(NULL AS integer), CAST(NULL AS date), CAST(NULL AS boolean), CAST(NULL AS integer), "
+    "CAST(NULL AS integer), start, \"end\", blocked_until "
+    "FROM bookings_booking WHERE instrument_id = %s AND state IN ({states}) AND start < %s AND blocked_until > %s"
+    "{exclude}"
+)
+
+
+def _aware(value) -> dt.datetime:
+    """A UTC datetime from either backend (SQLite hands a UNION's timestamps back as text)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _date(value) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def bookable_window(instrument: Instrument, *, now: dt.datetime) -> Interval:
@@ -132,8 +236,12 @@ def bookable_window(instrument: Instrument, *, now: dt.datetime) -> Interval:
 
 
 def free_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None,
-                   exclude_booking_id: int | None = None, clip_to_window: bool = True) -> list[Interval]:
-    """Free time in [start, end) for a new booking of this instrument (UTC intervals)."""
+                   exclude_booking_id: int | None = None, clip_to_window: bool = True,
+                   schedule: Schedule | None = None) -> list[Interval]:
+    """Free time in [start, end) for a new booking of this instrument (UTC intervals).
+
+    ``schedule`` may be passed in, loaded by ``load_schedule`` for (at least) the same range.
+    """
     now = now or timezone.now()
     if clip_to_window:
         earliest, latest = bookable_window(instrument, now=now)
@@ -141,11 +249,12 @@ def free_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime,
     if start >= end:
         return []
     buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
-    opening = opening_intervals(instrument, start, end)
+    if schedule is None:
+        schedule = load_schedule(instrument, start, end, buffer=buffer, exclude_booking_id=exclude_booking_id)
+    opening = opening_intervals(instrument, start, end, rules=schedule.rules, exceptions=schedule.exceptions)
     if not opening:
         return []
-    return subtract(opening, busy_intervals(instrument, start, end, buffer=buffer,
-                                            exclude_booking_id=exclude_booking_id))
+    return subtract(opening, schedule.busy_for_new_booking(buffer))
 
 
 def longest_free_minutes(intervals: list[Interval]) -> int:

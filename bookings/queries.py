@@ -58,12 +58,13 @@ def checked_range(start: dt.datetime, end: dt.datetime, *, max_days: int | None 
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def public_busy(instrument, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
-    """Busy times without personal data: active bookings and downtime."""
-    rows = list(Booking.objects.filter(instrument=instrument, state__in=Booking.ACTIVE_STATES, start__lt=end,
-                                       end__gt=start).values_list("start", "end"))
-    rows += list(instrument.downtimes.filter(start__lt=end, end__gt=start).values_list("start", "end"))
-    return sorted(rows)
+def free_and_busy(instrument, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None):
+    """Free time for a new booking, and busy time without personal data (active bookings and
+    downtime), in [start, end): both from one read of the instrument's schedule."""
+    buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
+    schedule = availability.load_schedule(instrument, start, end, buffer=buffer)
+    free = availability.free_intervals(instrument, start, end, now=now, schedule=schedule)
+    return free, schedule.public_busy(start, end)
 
 
 # --- pages: the week calendars, "my bookings", the lab queue --------------------------------------
@@ -90,13 +91,13 @@ class CalendarWeek:
 
 def calendar_week(instrument, start: dt.datetime, end: dt.datetime, *, user,
                   now: dt.datetime | None = None) -> CalendarWeek:
-    free = availability.free_intervals(instrument, start, end, now=now)
+    free, public = free_and_busy(instrument, start, end, now=now)
     mine: list[Booking] = []
     if people.is_authenticated(user):
         mine = list(my_bookings(user).filter(instrument=instrument, state__in=Booking.ACTIVE_STATES, start__lt=end,
                                              end__gt=start).order_by("start"))
     own = {(booking.start, booking.end) for booking in mine}
-    busy = [interval for interval in public_busy(instrument, start, end) if interval not in own]
+    busy = [interval for interval in public if interval not in own]
     return CalendarWeek(free=free, busy=busy, mine=mine)
 
 

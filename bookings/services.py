@@ -103,19 +103,21 @@ def _raise_conflict(booking: Booking | None) -> None:
 def _check_free(instrument: Instrument, start: dt.datetime, end: dt.datetime, now: dt.datetime,
                 exclude_booking_id: int | None = None) -> None:
     buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
-    opening = availability.opening_intervals(instrument, start, end)
+    # Opening hours, exceptions and downtime in one statement. On PostgreSQL the exclusion constraint
+    # refuses an overlapping row on insert, and the caller turns that into the same 409 naming the
+    # conflicting interval, so the bookings are not read first; elsewhere they are, under the write lock.
+    guarded = _constraint_guards_overlap()
+    schedule = availability.load_schedule(instrument, start, end, buffer=buffer, bookings=not guarded,
+                                          exclude_booking_id=exclude_booking_id)
+    opening = availability.opening_intervals(instrument, start, end, rules=schedule.rules,
+                                             exceptions=schedule.exceptions)
     if not any(a <= start and end <= b for a, b in opening):
         raise Invalid("closed", "The instrument is not open for the whole of that time.")
-    downtime = instrument.downtimes.filter(start__lt=end, end__gt=start).first()
-    if downtime:
-        raise Invalid("downtime", f"The instrument is out of service then: {downtime.reason}")
-    if _constraint_guards_overlap():
-        # PostgreSQL's exclusion constraint refuses the overlapping row on insert, and the caller turns
-        # that into the same 409 with the conflicting interval: asking first would only cost a statement.
-        return
-    conflict = _conflict_for(instrument, start, end, buffer, exclude_booking_id)
-    if conflict:
-        _raise_conflict(conflict)
+    if schedule.downtime:
+        reason = instrument.downtimes.filter(start__lt=end, end__gt=start).values_list("reason", flat=True).first()
+        raise Invalid("downtime", f"The instrument is out of service then: {reason}")
+    if schedule.bookings:
+        _raise_conflict(_conflict_for(instrument, start, end, buffer, exclude_booking_id))
 
 
 def _constraint_guards_overlap() -> bool:
