@@ -23,6 +23,7 @@ from instrumentshare.accounts.models import Lab, User
 from instrumentshare.core.auth import API_AUTH
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 from instrumentshare.core.ratelimit import export_throttle
+from instrumentshare.core.text import clean_rich_text
 
 from . import compliance, queries, services, spreadsheet
 from .hours import format_minute, parse_time
@@ -174,10 +175,11 @@ class InstrumentOut(InstrumentSummaryOut):
     purchase_date: date | None
     acceptance_date: date | None
     purpose: str
-    specifications: str
-    main_functions: str
-    service_content: str
-    user_requirements: str
+    specifications: str = Field(..., description="Rich text: plain text, or HTML limited to b, strong, i, em, u, "
+                                "sub, sup, br, p, ul, ol, li without attributes (sanitized)")
+    main_functions: str = Field(..., description="Rich text, as specifications")
+    service_content: str = Field(..., description="Rich text, as specifications")
+    user_requirements: str = Field(..., description="Rich text, as specifications")
     fee_standard: str
     address: str
     room: str
@@ -197,6 +199,23 @@ class InstrumentOut(InstrumentSummaryOut):
     @staticmethod
     def resolve_mandatory(obj) -> bool:
         return services.is_mandatory(obj)
+
+    # Sanitized again on the way out, so a row that reached the database by another path is safe too.
+    @staticmethod
+    def resolve_specifications(obj) -> str:
+        return clean_rich_text(obj.specifications)
+
+    @staticmethod
+    def resolve_main_functions(obj) -> str:
+        return clean_rich_text(obj.main_functions)
+
+    @staticmethod
+    def resolve_service_content(obj) -> str:
+        return clean_rich_text(obj.service_content)
+
+    @staticmethod
+    def resolve_user_requirements(obj) -> str:
+        return clean_rich_text(obj.user_requirements)
 
     @staticmethod
     def resolve_policy(obj):

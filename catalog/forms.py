@@ -10,7 +10,7 @@ from instrumentshare.core.errors import DomainError
 from . import queries
 from .hours import WEEKDAYS, format_day, parse_day, parse_time
 from .models import BookingPolicy, Downtime, Instrument, ListingChangeRequest
-from .services import INSTRUMENT_FIELDS, POLICY_FIELDS
+from .services import INSTRUMENT_FIELDS, POLICY_FIELDS, RICH_TEXT_FIELDS
 
 SORT_CHOICES = [("name", _("Name")), ("value", _("Value, highest first")), ("newest", _("Newest listed"))]
 
@@ -96,6 +96,10 @@ class InstrumentForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["category"] = self.instance.category_id
         self.order_fields(["name_zh", "name_en", "asset_number", "category"])
+        for name in RICH_TEXT_FIELDS:
+            # Django shows help texts unescaped: no angle brackets in this one.
+            self.fields[name].help_text = _("Basic formatting is kept: the HTML tags sub, sup, b, i, p, ul, ol "
+                                            "and li. Other markup is removed.")
 
     def _post_clean(self):
         # Model validation happens in the service, which reports problems per field.

@@ -17,6 +17,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.audit.services import changes, record
 from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from instrumentshare.core.text import clean_rich_text, has_control_characters
 
 from . import queries
 from .models import (
@@ -47,6 +48,24 @@ POLICY_FIELDS = (
     "no_show_grace_minutes", "no_show_charge_percent", "late_cancel_charge_percent",
 )
 AUDITED_FIELDS = (*INSTRUMENT_FIELDS, "share_mode", "listing_state", "lab_id")
+# The description may carry basic formatting (sub/superscripts, lists), sanitized by nh3; every
+# other text field is plain text (instrumentshare.core.text).
+RICH_TEXT_FIELDS = ("specifications", "main_functions", "service_content", "user_requirements")
+
+
+def _checked_text(fields: dict) -> dict:
+    """Rich-text fields sanitized; one-line fields (names, numbers, addresses) free of line breaks,
+    which would break the e-mail subjects and calendar titles they go into."""
+    fields = dict(fields)
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            continue
+        if name in RICH_TEXT_FIELDS:
+            fields[name] = clean_rich_text(value)
+        elif Instrument._meta.get_field(name).get_internal_type() == "CharField" and has_control_characters(value):
+            message = "must be one line, without line breaks, tabs or control characters."
+            raise Invalid("invalid", f"{name}: {message}", extra={"fields": {name: [message]}})
+    return fields
 
 
 def _clean(instance, exclude=None):
@@ -105,6 +124,7 @@ def create_instrument(*, actor, lab: Lab, share_mode: str = Instrument.ShareMode
         raise Invalid("invalid", f"Unknown or read-only fields: {', '.join(sorted(unknown))}.")
     if share_mode not in Instrument.ShareMode.values:
         raise Invalid("invalid_share_mode", f"Share mode must be one of {', '.join(Instrument.ShareMode.values)}.")
+    fields = _checked_text(fields)
     instrument = Instrument(lab=lab, organization_id=lab.organization_id, share_mode=share_mode, **fields)
     if not instrument.district:
         instrument.district = lab.district
@@ -135,6 +155,7 @@ def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
     unknown = set(fields) - set(INSTRUMENT_FIELDS)
     if unknown:
         raise Invalid("invalid", f"Unknown or read-only fields: {', '.join(sorted(unknown))}.")
+    fields = _checked_text(fields)
     before = changes(instrument, fields)
     for name, value in fields.items():
         setattr(instrument, name, value)
