@@ -12,6 +12,7 @@ from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.core.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import NotFound
+from instrumentshare.core.schemas import StrictSchema
 
 from . import feeds, queries, services
 from .models import Booking, FeedToken
@@ -19,7 +20,7 @@ from .models import Booking, FeedToken
 router = Router(tags=["bookings"])
 
 
-class BookingIn(Schema):
+class BookingIn(StrictSchema):
     instrument_id: int
     start: datetime = Field(..., description="With an offset, e.g. 2026-12-01T09:00:00+08:00")
     end: datetime
@@ -29,12 +30,12 @@ class BookingIn(Schema):
                                                       "lab cost centre or company payer account")
 
 
-class RescheduleIn(Schema):
+class RescheduleIn(StrictSchema):
     start: datetime
     end: datetime
 
 
-class ReasonIn(Schema):
+class ReasonIn(StrictSchema):
     reason: str = Field("", max_length=2000)
 
 
@@ -99,7 +100,7 @@ class AvailabilityOut(Schema):
     busy: list[IntervalOut]
 
 
-class FeedIn(Schema):
+class FeedIn(StrictSchema):
     scope: str = Field("mine", pattern="^(mine|lab)$")
     lab_id: int | None = None
 

@@ -6,6 +6,7 @@ The instrument PATCH has its own table in tests/catalog/test_api_ownership.py.""
 import pytest
 
 from billing.models import BillingAccount
+from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import ApiToken
 from tests.billing.conftest import billing  # noqa: F401 - shared fixture
@@ -28,6 +29,53 @@ def test_creating_an_instrument_refuses_fields_with_their_own_rules(world, api_a
     response = api_as(world.manager).post("/instruments", body)
     assert refused(response, field), response.content
     assert not Instrument.objects.filter(asset_number="N-1").exists()
+
+
+BOOKING = {"start": "2026-12-01T09:00:00+08:00", "end": "2026-12-01T10:00:00+08:00", "purpose": "SEM imaging"}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("state", "confirmed"), ("user_id", "other"), ("user", "other"), ("price", "0.00"), ("amount", "0.00"),
+    ("is_internal", True), ("sequence", 99), ("organization_id", 1),
+])
+def test_booking_create_refuses_fields_the_booker_may_not_set(world, api_as, instrument, field, value):
+    if value == "other":
+        value = world.other_researcher.pk
+    body = {**BOOKING, "instrument_id": instrument.pk, field: value}
+    response = api_as(world.researcher).post("/bookings", body)
+    assert refused(response, field), response.content
+    assert not Booking.objects.exists()
+
+
+@pytest.fixture
+def booking(world, api_as, instrument, slot):
+    start, end = slot
+    response = api_as(world.researcher).post("/bookings", {"instrument_id": instrument.pk, "start": start.isoformat(),
+                                                           "end": end.isoformat(), "purpose": "SEM imaging"})
+    assert response.status_code == 201, response.content
+    return Booking.objects.get(pk=response.json()["id"])
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("state", "confirmed"), ("user_id", 1), ("instrument_id", 1), ("purpose", "changed"), ("account_id", 1),
+    ("charged_lab_id", 1),
+])
+def test_booking_patch_changes_the_time_only(world, api_as, booking, field, value):
+    start = booking.start + (booking.end - booking.start)
+    body = {"start": start.isoformat(), "end": (start + (booking.end - booking.start)).isoformat(), field: value}
+    response = api_as(world.researcher).patch(f"/bookings/{booking.pk}", body)
+    assert refused(response, field), response.content
+    fresh = Booking.objects.get(pk=booking.pk)
+    assert (fresh.start, fresh.state, fresh.user_id, fresh.purpose) == (
+        booking.start, booking.state, booking.user_id, booking.purpose)
+
+
+def test_a_booking_is_always_the_callers_own(world, api_as, instrument, slot):
+    start, end = slot
+    response = api_as(world.researcher).post("/bookings", {"instrument_id": instrument.pk, "start": start.isoformat(),
+                                                           "end": end.isoformat(), "purpose": "SEM imaging"})
+    assert response.status_code == 201
+    assert Booking.objects.get(pk=response.json()["id"]).user == world.researcher
 
 
 @pytest.mark.parametrize(("field", "value"), [
