@@ -11,6 +11,7 @@ below switches one part to the real service:
 ``ALLOWED_HOSTS``  comma separated
 ``DEBUG``          1/0
 ``STRIPE_SECRET_KEY`` / ``STRIPE_WEBHOOK_SECRET`` / ``STRIPE_API_BASE``  Stripe (off when unset)
+``OIDC_RP_CLIENT_ID`` / ``OIDC_RP_CLIENT_SECRET`` / ``OIDC_OP_*``  login through the institution (off when unset)
 """
 
 from __future__ import annotations
@@ -208,6 +209,31 @@ RATE_LIMIT_EXPORTS = os.environ.get("RATE_LIMIT_EXPORTS", "20/m")
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+
+# Optional login through the institution's OpenID Connect provider (mozilla-django-oidc); off
+# unless OIDC_RP_CLIENT_ID is set. The claims mapping is in instrumentshare/accounts/oidc.py and
+# the README ("Institutional login").
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_ISSUER = os.environ.get("OIDC_OP_ISSUER", "")  # checked against the ID token's iss when set
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "")  # "Sign in with <this>"; default: "your institution"
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USERS", True)
+OIDC_ALLOWED_EMAIL_DOMAINS = env_list("OIDC_ALLOWED_EMAIL_DOMAINS")  # empty: any domain the provider vouches for
+OIDC_ORGANIZATION_CREDIT_CODE = os.environ.get("OIDC_ORGANIZATION_CREDIT_CODE", "")  # new users' organization
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_NAME_CLAIM = os.environ.get("OIDC_NAME_CLAIM", "name")
+OIDC_TIMEOUT = int(os.environ.get("OIDC_TIMEOUT", "10"))
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:oidc_callback"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?institution_login=failed"
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.append("instrumentshare.accounts.oidc.InstitutionBackend")
 
 # --- i18n, time ---------------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
