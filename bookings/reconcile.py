@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from catalog.models import BookingPolicy
 from instrumentshare.audit.services import record_many
+from instrumentshare.core.bulk import insert_rows
 
 from .charging import billable_quantity
 from .models import BillableItem, Booking, CreditEvent, ReviewFlag, ServiceRecord, UsageSession, UserCredit
@@ -173,8 +174,9 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
         _penalize_no_shows(no_show_ids, now=now)
     summary.completed += len(completed_ids)
     summary.no_shows += len(no_show_ids)
-    summary.flags += _flag_bookings(ids)
-    _upsert_booking_items(ids, now=now, summary=summary)
+    usage = _usage_by_booking(ids)  # read once for the flags and the items
+    summary.flags += _flag_bookings(ids, usage)
+    _upsert_booking_items(ids, usage, now=now, summary=summary)
 
 
 def _penalize_no_shows(booking_ids: list[int], *, now) -> None:
@@ -206,9 +208,8 @@ def _usage_by_booking(ids: list[int]) -> dict[int, tuple[int, int, dt.datetime |
             for row in rows}
 
 
-def _flag_bookings(ids: list[int]) -> int:
+def _flag_bookings(ids: list[int], usage: dict) -> int:
     tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
-    usage = _usage_by_booking(ids)
     flags = []
     for booking_id, instrument_id, state, _start, end in Booking.objects.filter(pk__in=ids).values_list(
             "id", "instrument_id", "state", "start", "end"):
@@ -249,24 +250,34 @@ def _policy_rules(policy: BookingPolicy) -> dict:
             "late_cancel_percent": policy.late_cancel_charge_percent}
 
 
-def _upsert_booking_items(ids: list[int], *, now, summary: Summary) -> None:
-    bookings = list(Booking.objects.filter(pk__in=ids, state__in=(
-        Booking.State.COMPLETED, Booking.State.NO_SHOW, Booking.State.CANCELLED)).select_related("instrument__policy"))
-    usage = _usage_by_booking([b.pk for b in bookings])
+BOOKING_ITEM_COLUMNS = ("id", "state", "late_cancellation", "start", "end", "charged_lab_id", "is_internal", "user_id",
+                        "instrument_id", "instrument__policy__charge_mode", "instrument__policy__min_charge_minutes",
+                        "instrument__policy__rounding_minutes", "instrument__policy__no_show_charge_percent",
+                        "instrument__policy__late_cancel_charge_percent")
+
+
+def _upsert_booking_items(ids: list[int], usage: dict, *, now, summary: Summary) -> None:
+    # Plain rows, not model instances: this runs for every booking of a city's month.
+    rows = Booking.objects.filter(pk__in=ids, state__in=(
+        Booking.State.COMPLETED, Booking.State.NO_SHOW, Booking.State.CANCELLED)).values_list(*BOOKING_ITEM_COLUMNS)
+    kinds = {"completed": "booking", "no_show": "no_show", "cancelled": "late_cancel"}
     wanted = {}
-    for booking in bookings:
-        if booking.state == Booking.State.CANCELLED and not booking.late_cancellation:
+    for (booking_id, state, late, start, end, lab_id, internal, user_id, instrument_id, charge_mode, min_minutes,
+         rounding, no_show_percent, late_cancel_percent) in rows:
+        if state == Booking.State.CANCELLED and not late:
             continue
-        kind = {"completed": "booking", "no_show": "no_show", "cancelled": "late_cancel"}[booking.state]
-        used, samples, _first, _last = usage.get(booking.pk, (0, 0, None, None))
-        booked = booking.duration_minutes
+        kind = kinds[state]
+        used, samples, _first, _last = usage.get(booking_id, (0, 0, None, None))
+        booked = int((end - start).total_seconds() // 60)
         quantity = billable_quantity(kind=kind, booked_minutes=booked, used_minutes=used, samples=samples,
-                                     **_policy_rules(booking.instrument.policy))
-        wanted[booking.pk] = {
-            "kind": kind, "charge_mode": booking.instrument.policy.charge_mode, "unit": quantity.unit,
+                                     charge_mode=charge_mode, min_charge_minutes=min_minutes,
+                                     rounding_minutes=rounding, no_show_percent=no_show_percent,
+                                     late_cancel_percent=late_cancel_percent)
+        wanted[booking_id] = {
+            "kind": kind, "charge_mode": charge_mode, "unit": quantity.unit,
             "quantity": quantity.quantity, "booked_minutes": booked, "used_minutes": used, "samples": samples,
-            "service_start": booking.start, "service_end": booking.end, "lab_id": booking.charged_lab_id,
-            "is_internal": booking.is_internal, "user_id": booking.user_id, "instrument_id": booking.instrument_id,
+            "service_start": start, "service_end": end, "lab_id": lab_id,
+            "is_internal": internal, "user_id": user_id, "instrument_id": instrument_id,
         }
     _apply_items("booking_id", wanted, now=now, summary=summary)
 
@@ -322,14 +333,14 @@ def _apply_items(key: str, wanted: dict[int, dict], *, now, summary: Summary) ->
     for source_id, values in wanted.items():
         item = existing.get(source_id)
         if item is None:
-            new.append(BillableItem(**{key: source_id}, **values, created_at=now, updated_at=now))
+            new.append((source_id, *(values[name] for name in ITEM_FIELDS), now, now))
         elif item.state == BillableItem.State.OPEN and not item.corrected:
             if any(getattr(item, name) != value for name, value in values.items()):
                 for name, value in values.items():
                     setattr(item, name, value)
                 item.updated_at = now
                 changed.append(item)
-    BillableItem.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+    insert_rows(BillableItem, [key, *ITEM_FIELDS, "created_at", "updated_at"], new, ignore_conflicts=True)
     if changed:
         BillableItem.objects.bulk_update(changed, [*ITEM_FIELDS, "updated_at"], batch_size=2000)
     summary.items_created += len(new)
@@ -340,16 +351,14 @@ def _apply_items(key: str, wanted: dict[int, dict], *, now, summary: Summary) ->
 def _ensure_service_records(source_ids: list[int], key: str) -> None:
     items = (BillableItem.objects.filter(**{f"{key}__in": source_ids}, kind__in=("booking", "unbooked"),
                                          service_record__isnull=True)
-             .select_related("user", "booking"))
-    records = []
-    for item in items:
-        records.append(ServiceRecord(
-            item=item, instrument_id=item.instrument_id, user_id=item.user_id,
-            applicant_organization_id=item.user.organization_id if item.user else None,
-            is_internal=item.is_internal,
-            direction=item.booking.direction if item.booking else ServiceRecord.Direction.RESEARCH,
-            start=item.service_start, end=item.service_end,
-            hours=(Decimal(item.used_minutes or item.booked_minutes) / 60).quantize(Decimal("0.01")),
-            samples=item.samples,
-        ))
-    ServiceRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=2000)
+             .values_list("id", "instrument_id", "user_id", "user__organization_id", "is_internal",
+                          "booking__direction", "service_start", "service_end", "used_minutes", "booked_minutes",
+                          "samples"))
+    cent = Decimal("0.01")
+    records = [
+        (item_id, instrument_id, user_id, organization_id, internal, direction or ServiceRecord.Direction.RESEARCH,
+         start, end, (Decimal(used or booked) / 60).quantize(cent), samples)
+        for (item_id, instrument_id, user_id, organization_id, internal, direction, start, end, used, booked,
+             samples) in items]
+    insert_rows(ServiceRecord, ["item_id", "instrument_id", "user_id", "applicant_organization_id", "is_internal",
+                                "direction", "start", "end", "hours", "samples"], records, ignore_conflicts=True)

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from instrumentshare.core.bulk import insert_rows
 from instrumentshare.core.context import get_request_id
 
 from .models import GENESIS_HASH, AuditEvent, AuditSeal, AuditStream
@@ -129,21 +130,31 @@ def record(
     return event
 
 
-def _locked_head(stream_key: str) -> tuple[int, int, str]:
-    """The stream's head (id, last seq, last hash), created if new and locked, in one statement.
+HEAD_BATCH = 2000
+WRITTEN_COLUMNS = (*HASHED_FIELDS, "hash")
 
-    ``INSERT … ON CONFLICT DO UPDATE`` locks the existing row as ``SELECT … FOR UPDATE`` would
-    (PostgreSQL; SQLite runs one writer at a time), and a racing first event waits for the other
-    to commit, then reads its head.
+
+def _locked_head(stream_key: str) -> tuple[int, int, str]:
+    return _locked_heads([stream_key])[stream_key]
+
+
+def _locked_heads(keys: list[str]) -> dict[str, tuple[int, int, str]]:
+    """The streams' heads (id, last seq, last hash) by key, created if new and locked, in one statement.
+
+    ``INSERT … ON CONFLICT DO UPDATE`` locks each existing row as ``SELECT … FOR UPDATE`` would
+    (PostgreSQL; SQLite runs one writer at a time), in the order given, so callers pass the keys
+    sorted and two batches never deadlock. A racing first event waits for the other to commit,
+    then reads its head.
     """
     table = connection.ops.quote_name(AuditStream._meta.db_table)
+    values = ", ".join(["(%s, 0, %s)"] * len(keys))
+    params = [value for key in keys for value in (key, GENESIS_HASH)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (key, last_seq, last_hash) VALUES (%s, 0, %s) "  # noqa: S608 - the table name
-            f"ON CONFLICT (key) DO UPDATE SET last_seq = {table}.last_seq RETURNING id, last_seq, last_hash",
-            [stream_key, GENESIS_HASH])
-        head_id, last_seq, last_hash = cursor.fetchone()
-    return head_id, last_seq, last_hash
+            f"INSERT INTO {table} (key, last_seq, last_hash) VALUES {values} "  # noqa: S608 - placeholders only
+            f"ON CONFLICT (key) DO UPDATE SET last_seq = {table}.last_seq RETURNING key, id, last_seq, last_hash",
+            params)
+        return {key: (head_id, last_seq, last_hash) for key, head_id, last_seq, last_hash in cursor.fetchall()}
 
 
 def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
@@ -164,27 +175,29 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
     keys = sorted({key for key, *_rest in described})
     if len(keys) != len(described):
         raise ValueError("record_many takes one entry per target")
-    with transaction.atomic():
-        AuditStream.objects.bulk_create([AuditStream(key=key) for key in keys], ignore_conflicts=True)
-        locked = AuditStream.objects.select_for_update().filter(key__in=keys).order_by("key")
-        heads = {head.key: head for head in locked}
+    with transaction.atomic(savepoint=False):
+        heads = {}
+        for first in range(0, len(keys), HEAD_BATCH):
+            heads.update(_locked_heads(keys[first:first + HEAD_BATCH]))
         actor_id = getattr(actor, "pk", None)
         events, moved = [], []
         for key, target_type, target_id, target_repr, entry in described:
-            head = heads[key]
+            _head_id, last_seq, last_hash = heads[key]
             row = {
-                "stream_key": key, "seq": head.last_seq + 1, "occurred_at": occurred_at, "actor_id": actor_id,
+                "stream_key": key, "seq": last_seq + 1, "occurred_at": occurred_at, "actor_id": actor_id,
                 "actor_repr": str(actor)[:200] if actor is not None else "system",
                 "request_id": get_request_id()[:80], "action": action, "target_type": target_type,
                 "target_id": target_id, "target_repr": target_repr, "before": to_json_value(entry.get("before")),
-                "after": to_json_value(entry.get("after")), "reason": reason or "", "prev_hash": head.last_hash,
+                "after": to_json_value(entry.get("after")), "reason": reason or "", "prev_hash": last_hash,
             }
             row["hash"] = event_hash(row)
-            events.append(AuditEvent(**row))
-            head.last_seq, head.last_hash = row["seq"], row["hash"]
-            moved.append(head)
-        AuditEvent.objects.bulk_create(events, batch_size=2000)
-        AuditStream.objects.bulk_update(moved, ["last_seq", "last_hash"], batch_size=2000)
+            events.append(tuple(row[name] for name in WRITTEN_COLUMNS))
+            moved.append(AuditStream(key=key, last_seq=row["seq"], last_hash=row["hash"]))
+        insert_rows(AuditEvent, WRITTEN_COLUMNS, events)
+        # The heads are locked and exist: an upsert moves them all in one statement per batch (far
+        # cheaper than bulk_update's CASE per row).
+        AuditStream.objects.bulk_create(moved, batch_size=2000, update_conflicts=True, unique_fields=["key"],
+                                        update_fields=["last_seq", "last_hash"])
     return len(events)
 
 

@@ -1,0 +1,100 @@
+"""Writing many rows without a model instance per row.
+
+Set-based jobs (reconciliation, the audit of a batch, the statistics refresh, the city generator)
+write 10^4 to 10^6 rows. Building Django objects and a ``bulk_create`` statement for them costs
+more than the database does, so rows go in as plain tuples: on PostgreSQL by ``COPY`` (parsed in
+C on both sides), elsewhere by ``executemany``. Every concrete column the caller does not give
+gets its field default, as ``Model()`` would give it (the tables have no database defaults).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, models
+from django.utils import timezone
+
+_temporary_names = itertools.count(1)
+
+
+def defaults_for(model: type[models.Model], columns: Sequence[str], *,
+                 now: dt.datetime | None = None) -> tuple[list[str], tuple]:
+    """The other concrete columns (attnames) of ``model`` and their defaults, computed once."""
+    now = now or timezone.now()
+    names, values = [], []
+    for field in model._meta.concrete_fields:
+        if field.attname in columns or field.primary_key:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        elif field.has_default():
+            value = field.get_default()
+        elif field.null:
+            value = None
+        elif isinstance(field, models.CharField | models.TextField | models.FileField):
+            value = ""
+        else:
+            raise ValueError(f"{model._meta.label}.{field.name} needs a value")
+        names.append(field.attname)
+        values.append(value)
+    return names, tuple(values)
+
+
+def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[tuple], *,
+                ignore_conflicts: bool = False, now: dt.datetime | None = None) -> int:
+    """Insert ``rows`` (tuples in the order of ``columns``, attnames such as ``booking_id``).
+
+    ``ignore_conflicts`` skips rows that break a unique constraint, as ``bulk_create`` does.
+    Returns how many rows were given. Runs in the caller's transaction.
+    """
+    tail_names, tail = defaults_for(model, columns, now=now)
+    names = [*columns, *tail_names]
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    column_sql = ", ".join(quote(fields[name].column) for name in names)
+    postgres = connection.vendor == "postgresql"
+    # PostgreSQL's COPY adapts Python values itself, but for JSON (wrapped for psycopg); SQLite
+    # needs every value in its stored form (UTC text timestamps and so on), as the ORM makes it.
+    prepared = [index for index, name in enumerate(names)
+                if not postgres or isinstance(fields[name], models.JSONField)]
+
+    def ready(row: tuple) -> tuple:
+        row = row + tail
+        if not prepared:
+            return row
+        values = list(row)
+        for index in prepared:
+            values[index] = fields[names[index]].get_db_prep_save(values[index], connection)
+        return tuple(values)
+
+    count = 0
+    # Table and column names come from the model, quoted; every value is data, never SQL.
+    # ``wrap_database_errors``: a failing COPY raises Django's IntegrityError and so on, as the ORM does.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        if postgres:
+            target = table
+            if ignore_conflicts:
+                # COPY cannot skip a conflicting row: stage the rows, then insert what does not conflict.
+                target = quote(f"bulk_{model._meta.db_table}_{next(_temporary_names)}")
+                cursor.execute(f"CREATE TEMPORARY TABLE {target} AS SELECT {column_sql} FROM {table} "  # noqa: S608
+                               "WITH NO DATA")
+            with cursor.copy(f"COPY {target} ({column_sql}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(ready(row))
+                    count += 1
+            if ignore_conflicts:
+                cursor.execute(f"INSERT INTO {table} ({column_sql}) SELECT {column_sql} FROM {target} "  # noqa: S608
+                               "ON CONFLICT DO NOTHING")
+                cursor.execute(f"DROP TABLE {target}")
+        else:
+            placeholders = ", ".join(["%s"] * len(names))
+            conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+            batch = [ready(row) for row in rows]
+            count = len(batch)
+            if batch:
+                cursor.executemany(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders}){conflict}",  # noqa: S608
+                                   batch)
+    return count
