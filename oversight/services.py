@@ -16,6 +16,7 @@ from catalog.models import Category, Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization
 from instrumentshare.audit.services import record
+from instrumentshare.core.bulk import insert_rows
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 
 from . import national, queries, stats
@@ -105,24 +106,10 @@ def _delete_year_rows(year: int, first: int, last: int | None) -> None:
 
 def _insert(model, rows: list[dict]) -> None:
     """Bulk writing without a model instance per row: a block writes some 10^5 rows, and building
-    Django objects for them would cost more than the database does. PostgreSQL takes them by COPY,
-    SQLite by ``executemany`` (both in C). Every column is given (the tables have no database defaults)."""
-    if not rows:
-        return
-    names = list(rows[0])
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    columns = ", ".join(quote(model._meta.get_field(name).column) for name in names)
-    values = (tuple(row[name] for name in names) for row in rows)
-    # Table and column names come from the model, quoted; every value is data, never SQL.
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for value in values:
-                    copy.write_row(value)
-        else:
-            placeholders = ", ".join(["%s"] * len(names))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", list(values))  # noqa: S608
+    Django objects for them would cost more than the database does (COPY on PostgreSQL)."""
+    if rows:
+        names = list(rows[0])
+        insert_rows(model, names, (tuple(row[name] for name in names) for row in rows))
 
 
 def _refresh_block(year: int, first: int, last: int, summary: RefreshSummary) -> None:
