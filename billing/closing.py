@@ -447,8 +447,10 @@ def record_transfer(*, actor, invoice_id: int, amount, reference: str, now: dt.d
     """Finance records a bank transfer it received."""
     now = now or timezone.now()
     invoice = Invoice.objects.select_for_update().filter(pk=invoice_id, kind=Invoice.Kind.INVOICE).first()
-    if invoice is None or not queries.can_manage_org_billing(actor, invoice.issuer_id):
+    if invoice is None or not queries.visible_invoices(actor).filter(pk=invoice_id).exists():
         raise NotFound("not_found", "No such invoice.")
+    if not queries.can_manage_org_billing(actor, invoice.issuer_id):
+        raise Forbidden("forbidden", "Only the issuer's finance officers record payments.")
     reference = (reference or "").strip()[:200]
     if not reference:
         raise Invalid("reference_required", "Give the bank transfer's reference.")

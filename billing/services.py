@@ -16,6 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from bookings.models import BillableItem, ServiceRecord
+from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization, User
@@ -360,8 +361,11 @@ def create_rate_card(*, actor, instrument_id: int, valid_from: dt.date, rates: l
 @transaction.atomic
 def delete_rate_card(*, actor, card_id: int) -> None:
     card = RateCard.objects.select_for_update().select_related("instrument").filter(pk=card_id).first()
-    if card is None or not can_manage_rates(actor, card.instrument):
+    # Rate cards are public with their instrument: who sees the instrument and may not set its rates gets 403.
+    if card is None or not catalog_queries.visible_instruments(actor).filter(pk=card.instrument_id).exists():
         raise NotFound("not_found", "No such rate card.")
+    if not can_manage_rates(actor, card.instrument):
+        raise Forbidden("forbidden", "Only the instrument's lab managers or finance set its rates.")
     if Charge.objects.filter(rate_card=card).exists():
         raise Conflict("rate_card_used", "Charges were priced with this card; add a new card instead.")
     record(actor=actor, action="billing.rate_card.deleted", target=card,
@@ -562,8 +566,10 @@ def issue_voucher(*, actor, company: Organization, amount, share_percent, valid_
 @transaction.atomic
 def revoke_voucher(*, actor, voucher_id: int, reason: str) -> Voucher:
     voucher = Voucher.objects.select_for_update().filter(pk=voucher_id).first()
-    if voucher is None or not people.is_platform_admin(actor):
+    if voucher is None or not queries.visible_vouchers(actor).filter(pk=voucher_id).exists():
         raise NotFound("not_found", "No such voucher.")
+    if not people.is_platform_admin(actor):
+        raise Forbidden("forbidden", "Only the science bureau revokes innovation vouchers.")
     if voucher.state == Voucher.State.REVOKED:
         return voucher
     voucher.state = Voucher.State.REVOKED
