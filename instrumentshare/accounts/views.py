@@ -1,11 +1,12 @@
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from instrumentshare.core.errors import DomainError
+from instrumentshare.core.errors import DomainError, NotFound
 
 from . import queries, services
 from .forms import TokenForm
@@ -49,6 +50,8 @@ def account(request):
 def revoke_token(request, token_id: int):
     try:
         services.revoke_api_token(user=request.user, token_id=token_id)
+    except NotFound as error:
+        raise Http404(error.detail) from error  # someone else's token: as if it did not exist
     except DomainError as error:
         messages.error(request, error.detail)
     else:
