@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _flush_redis(redis_url)
     call_command("migrate", verbosity=0, interactive=False)
+    call_command("collectstatic", verbosity=0, interactive=False)  # pages render with the production manifest
     if reused:
         print(f"reusing the city in {database_url} (generated {reused['generated']})")
         anchor = dt.datetime.fromisoformat(reused["anchor"])
