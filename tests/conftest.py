@@ -57,6 +57,12 @@ def _user(username: str, organization: Organization | None, **extra) -> User:
 
 @pytest.fixture
 def world(db) -> World:
+    return build_world()
+
+
+def build_world() -> World:
+    """The named people and their organizations and labs (the ``world`` fixture; callable where a
+    fixture cannot be, e.g. to build once for a whole module)."""
     org_a = services.create_organization(actor=None, name_zh="甲大学", name_en="University A", kind="university")
     org_b = services.create_organization(actor=None, name_zh="乙研究所", name_en="Institute B", kind="institute")
     company = services.create_organization(actor=None, name_zh="丙公司", name_en="Company C", kind="company")
