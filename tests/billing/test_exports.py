@@ -1,16 +1,23 @@
-"""Finance exports: streamed CSV (UTF-8 with BOM) and XLSX (typed cells, totals), formula guard, scope."""
+"""Finance exports: streamed CSV (UTF-8 with BOM) and XLSX (typed cells, totals), formula guard, scope, and
+PostgreSQL's COPY path held to the generic writer's bytes."""
 
 import csv
+import datetime as dt
 import io
+import zoneinfo
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from billing import closing, exports
-from billing.models import Charge
+from billing.models import BillingAccount, Charge
 from tests.billing.conftest import MONTH, after_month, at, make_item
+from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
 ROWS = 3000
@@ -97,3 +104,87 @@ def test_the_finance_page_downloads_the_same_export(world, month_of_charges):
     response = client.get("/billing/finance/export", {"period": MONTH, "format": "csv"})
     _chunks, body = read(response)
     assert body.decode("utf-8-sig").count("\n") == ROWS + 3
+
+
+# --- the PostgreSQL path (COPY) against the generic one ------------------------------------------------
+
+AWKWARD = ["=SUM(A1:A9)", "+1", "-1+2", "@cmd", "\tTab first", "\rCR first", "a,b", 'say "hi"', "line 1\nline 2",
+           "crlf\r\nafter", " leading space", "中文，逗号；分号", "back\\slash", "'already quoted", "plain", "x" * 300]
+
+
+@pytest.fixture
+def awkward_charges(world, billing):
+    """Charges whose every text column is something a CSV writer or a spreadsheet could get wrong."""
+    make_item(billing.instrument, world.company_user, start=at(8), minutes=90)
+    make_item(billing.instrument, world.researcher, start=at(9), minutes=120)
+    world.researcher.full_name = ""  # the user column falls back to the username
+    world.researcher.save()
+    closing.close_period(actor=None, month=MONTH, now=after_month())
+    project = BillingAccount.objects.create(kind="project", organization=world.org_a, number="=PRJ-1",
+                                            name='Project, "quoted"\nsecond line', funding_programme="-国家,基金")
+    accounts = [billing.lab_a, billing.company, project]
+    new_york = zoneinfo.ZoneInfo("America/New_York")
+    rows = []
+    for n, reason in enumerate(AWKWARD * 3):
+        # Around New York's 2026 spring-forward (8 March) and Berlin's (29 March), and plain days.
+        start = dt.datetime(2026, 3, 7 + n % 3, n % 24, 30, tzinfo=new_york) if n % 2 else at(1 + n % 28)
+        rows.append(Charge(kind="adjustment", account=accounts[n % 3], provider=world.org_a,
+                           instrument=billing.instrument, user=None if n % 5 == 0 else world.researcher,
+                           period=MONTH if n % 4 else "2026-03", service_start=start, reason=reason,
+                           quantity=[Decimal("2"), Decimal("1.25"), Decimal("0"), Decimal("0.0001")][n % 4],
+                           unit_price=Decimal("12.50"), amount=Decimal(n * 7 % 113) - Decimal("50.05"),
+                           voucher_amount=Decimal("1.10") if n % 6 == 0 else Decimal("0")))
+    Charge.objects.bulk_create(rows)
+    return Charge.objects.all()
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Europe/Berlin", "UTC"])
+def test_postgres_copy_writes_the_same_bytes_as_the_generic_writer(awkward_charges, zone):
+    with timezone.override(zone), CaptureQueriesContext(connection) as queries:
+        by_copy = b"".join(exports.csv_stream(exports.export_queryset(awkward_charges)))
+        generic = b"".join(exports.csv_stream(list(exports.export_queryset(awkward_charges))))
+    assert any("REPEATABLE READ" in query["sql"] for query in queries.captured_queries)  # the COPY path ran
+    assert by_copy == generic
+    rows = list(csv.reader(io.StringIO(by_copy.decode("utf-8-sig"), newline="")))
+    assert len(rows) == awkward_charges.count() + 2
+    assert {"'=SUM(A1:A9)", "'\rCR first", "line 1\nline 2", "crlf\r\nafter", "'-1+2"} <= {row[-1] for row in rows}
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_copy_path_streams_through_the_api(world, api_as, awkward_charges):
+    response = api_as(world.finance).get("/billing/export", {"period": MONTH, "format": "csv"})
+    chunks, body = read(response)
+    expected = b"".join(exports.csv_stream(list(exports.export_queryset(awkward_charges.filter(period=MONTH)))))
+    assert body == expected
+    total = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))[-1]
+    assert total[0] == "TOTAL" and int(total[1]) == awkward_charges.filter(period=MONTH).count()
+
+
+def test_the_xlsx_reads_back_text_numbers_and_times_as_written(world, awkward_charges):
+    body = b"".join(exports.xlsx_stream(exports.export_queryset(awkward_charges), title="2026-10"))
+    workbook = load_workbook(io.BytesIO(body))
+    sheet = workbook.active
+    assert sheet.title == "2026-10"
+    rows = list(sheet.iter_rows(values_only=True))
+    header, data, total = rows[0], rows[1:-1], rows[-1]
+    assert list(header) == exports.HEADERS
+    expected = [exports._cells(row, timezone.get_current_timezone())
+                for row in exports.export_queryset(awkward_charges)]
+    assert len(data) == len(expected)
+    for got, want in zip(data, expected, strict=True):
+        for index, (cell, value) in enumerate(zip(got, want, strict=True)):
+            if isinstance(value, Decimal):
+                assert Decimal(str(cell)) == value, exports.HEADERS[index]
+            elif isinstance(value, dt.datetime):
+                assert cell == value, exports.HEADERS[index]
+            else:
+                assert (cell if cell is not None else "") == ("" if value is None else value), exports.HEADERS[index]
+    assert total[0] == "TOTAL" and total[1] == len(data)
+    amount = header.index("amount")
+    assert Decimal(str(total[amount])) == sum(c.amount for c in awkward_charges)
+    cell = sheet.cell(row=2, column=header.index("amount") + 1)
+    assert cell.number_format == "#,##0.00" and sheet.cell(row=2, column=3).number_format == "yyyy-mm-dd hh:mm"
+    assert sheet.cell(row=len(rows), column=1).font.b
