@@ -5,3 +5,17 @@ from django.utils.translation import gettext_lazy as _
 class OversightConfig(AppConfig):
     name = "oversight"
     verbose_name = _("Oversight")
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from catalog.models import Instrument, ListingChangeRequest
+        from instrumentshare.accounts.models import Lab, Organization
+
+        from .queries import compliance_changed
+
+        # What the dashboard's cached compliance panel depends on.
+        for model in (Instrument, ListingChangeRequest, Lab, Organization):
+            post_save.connect(compliance_changed, sender=model, dispatch_uid=f"oversight-compliance-{model.__name__}")
+            post_delete.connect(compliance_changed, sender=model,
+                                dispatch_uid=f"oversight-compliance-delete-{model.__name__}")

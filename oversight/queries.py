@@ -7,10 +7,12 @@ finance officer their organizations; a lab manager their labs; anyone else nothi
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -407,6 +409,45 @@ def external_users_by_district(scope: Scope, *, year: int, organization_id=None,
 
 
 # --- compliance (catalog's report, read here) --------------------------------------------------
+
+
+# The dashboard's compliance panel reads every mandatory instrument of the city (10^4 of them), so
+# its answer is cached; any change to an instrument, an exemption, a lab or an organization moves
+# the version below (oversight.apps connects the signals), and the date is in the key.
+COMPLIANCE_VERSION_KEY = "oversight:compliance-version"
+CACHE_SECONDS = 600
+
+
+def compliance_version() -> int:
+    return cache.get_or_set(COMPLIANCE_VERSION_KEY, 1, None)
+
+
+def compliance_changed(**_signal) -> None:
+    try:
+        cache.incr(COMPLIANCE_VERSION_KEY)
+    except ValueError:  # not set yet (or evicted): any new value is a new version
+        cache.set(COMPLIANCE_VERSION_KEY, int(time.time()), None)
+
+
+def scope_key(scope: Scope) -> str:
+    if scope.everything:
+        return "all"
+    return f"o{','.join(map(str, sorted(scope.organization_ids)))}l{','.join(map(str, sorted(scope.lab_ids)))}"
+
+
+def non_compliant_page(user, scope: Scope, *, organization_id: int | None = None, lab_id: int | None = None,
+                       limit: int = 20) -> tuple[list, int]:
+    """The first ``limit`` non-compliant instruments in view (narrowed to an organization or lab), and how many."""
+    key = (f"oversight:non-compliant:{compliance_version()}:{timezone.localdate()}:{scope_key(scope)}:"
+           f"{organization_id}:{lab_id}:{limit}")
+    found = cache.get(key)
+    if found is None:
+        rows = [row for row in non_compliant_instruments(user, scope)
+                if (not organization_id or row.instrument.organization_id == organization_id)
+                and (not lab_id or row.instrument.lab_id == lab_id)]
+        found = (rows[:limit], len(rows))
+        cache.set(key, found, CACHE_SECONDS)
+    return found
 
 
 def non_compliant_instruments(user, scope: Scope) -> list:

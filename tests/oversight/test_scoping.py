@@ -1,6 +1,8 @@
 """Who sees which statistics: the bureau everything, a finance officer their organization, a lab manager
 their lab, anyone else nothing (404); anonymous callers get 401 from the API and the login page from pages."""
 
+import datetime as dt
+
 import pytest
 from django.test import Client
 
@@ -126,3 +128,33 @@ def test_csv_cells_that_look_like_formulas_are_quoted(world, refreshed):
     assert "\n=HYPERLINK" not in content and ",=HYPERLINK" not in content
     header = content.splitlines()[0]
     assert "(%)" in header  # utilization written as a percentage, and said so
+
+
+def test_the_dashboard_is_cached_under_its_refresh_and_its_compliance_panel_is_never_stale(world, refreshed):
+    from django.db.models import F
+    from django.utils import timezone
+
+    from oversight.models import InstrumentYearStat, StatRefresh
+
+    client = Client()
+    client.force_login(world.bureau)
+    sessions = client.get("/oversight/", {"year": YEAR}).context["totals"].sessions
+    stats = InstrumentYearStat.objects.filter(year=YEAR)
+    rows = stats.count()
+    stats.update(sessions=F("sessions") + 100)
+    # The summary tables change only when a refresh runs: until one is recorded the cached figures stand...
+    assert client.get("/oversight/", {"year": YEAR}).context["totals"].sessions == sessions
+    StatRefresh.objects.filter(year=YEAR).update(refreshed_at=timezone.now() + dt.timedelta(seconds=1))
+    # ...and a new refresh is a new key.
+    assert client.get("/oversight/", {"year": YEAR}).context["totals"].sessions == sessions + 100 * rows
+
+    instrument = refreshed.ms
+    instrument.funded_central = instrument.funded_local = False
+    instrument.save()
+    before = client.get("/oversight/", {"year": YEAR}).context["compliance_count"]
+    instrument.funded_central, instrument.original_value = True, 10**7
+    instrument.share_mode = "internal"  # mandatory and not shared with outsiders: flagged at once
+    instrument.save()
+    page = client.get("/oversight/", {"year": YEAR}).context
+    assert page["compliance_count"] == before + 1
+    assert instrument.pk in {row.instrument.pk for row in page["compliance_rows"]}
