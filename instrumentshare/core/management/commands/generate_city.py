@@ -393,6 +393,11 @@ class City:
                 cursor = zone.to_utc(span[1])
                 continue
             start, end = zone.to_utc(local_start), zone.to_utc(local_end)
+            if end - start != local_end - local_start:
+                # It would span a daylight-saving change (an instrument open until midnight on the night
+                # the clocks move): the per-day offset cannot place it exactly, so leave that evening free.
+                cursor = max(cursor, end, start) + 3600
+                continue
             if start < cursor:  # a daylight-saving change moved the clock back under the cursor
                 cursor += 3600
                 continue
