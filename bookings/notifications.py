@@ -1,4 +1,7 @@
-"""Sending the outbox: bilingual e-mails with the iCalendar part whose MIME method matches."""
+"""Sending the outbox: bilingual e-mails with the iCalendar part whose MIME method matches.
+
+A sweep sends its rows in batches over one SMTP connection; a task sends its one row.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import logging
 from email.mime.text import MIMEText
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.db.models import F, Max
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -54,55 +58,146 @@ def build_message(notification: Notification) -> EmailMultiAlternatives:
     return message
 
 
-def send(notification_id: int) -> bool:
-    """Send one outbox row if it is still pending. True when this call sent it.
+BATCH = 50  # rows locked, mailed and marked per transaction: also the most a crash mid-batch can mail twice
 
-    The row is locked (SKIP LOCKED) for the send, so two workers given the same row send it
-    once; a row already sent is left alone. A crash between the SMTP hand-off and the commit
-    can send it again later: e-mail is at-least-once, never lost.
-    """
-    with transaction.atomic():
-        notification = (Notification.objects.select_for_update(skip_locked=True, of=("self",))
-                        .select_related("booking__instrument__lab", "booking__user")
-                        .filter(pk=notification_id, state=Notification.State.PENDING).first())
-        if notification is None:
-            return False
-        booking = notification.booking
-        # A later revision supersedes an unsent earlier one: only the newest is worth mailing.
-        superseded = notification.kind != Notification.Kind.REMINDER and Notification.objects.filter(
-            booking=booking, sequence__gt=notification.sequence
-        ).exclude(kind=Notification.Kind.REMINDER).exists()
-        if not booking.user.email or superseded:
-            notification.state = Notification.State.SENT if superseded else Notification.State.FAILED
-            notification.last_error = "superseded by a later revision" if superseded else "no e-mail address"
-            notification.save(update_fields=["state", "last_error"])
-            return False
-        notification.attempts += 1
+
+class ServerUnavailable(ConnectionError):
+    """The mail server could not be reached: the rest of the batch waits for a later try."""
+
+
+class Mailer:
+    """One SMTP connection for many messages, opened at the first and reopened after a failed one."""
+
+    def __init__(self):
+        self.backend = get_connection()
+        self.opened = False
+
+    def send(self, message: EmailMultiAlternatives) -> None:
+        if not self.opened:
+            try:
+                self.backend.open()
+            except Exception as error:
+                raise ServerUnavailable(str(error) or type(error).__name__) from error
+            self.opened = True
         try:
-            build_message(notification).send()
-        except Exception as error:
-            Notification.objects.filter(pk=notification.pk).update(attempts=notification.attempts,
-                                                                   last_error=str(error)[:500])
+            self.backend.send_messages([message])
+        except Exception:
+            self.close()  # the connection may be broken: the next message starts afresh
             raise
-        notification.state, notification.sent_at = Notification.State.SENT, timezone.now()
-        notification.save(update_fields=["state", "sent_at", "attempts"])
-        return True
+
+    def close(self) -> None:
+        if self.opened:
+            self.opened = False
+            try:
+                self.backend.close()
+            except Exception as error:  # noqa: BLE001 - a connection being dropped may fail to say goodbye
+                logger.info("closing the mail connection: %s", error)
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def pending_ids(*, older_than: dt.timedelta = dt.timedelta(seconds=0), limit: int = 500) -> list[int]:
-    cutoff = timezone.now() - older_than
-    return list(Notification.objects.filter(state=Notification.State.PENDING, created_at__lte=cutoff,
-                                            attempts__lt=10).order_by("id").values_list("id", flat=True)[:limit])
+def _superseded(rows: list[Notification]) -> set[int]:
+    """Rows a later revision of the same booking supersedes: only the newest is worth mailing."""
+    newest = dict(Notification.objects.filter(booking_id__in={row.booking_id for row in rows})
+                  .exclude(kind=Notification.Kind.REMINDER).values("booking_id")
+                  .annotate(top=Max("sequence")).values_list("booking_id", "top"))
+    return {row.pk for row in rows
+            if row.kind != Notification.Kind.REMINDER and newest.get(row.booking_id, -1) > row.sequence}
 
 
-def sweep_outbox(*, older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int:
-    """Send what is still pending (the broker was down, a worker died). Returns how many were sent."""
+def _send_locked(ids: list[int], mailer: Mailer, *, raise_errors: bool) -> int:
+    """Send the rows of ``ids`` that are still pending and not locked by another worker. Returns how many went.
+
+    The rows stay locked (SKIP LOCKED) from the read to the commit that marks them, so two workers given
+    the same row send it once, and a row already sent is left alone. A failed message is counted on its
+    row and left pending for the next sweep; the others go on, unless the server cannot be reached at
+    all (``ServerUnavailable`` is raised after the commit). A crash between the SMTP hand-off and the
+    commit can send a batch again later: e-mail is at-least-once, never lost.
+    """
+    failure: Exception | None = None
+    with transaction.atomic():
+        rows = list(Notification.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("booking__instrument__lab", "booking__user")
+                    .filter(pk__in=ids, state=Notification.State.PENDING).order_by("id"))
+        if not rows:
+            return 0
+        superseded = _superseded(rows)
+        sent: list[int] = []
+        for notification in rows:
+            if notification.pk in superseded or not notification.booking.user.email:
+                stale = notification.pk in superseded
+                notification.state = Notification.State.SENT if stale else Notification.State.FAILED
+                notification.last_error = "superseded by a later revision" if stale else "no e-mail address"
+                notification.save(update_fields=["state", "last_error"])
+                continue
+            try:
+                mailer.send(build_message(notification))
+            except Exception as error:
+                failure = failure or error
+                logger.warning("notification %s failed: %s", notification.pk, error)
+                Notification.objects.filter(pk=notification.pk).update(attempts=F("attempts") + 1,
+                                                                       last_error=str(error)[:500])
+                if isinstance(error, ServerUnavailable):
+                    failure = error
+                    break
+            else:
+                sent.append(notification.pk)
+        Notification.objects.filter(pk__in=sent).update(state=Notification.State.SENT, sent_at=timezone.now(),
+                                                         attempts=F("attempts") + 1)
+    if failure is not None and (raise_errors or isinstance(failure, ServerUnavailable)):
+        raise failure
+    return len(sent)
+
+
+def send(notification_id: int) -> bool:
+    """Send one outbox row if it is still pending. True when this call sent it; a failed send raises
+    (after counting the attempt on the row), so the task retries it."""
+    with Mailer() as mailer:
+        return _send_locked([notification_id], mailer, raise_errors=True) == 1
+
+
+def send_all(notification_ids: list[int]) -> int:
+    """Send these outbox rows over one connection, in batches. A bad address does not stop the others."""
     sent = 0
-    for notification_id in pending_ids(older_than=older_than):
-        try:
-            sent += send(notification_id)
-        except Exception:  # one bad address must not stop the sweep
-            logger.exception("notification %s failed", notification_id)
+    with Mailer() as mailer:
+        for index in range(0, len(notification_ids), BATCH):
+            try:
+                sent += _send_locked(notification_ids[index:index + BATCH], mailer, raise_errors=False)
+            except ServerUnavailable:
+                logger.warning("mail server unavailable: the outbox sweep sends the rest later")
+                break
+    return sent
+
+
+def pending_ids(*, older_than: dt.timedelta = dt.timedelta(seconds=0), limit: int = 500,
+                after_id: int = 0) -> list[int]:
+    cutoff = timezone.now() - older_than
+    return list(Notification.objects.filter(state=Notification.State.PENDING, created_at__lte=cutoff, attempts__lt=10,
+                                            pk__gt=after_id).order_by("id").values_list("id", flat=True)[:limit])
+
+
+def sweep_outbox(*, older_than: dt.timedelta = dt.timedelta(minutes=1), limit: int = 5000) -> int:
+    """Send what is still pending (the broker was down, a worker died), over one SMTP connection, in
+    batches. Each row is tried at most once per sweep. Returns how many were sent."""
+    sent, after_id = 0, 0
+    with Mailer() as mailer:
+        while limit > 0:
+            ids = pending_ids(older_than=older_than, limit=min(BATCH, limit), after_id=after_id)
+            if not ids:
+                break
+            after_id, limit = ids[-1], limit - len(ids)
+            try:
+                sent += _send_locked(ids, mailer, raise_errors=False)
+            except ServerUnavailable as error:
+                logger.warning("mail server unavailable (%s): the next sweep tries again", error)
+                break
+            except Exception:  # the database, say: leave the rest to the next sweep
+                logger.exception("outbox sweep stopped at notification %s", after_id)
+                break
     return sent
 
 

@@ -20,10 +20,7 @@ def sweep_outbox() -> int:
 
 @shared_task(acks_late=True)
 def send_due_reminders() -> int:
-    sent = 0
-    for notification_id in notifications.queue_due_reminders():
-        sent += notifications.send(notification_id)
-    return sent
+    return notifications.send_all(notifications.queue_due_reminders())
 
 
 @shared_task(acks_late=True, max_retries=3, autoretry_for=TRANSIENT, retry_backoff=True)

@@ -142,3 +142,88 @@ def test_invitations_reach_a_real_smtp_server(world, instrument, settings, djang
                 assert part.get_param("method") == str(calendar["METHOD"])
                 methods.append(part.get_param("method"))
     assert methods == ["REQUEST", "CANCEL"]
+
+
+class Counting:
+    """An aiosmtpd handler that counts connections and messages, and refuses one address."""
+
+    def __init__(self, refuse: str = ""):
+        self.connections, self.messages, self.refuse = 0, [], refuse
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 - aiosmtpd's hook
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address == self.refuse:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(envelope.rcpt_tos[:])
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    from aiosmtpd.controller import Controller
+
+    def start(handler):
+        port = _free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        started.append(controller)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        return handler
+
+    started = []
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def _pending_invitations(world, instrument, *, count: int, user=None, week: int = 1) -> list[int]:
+    for n in range(count):
+        start = next_weekday(n // 4, 8 + 2 * (n % 4), weeks_ahead=week)
+        services.create_booking(user=user or world.researcher, instrument_id=instrument.pk, start=start,
+                                end=start + dt.timedelta(hours=1), purpose=f"batch {n}")
+    return list(Notification.objects.filter(state="pending").values_list("pk", flat=True))
+
+
+def test_a_sweep_sends_its_batch_over_one_smtp_connection_and_marks_every_row_sent(world, instrument, smtp_server):
+    handler = smtp_server(Counting())
+    ids = _pending_invitations(world, instrument, count=6)
+    assert len(ids) == 6
+    assert notifications.sweep_outbox(older_than=dt.timedelta(0)) == 6
+    assert len(handler.messages) == 6 and handler.connections == 1
+    assert set(Notification.objects.values_list("state", "attempts")) == {("sent", 1)}
+    assert notifications.sweep_outbox(older_than=dt.timedelta(0)) == 0 and len(handler.messages) == 6
+
+
+def test_a_refused_address_is_counted_and_left_pending_while_the_others_go(world, instrument, smtp_server):
+    handler = smtp_server(Counting(refuse=world.manager.email))
+    ids = _pending_invitations(world, instrument, count=3)
+    refused = _pending_invitations(world, instrument, count=4, user=world.manager, week=2)
+    refused = sorted(set(refused) - set(ids))
+    assert notifications.sweep_outbox(older_than=dt.timedelta(0)) == 3
+    assert handler.messages == [[world.researcher.email]] * 3
+    for row in Notification.objects.filter(pk__in=refused):
+        assert (row.state, row.attempts) == ("pending", 1) and "550" in row.last_error
+    with pytest.raises(OSError):  # the task's own try raises, so Celery retries it
+        notifications.send(refused[0])
+    assert Notification.objects.get(pk=refused[0]).attempts == 2
+
+
+def test_an_unreachable_server_leaves_the_outbox_for_the_next_sweep(world, instrument, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _free_port(), 2
+    ids = _pending_invitations(world, instrument, count=3)
+    assert notifications.sweep_outbox(older_than=dt.timedelta(0)) == 0
+    rows = list(Notification.objects.filter(pk__in=ids).order_by("pk").values_list("state", "attempts"))
+    assert rows == [("pending", 1), ("pending", 0), ("pending", 0)]  # tried once, then the sweep stopped
+    with pytest.raises(ConnectionError):
+        notifications.send(ids[1])
