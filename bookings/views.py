@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import conditional_page, require_GET, require_POST
 
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
@@ -432,6 +432,8 @@ def revoke_feed(request, feed_id: int):
 # --- calendar feeds -------------------------------------------------------------------------------
 
 
+# An unchanged feed is the same bytes, so a calendar polling with If-None-Match gets a 304, not megabytes.
+@conditional_page
 def private_feed(request, token: str):
     body = feeds.private_feed(token)
     if body is None:
@@ -441,6 +443,7 @@ def private_feed(request, token: str):
     return response
 
 
+@conditional_page
 def instrument_feed(request, instrument_id: int):
     instrument = get_object_or_404(Instrument, pk=instrument_id, listing_state=Instrument.ListingState.PUBLISHED)
     response = HttpResponse(feeds.public_instrument_feed(instrument), content_type=CALENDAR)

@@ -110,3 +110,18 @@ def test_the_feed_url_serves_the_calendar(world, api_as):
     response = Client().get(f"/{path}")
     assert response.status_code == 200
     assert response.content.startswith(b"BEGIN:VCALENDAR\r\n") and response.content.endswith(b"END:VCALENDAR\r\n")
+
+
+def test_a_calendar_polling_an_unchanged_feed_gets_not_modified(world, api_as, instrument):
+    created = api_as(world.researcher).post("/me/feeds", {"scope": "mine"}).json()
+    path = "/" + created["url"].split("://", 1)[1].split("/", 1)[1]
+    booking = _booking(world, instrument, dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+                       + dt.timedelta(days=3))
+    first = Client().get(path)
+    assert first.status_code == 200 and first["ETag"] and first.content.count(b"BEGIN:VEVENT") == 1
+    again = Client().get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304 and again.content == b""
+    booking.purpose = "changed"
+    booking.save()
+    changed = Client().get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200 and b"changed" in changed.content and changed["ETag"] != first["ETag"]
