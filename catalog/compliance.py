@@ -52,6 +52,7 @@ CONTACT_FIELDS = ("contact_phone", "contact_email")  # at least one of them
 # --- working days ------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=16384)  # some forty years of days; chinese_calendar scans its tables on every call
 def is_working_day(day: date) -> tuple[bool, bool]:
     """Whether ``day`` is a working day in mainland China, and whether the official calendar knew it."""
     try:

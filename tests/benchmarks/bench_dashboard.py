@@ -3,7 +3,8 @@
 The statistics are refreshed for the city's year first (``refresh_statistics``, what the hourly
 job does; its time is reported as a detail). Then ``GET /oversight/`` is requested in-process as a
 bureau user (a platform administrator sees the whole city): server time for the page with its
-six charts, the city totals and the non-compliant instruments. The raw limit is one statement
+six charts, the city totals and the non-compliant instruments, first just after the refresh
+(when the page computes and caches them), then warm. The raw limit is one statement
 over the same summary tables computing the same figures: the city totals, the monthly series,
 the utilization buckets, the ten most used and ten idle instruments, and external users by
 district (the compliance report, which reads the catalog, has no counterpart there).
@@ -88,8 +89,11 @@ def run(ctx: Context) -> list[Result]:
     client = Client()
     client.force_login(user)
     path = f"/oversight/?year={year}"
-    for _ in range(2):  # warm up: templates, translations, the connection
-        client.get(path, secure=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # The first request after a refresh computes and caches the figures and the compliance panel.
+    begun = time.perf_counter()
+    client.get(path, secure=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    cold = (time.perf_counter() - begun) * 1000
+    client.get(path, secure=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
     times, failures, size = [], 0, 0
     for _ in range(ctx.size(smoke=3, quick=10, full=20)):
         begun = time.perf_counter()
@@ -103,9 +107,11 @@ def run(ctx: Context) -> list[Result]:
                              "page_bytes": size, "refresh_seconds": round(refresh_seconds, 1),
                              "instruments_in_stats": getattr(summary, "instruments", None)})
     result.met = p50 <= 500 and failures == 0
+    first = Result(FIGURE + ": first request after a refresh", cold, "ms", target="≤ 500 ms", better="lower",
+                   met=cold <= 500, note="computes and caches the figures and the compliance panel")
     if not ctx.postgres:
         result.note = "raw limit skipped: written for PostgreSQL"
-        return [result]
+        return [result, first]
     factor = stats.year_fraction(year, today=ctx.anchor.astimezone(stats.platform_zone()).date()) or Decimal(1)
     params = {"year": year, "factor": factor, "idle": Decimal(setting("OVERSIGHT_IDLE_UTILIZATION"))}
     raw = []
@@ -115,5 +121,5 @@ def run(ctx: Context) -> list[Result]:
             begun = time.perf_counter()
             conn.execute(RAW_DASHBOARD, params).fetchone()
             raw.append((time.perf_counter() - begun) * 1000)
-    result.raw = median(raw)
-    return [result]
+    result.raw = first.raw = median(raw)
+    return [result, first]
