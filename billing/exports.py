@@ -291,10 +291,11 @@ PACKAGE = {
         '</styleSheet>'),
 }
 PLAIN, DATE_STYLE, MONEY_STYLE, BOLD, BOLD_MONEY = range(5)
-# XML 1.0 cannot carry most control characters; OOXML writes them as _xHHHH_. & and < must be escaped;
-# a carriage return too, or the reader turns it into a line feed.
-_XML_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+# XML 1.0 cannot carry most control characters; OOXML writes them as _xHHHH_, so text that already looks
+# like _xHHHH_ has its underscore written as _x005F_. & and < must be escaped; a carriage return too, or
+# the reader turns it into a line feed.
+_XML_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
+_XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;", "_": "_x005F_"}
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)  # noqa: DTZ001 - Excel's serial dates are wall-clock times
 SECONDS_PER_DAY = 86400
 

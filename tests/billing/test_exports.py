@@ -188,3 +188,10 @@ def test_the_xlsx_reads_back_text_numbers_and_times_as_written(world, awkward_ch
     cell = sheet.cell(row=2, column=header.index("amount") + 1)
     assert cell.number_format == "#,##0.00" and sheet.cell(row=2, column=3).number_format == "yyyy-mm-dd hh:mm"
     assert sheet.cell(row=len(rows), column=1).font.b
+
+
+def test_xml_text_escapes_what_xml_and_ooxml_would_misread():
+    assert exports.xml_text("a < b & c > d") == "a &lt; b &amp; c &gt; d"
+    assert exports.xml_text("bell\x07 and cr\r\n") == "bell_x0007_ and cr&#13;\n"
+    assert exports.xml_text("literal _x0041_ stays") == "literal _x005F_x0041_ stays"
+    assert exports.xml_text("中文 plain_text") == "中文 plain_text"
