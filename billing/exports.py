@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 import tempfile
 import zipfile
@@ -219,12 +220,15 @@ def copy_query(charges: QuerySet[Charge], zone_name: str) -> tuple[str, tuple]:
     return f"COPY ({select}) TO STDOUT (FORMAT csv)", (zone_name, *params)
 
 
-def _crlf(rows: list) -> bytes:
+def _crlf(messages: list) -> bytes:
     """COPY ends each row (one message each) with \\n; csv.writer with \\r\\n."""
-    data = b"".join(rows)
-    if data.count(b"\n") == len(rows):  # no line break inside a quoted cell
+    data = b"".join(messages)
+    if data.count(b"\n") == len(messages):  # one row per message, no line break inside a quoted cell
         return data.replace(b"\n", b"\r\n")
-    return b"".join(bytes(row[:-1]) + b"\r\n" for row in rows)
+    # A line break inside a cell (rare): the csv module reads the rows and writes them as the generic path does.
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(csv.reader(io.StringIO(data.decode(), newline="")))
+    return buffer.getvalue().encode()
 
 
 def _csv_by_copy(charges: QuerySet[Charge], zone_name: str) -> Iterator[bytes]:
