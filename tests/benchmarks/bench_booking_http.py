@@ -185,7 +185,10 @@ def raw_limit(ctx: Context, plan: list[Planned], user_ids: list[int]) -> tuple[f
                 planned.instrument_id, user_ids[planned.user_index], planned.start, planned.end,
                 planned.end + dt.timedelta(minutes=planned.buffer_minutes), RAW_PURPOSE, uuid.uuid4()))
             return 201
-        except errors.ExclusionViolation:
+        except (errors.ExclusionViolation, errors.DeadlockDetected):
+            # Two racing inserts of overlapping rows can each wait on the other's exclusion check;
+            # PostgreSQL then aborts one of them as a deadlock: that insert lost the slot, as with a
+            # violation. (Our path locks the instrument row first, so its races end in the violation.)
             return 409
 
     return _run_clients(plan, send)
