@@ -35,7 +35,7 @@ from decimal import Decimal
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -44,6 +44,7 @@ from bookings.models import BillableItem, Booking, ServiceRecord, UsageSession
 from catalog.models import BookingPolicy, Downtime, Instrument, OpeningRule
 from catalog.reference import categories, category_level, load_categories
 from instrumentshare.accounts.models import Lab, Membership, Organization, User
+from instrumentshare.core.bulk import defaults_for
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,28 +93,12 @@ class Loader:
         self.postgres = connection.vendor == "postgresql"
         self.counts: dict[str, int] = {}
 
-    def _tail(self, model, columns: Sequence[str]) -> tuple[list[str], tuple]:
-        names, values = [], []
-        for field in model._meta.concrete_fields:
-            if field.attname in columns:
-                continue
-            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-                value = self.now
-            elif field.has_default():
-                value = field.get_default()
-            elif field.null:
-                value = None
-            elif isinstance(field, models.CharField | models.TextField | models.FileField):
-                value = ""
-            else:
-                raise CommandError(f"{model._meta.label}.{field.name} needs a value")
-            names.append(field.attname)
-            values.append(value)
-        return names, tuple(values)
-
     def load(self, model, columns: Sequence[str], rows: Iterable[tuple]) -> int:
         started = time.monotonic()
-        tail_names, tail = self._tail(model, columns)
+        try:
+            tail_names, tail = defaults_for(model, columns, now=self.now)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
         names = [*columns, *tail_names]
         count = 0
         if self.postgres:
