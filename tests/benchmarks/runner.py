@@ -1,10 +1,12 @@
 """``python -m tests.benchmarks [--quick]``: build a city on PostgreSQL, run every benchmark, print, save JSON.
 
-By default it (re)creates the database named by ``BENCH_DATABASE_URL`` (default
-``postgres://postgres@127.0.0.1:5432/bench``, never the one in ``DATABASE_URL``), migrates it and
-runs ``generate_city`` at the chosen scale; ``--reuse`` keeps a city generated earlier with the
-same parameters. Redis is ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``, a database
-of its own, flushed before and after).
+By default it starts a PostgreSQL server of its own with ``deploy/postgresql.conf``
+(``tests/benchmarks/pgserver.py``, data in ``var/bench/pgdata``, removed afterwards unless
+``--reuse``); ``BENCH_DATABASE_URL`` names another server's database instead (never the one in
+``DATABASE_URL``). It (re)creates the database ``bench``, migrates it and runs ``generate_city``
+at the chosen scale; ``--reuse`` keeps a city generated earlier with the same parameters. Redis
+is ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``, a database of its own, flushed
+before and after).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="", help=f"comma separated, from: {', '.join(BENCHMARKS)}")
     parser.add_argument("--reuse", action="store_true", help="keep the city already in the bench database if "
-                                                             "it was generated with the same parameters")
+                                                             "it was generated with the same parameters (and keep "
+                                                             "the benchmarks' own server's data for the next run)")
     parser.add_argument("--output", default=str(ROOT / "var" / "bench"), help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -122,7 +125,18 @@ def run_benchmarks(ctx, names: list[str]) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return run(args, os.environ["BENCH_DATABASE_URL"])
+    from . import pgserver
+
+    if pgserver.bindir() is None:
+        print(f"no PostgreSQL server binaries here: using {DEFAULT_DATABASE}", file=sys.stderr)
+        return run(args, DEFAULT_DATABASE)
+    with pgserver.Server(ROOT / "var" / "bench" / "pgdata", reuse=args.reuse) as database_url:
+        return run(args, database_url)
+
+
+def run(args: argparse.Namespace, database_url: str) -> int:
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
     env = _environment(database_url, redis_url)
     os.environ.update(env)
