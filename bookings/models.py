@@ -26,10 +26,14 @@ class Booking(models.Model):
     # States that hold the instrument's time. Cancelled and rejected ones free it.
     ACTIVE_STATES = (State.PENDING, State.CONFIRMED, State.COMPLETED, State.NO_SHOW)
 
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="bookings")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    # No single-column indexes where a (column, start) index in Meta serves the same lookups:
+    # every extra index is written on each insert and state change (millions at city scale).
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="bookings", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings",
+                             db_index=False)
     # Until billing accounts exist, a booking is charged to the booker's lab.
-    charged_lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="charged_bookings", null=True)
+    charged_lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="charged_bookings", null=True,
+                                    db_index=False)
     # The billing account named at booking time, checked by billing's rule (see ACCOUNT_RESOLVERS).
     account = models.ForeignKey("billing.BillingAccount", on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="bookings")
@@ -206,7 +210,8 @@ class UsageSession(models.Model):
         IMPORT = "import", _("Logbook import")
         MANUAL = "manual", _("Manual correction")
 
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="usage_sessions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="usage_sessions",
+                                   db_index=False)  # (instrument, start) and (instrument, external_ref) serve
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                              related_name="usage_sessions")
     # Matched by reconciliation, never typed.
@@ -233,7 +238,6 @@ class UsageSession(models.Model):
         ]
         indexes = [
             models.Index(fields=["instrument", "start"]),
-            models.Index(fields=["booking"]),
             models.Index(fields=["end"]),
         ]
 
@@ -290,7 +294,8 @@ class BillableItem(models.Model):
                                    related_name="billable_item")
     session = models.OneToOneField(UsageSession, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="billable_item")
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="billable_items")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="billable_items",
+                                   db_index=False)  # (instrument, service_start) serves
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                              related_name="billable_items")
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, null=True, blank=True, related_name="billable_items")
@@ -386,7 +391,8 @@ class ServiceRecord(models.Model):
         OTHER = "other", _("Other")
 
     item = models.OneToOneField(BillableItem, on_delete=models.PROTECT, related_name="service_record")
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="service_records")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="service_records",
+                                   db_index=False)  # (instrument, start) serves
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                              related_name="service_records")
     applicant_organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, null=True,

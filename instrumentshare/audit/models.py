@@ -50,9 +50,14 @@ class AppendOnlyModel(models.Model):
 class AuditStream(models.Model):
     """The head of one target's chain: its last sequence number and hash."""
 
-    key = models.CharField(max_length=150, unique=True)
+    # Unique by a constraint, not ``unique=True``: on PostgreSQL that would add a second,
+    # pattern-matching index that no query uses, written on every event.
+    key = models.CharField(max_length=150)
     last_seq = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key"], name="audit_stream_key_unique")]
 
     def __str__(self) -> str:
         return f"{self.key} #{self.last_seq}"
@@ -62,8 +67,8 @@ class AuditEvent(AppendOnlyModel):
     stream_key = models.CharField(max_length=150)
     seq = models.PositiveBigIntegerField()
     occurred_at = models.DateTimeField(_("time (UTC)"))
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    actor = models.ForeignKey(  # (actor, occurred_at) below serves lookups by actor
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     actor_repr = models.CharField(max_length=200, blank=True)
     request_id = models.CharField(max_length=80, blank=True)
@@ -75,13 +80,14 @@ class AuditEvent(AppendOnlyModel):
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)  # unique by a constraint (see AuditStream.key)
 
     class Meta:
         ordering = ["id"]
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
-        constraints = [models.UniqueConstraint(fields=["stream_key", "seq"], name="audit_stream_seq_unique")]
+        constraints = [models.UniqueConstraint(fields=["stream_key", "seq"], name="audit_stream_seq_unique"),
+                       models.UniqueConstraint(fields=["hash"], name="audit_event_hash_unique")]
         indexes = [
             models.Index(fields=["target_type", "target_id"]),
             models.Index(fields=["action", "occurred_at"]),
