@@ -23,7 +23,22 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import DurationField, Exists, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import (
+    Case,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from catalog.models import BookingPolicy
@@ -117,6 +132,14 @@ def close_open_sessions(*, now: dt.datetime) -> int:
     return len(ids)
 
 
+def _span(start, end):
+    """``tstzrange(start, end, '[)')``, spelled as in the ``booking_no_overlap`` index so that it serves."""
+    from django.contrib.postgres.fields import DateTimeRangeField
+    from django.db.models import Func, Value
+
+    return Func(start, end, Value("[)"), function="tstzrange", output_field=DateTimeRangeField())
+
+
 MATCHABLE = (Booking.State.CONFIRMED, Booking.State.COMPLETED, Booking.State.NO_SHOW)
 
 
@@ -126,6 +149,11 @@ def match_sessions(*, since: dt.datetime, until: dt.datetime) -> int:
                                             start__gte=since - dt.timedelta(days=1), start__lt=until)
     overlapping = Booking.objects.filter(instrument_id=OuterRef("instrument_id"), state__in=MATCHABLE,
                                          start__lt=OuterRef("end"), end__gt=OuterRef("start")).order_by("start", "id")
+    if connection.vendor == "postgresql":
+        # The same rows, found through the exclusion constraint's GiST index (instrument, [start,
+        # blocked_until)) instead of walking the instrument's whole history in start order.
+        overlapping = overlapping.alias(span=_span("start", "blocked_until")).filter(
+            span__overlap=_span(OuterRef("start"), OuterRef("end")))
     with transaction.atomic():
         matched = unmatched.filter(user__isnull=False).update(
             booking=Subquery(overlapping.filter(user_id=OuterRef("user_id")).values("pk")[:1]))
@@ -194,8 +222,14 @@ def _penalize_no_shows(booking_ids: list[int], *, now) -> None:
         per_user[users[pk]] += penalty
     UserCredit.objects.bulk_create([UserCredit(user_id=user_id, score=settings.CREDIT_INITIAL_SCORE)
                                     for user_id in per_user], ignore_conflicts=True)
+    # One UPDATE for the chunk: users grouped by their total penalty (a few distinct values).
+    by_total = defaultdict(list)
     for user_id, total in per_user.items():
-        UserCredit.objects.filter(user_id=user_id).update(score=F("score") - total, updated_at=now)
+        by_total[total].append(user_id)
+    UserCredit.objects.filter(user_id__in=per_user).update(
+        score=F("score") - Case(*[When(user_id__in=users, then=Value(total)) for total, users in by_total.items()],
+                                output_field=IntegerField()),
+        updated_at=now)
     record_many(actor=None, action="credit.no_show", now=now, entries=[
         {"target": ("accounts.user", user_id), "after": {"delta": -total}} for user_id, total in per_user.items()])
 
@@ -210,33 +244,31 @@ def _usage_by_booking(ids: list[int]) -> dict[int, tuple[int, int, dt.datetime |
 
 def _flag_bookings(ids: list[int], usage: dict) -> int:
     tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
-    flags = []
+    flags = []  # plain rows (instrument, booking, kind, detail): a city's month has 10^5 of them
     for booking_id, instrument_id, state, _start, end in Booking.objects.filter(pk__in=ids).values_list(
             "id", "instrument_id", "state", "start", "end"):
         if state == Booking.State.NO_SHOW:
-            flags.append(ReviewFlag(instrument_id=instrument_id, booking_id=booking_id, kind=ReviewFlag.Kind.NO_SHOW,
-                                    detail="no usage recorded"))
+            flags.append((instrument_id, booking_id, ReviewFlag.Kind.NO_SHOW.value, "no usage recorded"))
             continue
         if booking_id not in usage or state != Booking.State.COMPLETED:
             continue
         _used, _samples, first, last = usage[booking_id]
         if last and last > end + tolerance:
-            flags.append(ReviewFlag(instrument_id=instrument_id, booking_id=booking_id, kind=ReviewFlag.Kind.OVERRUN,
-                                    detail=f"used until {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
+            flags.append((instrument_id, booking_id, ReviewFlag.Kind.OVERRUN.value,
+                          f"used until {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
         elif last and last < end - tolerance:
-            flags.append(ReviewFlag(instrument_id=instrument_id, booking_id=booking_id,
-                                    kind=ReviewFlag.Kind.EARLY_FINISH,
-                                    detail=f"finished {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
-    ReviewFlag.objects.bulk_create(flags, ignore_conflicts=True)
+            flags.append((instrument_id, booking_id, ReviewFlag.Kind.EARLY_FINISH.value,
+                          f"finished {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
+    insert_rows(ReviewFlag, ["instrument_id", "booking_id", "kind", "detail"], flags, ignore_conflicts=True)
     return len(flags)
 
 
 def flag_sessions(*, since, until) -> int:
     rows = UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
                                        start__lt=until).values_list("id", "instrument_id")
-    flags = [ReviewFlag(instrument_id=instrument_id, session_id=session_id, kind=ReviewFlag.Kind.UNBOOKED,
-                        detail="usage without a booking") for session_id, instrument_id in rows]
-    ReviewFlag.objects.bulk_create(flags, ignore_conflicts=True)
+    flags = [(instrument_id, session_id, ReviewFlag.Kind.UNBOOKED.value, "usage without a booking")
+             for session_id, instrument_id in rows]
+    insert_rows(ReviewFlag, ["instrument_id", "session_id", "kind", "detail"], flags, ignore_conflicts=True)
     return len(flags)
 
 
