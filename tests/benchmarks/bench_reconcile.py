@@ -25,10 +25,12 @@ RAW_STATEMENTS = [
     INSERT INTO bookings_reviewflag (instrument_id, session_id, kind, detail, state, reason, created_at)
     SELECT instrument_id, id, 'open_session', 'closed after 12 h', 'open', '', %(now)s FROM closed
     ON CONFLICT DO NOTHING""",
-    # 2. match ended sessions to the earliest overlapping booking (of their user, when known)
+    # 2. match ended sessions to the earliest overlapping booking (of their user, when known), found
+    #    through the exclusion constraint's GiST index
     """UPDATE bookings_usagesession s SET booking_id = (
         SELECT b.id FROM bookings_booking b
         WHERE b.instrument_id = s.instrument_id AND b.state IN ('confirmed', 'completed', 'no_show')
+          AND tstzrange(b.start, b.blocked_until, '[)') && tstzrange(s.start, s."end", '[)')
           AND b.start < s."end" AND b."end" > s.start AND (s.user_id IS NULL OR b.user_id = s.user_id)
         ORDER BY b.start, b.id LIMIT 1)
     WHERE s.booking_id IS NULL AND s.start IS NOT NULL AND s."end" IS NOT NULL

@@ -22,9 +22,9 @@ How it stays fast and correct:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
+import os
 import random
 import time
 import uuid
@@ -642,12 +642,13 @@ class Command(BaseCommand):
             deferred_checks = self._skip_row_triggers()
             city.people()
             city.instruments()
-            with self._indexes_built_after(BULK_TABLES):
-                city.bookings()
-                city.billing()
+            dropped = self._drop_indexes(BULK_TABLES)
+            city.bookings()
+            city.billing()
             if deferred_checks:
                 self._verify_foreign_keys()
             self._reset_sequences()
+        self._rebuild_indexes(dropped)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
@@ -658,21 +659,16 @@ class Command(BaseCommand):
         self.summary = {"rows": dict(loader.counts), "seconds": round(elapsed, 1), "anchor": anchor.isoformat(),
                         "instruments": city.instrument_count, "years": city.years, "seed": options["seed"]}
 
-    @contextlib.contextmanager
-    def _indexes_built_after(self, tables: Sequence[str]):
-        """PostgreSQL: drop the big tables' secondary indexes and unique/exclusion constraints, load, rebuild.
+    def _drop_indexes(self, tables: Sequence[str]) -> list[str]:
+        """PostgreSQL: drop the big tables' secondary indexes and unique/exclusion constraints before the load.
 
-        Building an index once over sorted rows is many times faster than updating it per row. The
-        rebuild re-checks every row: re-adding ``booking_no_overlap`` proves that no two active
-        bookings of one instrument overlap. All inside the load's transaction, so a failure
-        leaves the schema as it was.
+        Building an index once over all rows is many times faster than updating it per row.
+        Returns the statements that put them back (``_rebuild_indexes``).
         """
         if connection.vendor != "postgresql":
-            yield
-            return
+            return []
         dropped = []
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
             for table in tables:
                 cursor.execute("SELECT to_regclass(%s)", [table])
                 if cursor.fetchone()[0] is None:
@@ -690,13 +686,67 @@ class Command(BaseCommand):
                 for name, definition in cursor.fetchall():
                     dropped.append(definition)
                     cursor.execute(f"DROP INDEX {name}")
-        yield
+        return dropped
+
+    def _rebuild_indexes(self, statements: list[str]) -> None:
+        """Build the dropped indexes and constraints again, on one connection per core, after the commit.
+
+        An index build is single-threaded (GiST always, B-tree mostly), so two builds at once use
+        both cores. Each connection takes the next statement when it is done, the exclusion
+        constraint (the longest) first. The rebuild re-checks every row: re-adding
+        ``booking_no_overlap`` proves that no two active bookings of one instrument overlap. The
+        rows are committed by then: if a build fails, the command says so and the database is
+        not a usable city (the benchmark runner makes a new one on its next run).
+        """
+        if not statements:
+            return
+        import queue
+        import threading
+
+        from django.db import connections
+
         started = time.monotonic()
-        with connection.cursor() as cursor:
-            for statement in dropped:
-                cursor.execute(statement)
-        self.stdout.write(f"  {len(dropped)} indexes and constraints rebuilt in {time.monotonic() - started:.1f} s "
-                          "(booking_no_overlap re-checked every booking)")
+        if connection.in_atomic_block:
+            # Called inside a caller's transaction: other connections could not see the rows (and
+            # would wait for this one's locks), so build here, one after the other.
+            with connection.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+            self.stdout.write(f"  {len(statements)} indexes and constraints rebuilt in "
+                              f"{time.monotonic() - started:.1f} s")
+            return
+        pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for statement in sorted(statements, key=lambda text: "EXCLUDE" not in text):
+            pending.put(statement)
+        failures: list[str] = []
+
+        def work() -> None:
+            try:
+                with connections["default"].cursor() as cursor:
+                    cursor.execute("SET maintenance_work_mem = '512MB'")
+                    cursor.execute("SET max_parallel_maintenance_workers = 0")  # the other thread has the core
+                    while True:
+                        try:
+                            statement = pending.get_nowait()
+                        except queue.Empty:
+                            return
+                        try:
+                            cursor.execute(statement)
+                        except Exception as error:  # noqa: BLE001 - reported below, with its statement
+                            failures.append(f"{statement}: {error}")
+            finally:
+                connections["default"].close()
+
+        workers = [threading.Thread(target=work) for _ in range(max(1, min(4, os.cpu_count() or 1)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if failures:
+            raise CommandError("the rows are loaded but these indexes or constraints could not be built; "
+                               "this database is not a usable city: " + "; ".join(failures))
+        self.stdout.write(f"  {len(statements)} indexes and constraints rebuilt in {time.monotonic() - started:.1f} s "
+                          f"on {len(workers)} connections (booking_no_overlap re-checked every booking)")
 
     def _skip_row_triggers(self) -> bool:
         """On PostgreSQL as a superuser, skip the per-row foreign key triggers for this transaction.
