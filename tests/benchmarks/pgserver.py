@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +55,15 @@ class Server:
         self.user = None
         if os.geteuid() == 0:
             self.user = pwd.getpwnam("postgres")
+            if not self._reachable(datadir.parent):
+                # A checkout under a directory the postgres user cannot enter (a private temporary
+                # directory, say): keep the cluster in the system's temporary directory instead.
+                self.datadir = Path(tempfile.gettempdir()) / "instrumentshare-bench-pgdata"
+
+    def _reachable(self, directory: Path) -> bool:
+        directory.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(["runuser", "-u", self.user.pw_name, "--", "test", "-x", str(directory)],
+                              capture_output=True).returncode == 0
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin / args[0]), *args[1:]]
