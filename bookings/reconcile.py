@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from catalog.models import BookingPolicy
 from instrumentshare.audit.services import record_many
-from instrumentshare.core.bulk import insert_rows
+from instrumentshare.core.bulk import defaults_for, insert_rows
 
 from .charging import billable_quantity
 from .models import BillableItem, Booking, CreditEvent, ReviewFlag, ServiceRecord, UsageSession, UserCredit
@@ -380,7 +380,15 @@ def _apply_items(key: str, wanted: dict[int, dict], *, now, summary: Summary) ->
     _ensure_service_records([source_id for source_id in wanted], key)
 
 
+RECORD_COLUMNS = ("item_id", "instrument_id", "user_id", "applicant_organization_id", "is_internal", "direction",
+                  "start", "end", "hours", "samples")
+
+
 def _ensure_service_records(source_ids: list[int], key: str) -> None:
+    """A service record for each used item (booking or unbooked) of these sources that has none."""
+    if connection.vendor == "postgresql":
+        _ensure_service_records_sql(source_ids, key)
+        return
     items = (BillableItem.objects.filter(**{f"{key}__in": source_ids}, kind__in=("booking", "unbooked"),
                                          service_record__isnull=True)
              .values_list("id", "instrument_id", "user_id", "user__organization_id", "is_internal",
@@ -392,5 +400,39 @@ def _ensure_service_records(source_ids: list[int], key: str) -> None:
          start, end, (Decimal(used or booked) / 60).quantize(cent), samples)
         for (item_id, instrument_id, user_id, organization_id, internal, direction, start, end, used, booked,
              samples) in items]
-    insert_rows(ServiceRecord, ["item_id", "instrument_id", "user_id", "applicant_organization_id", "is_internal",
-                                "direction", "start", "end", "hours", "samples"], records, ignore_conflicts=True)
+    insert_rows(ServiceRecord, RECORD_COLUMNS, records, ignore_conflicts=True)
+
+
+def _ensure_service_records_sql(source_ids: list[int], key: str) -> None:
+    """The same rows as the generic path, made by PostgreSQL in one statement (no round trip of the items).
+
+    Hours are ``used or booked`` minutes / 60 to the cent: minutes × 50 / 3 never ends in a 5, so
+    ``round`` and Decimal's half-even quantize agree.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db.models import Model
+
+    user_model = get_user_model()
+    tail_names, tail = defaults_for(ServiceRecord, RECORD_COLUMNS)
+    fields = {field.attname: field for field in ServiceRecord._meta.concrete_fields}
+    quote = connection.ops.quote_name
+
+    def column(model: type[Model], attname: str) -> str:
+        return quote(model._meta.get_field(attname.removesuffix("_id")).column)
+
+    target = ", ".join(quote(fields[name].column) for name in (*RECORD_COLUMNS, *tail_names))
+    placeholders = ", ".join(["%s"] * len(tail))
+    sql = (
+        f"INSERT INTO {quote(ServiceRecord._meta.db_table)} ({target}) "  # noqa: S608 - names from the models
+        f"SELECT it.id, it.instrument_id, it.user_id, u.{column(user_model, 'organization_id')}, it.is_internal, "
+        "COALESCE(NULLIF(b.direction, ''), %s), it.service_start, it.service_end, "
+        "ROUND(COALESCE(NULLIF(it.used_minutes, 0), it.booked_minutes)::numeric / 60, 2), it.samples"
+        f"{', ' + placeholders if tail else ''} "
+        f"FROM {quote(BillableItem._meta.db_table)} it "
+        f"LEFT JOIN {quote(user_model._meta.db_table)} u ON u.id = it.user_id "
+        f"LEFT JOIN {quote(Booking._meta.db_table)} b ON b.id = it.booking_id "
+        f"WHERE it.{column(BillableItem, key)} = ANY(%s) AND it.kind IN ('booking', 'unbooked') "
+        f"ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ServiceRecord.Direction.RESEARCH.value, *tail, source_ids])

@@ -191,6 +191,32 @@ def test_reconciliation_settles_flags_and_bills_each_case_and_is_idempotent(worl
     assert verify() is None
 
 
+def test_service_records_say_who_used_what_for_how_long(world):
+    """The same rows on either backend (PostgreSQL makes them in one INSERT … SELECT, SQLite from Python)."""
+    from decimal import Decimal
+
+    instrument, bookings, monday = _scenario(world)
+    Booking.objects.filter(pk=bookings["early"].pk).update(direction="teaching")
+    reconcile(since=monday - dt.timedelta(days=1), now=monday + dt.timedelta(days=6))
+    rows = {(r.item.booking_id or "unbooked"): (r.user_id, r.applicant_organization_id, r.is_internal, r.direction,
+                                                 r.hours, r.samples, r.start, r.end, r.way)
+            for r in ServiceRecord.objects.select_related("item")}
+    researcher, other, company = world.researcher, world.other_researcher, world.company_user
+    on_time, overrun, early = bookings["on_time"], bookings["overrun"], bookings["early"]
+    unbooked_start = monday + dt.timedelta(days=2, hours=6)
+    assert rows == {
+        on_time.pk: (researcher.pk, researcher.organization_id, on_time.is_internal, "research", Decimal("2.00"), 0,
+                     on_time.start, on_time.end, ServiceRecord.Way.INSTRUMENT_USE),
+        overrun.pk: (researcher.pk, researcher.organization_id, overrun.is_internal, "research", Decimal("2.83"), 0,
+                     overrun.start, overrun.end, ServiceRecord.Way.INSTRUMENT_USE),
+        early.pk: (other.pk, other.organization_id, early.is_internal, "teaching", Decimal("0.67"), 0, early.start,
+                   early.end, ServiceRecord.Way.INSTRUMENT_USE),
+        "unbooked": (company.pk, company.organization_id, False, "research", Decimal("0.83"), 0, unbooked_start,
+                     unbooked_start + dt.timedelta(minutes=50), ServiceRecord.Way.INSTRUMENT_USE),
+    }
+    assert ServiceRecord.objects.filter(item__kind__in=("no_show", "late_cancel")).count() == 0
+
+
 def test_a_manager_corrects_or_waives_a_flag_and_reconciliation_keeps_it(world, api_as):
     instrument, bookings, monday = _scenario(world)
     now = monday + dt.timedelta(days=6)
