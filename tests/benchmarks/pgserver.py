@@ -57,8 +57,14 @@ class Server:
             self.user = pwd.getpwnam("postgres")
             if not self._reachable(datadir.parent):
                 # A checkout under a directory the postgres user cannot enter (a private temporary
-                # directory, say): keep the cluster in the system's temporary directory instead.
-                self.datadir = Path(tempfile.gettempdir()) / "instrumentshare-bench-pgdata"
+                # directory, say): keep the cluster in the system's temporary directory instead,
+                # under a fixed name when it is to be reused, else in a directory of its own.
+                if reuse:
+                    self.datadir = Path(tempfile.gettempdir()) / "instrumentshare-bench-pgdata"
+                else:
+                    own = Path(tempfile.mkdtemp(prefix="instrumentshare-bench-"))
+                    own.chmod(0o755)
+                    self.datadir = own / "pgdata"
 
     def _reachable(self, directory: Path) -> bool:
         directory.mkdir(parents=True, exist_ok=True)
@@ -109,3 +115,5 @@ class Server:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
         if not self.reuse:
             shutil.rmtree(self.datadir, ignore_errors=True)
+            if self.datadir.parent.name.startswith("instrumentshare-bench-"):
+                shutil.rmtree(self.datadir.parent, ignore_errors=True)

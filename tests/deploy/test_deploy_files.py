@@ -112,6 +112,7 @@ CHECKED_BY = {
     "nginx/*.conf": "test_nginx_site_*, test_nginx_t_accepts_the_site",
     "systemd/*.service": "test_systemd_units_*, test_systemd_analyze_verify",
     "k8s/*.yaml": "test_yaml_parses, test_k8s_*, test_kubectl_kustomize_builds_every_manifest",
+    "postgresql.conf": "test_postgresql_conf_is_what_a_server_runs_with",
 }
 
 
@@ -125,6 +126,38 @@ def test_every_deploy_file_is_checked():
     assert {path.name for path in SYSTEMD.iterdir()} == set(UNITS)
     assert list(NGINX_SITE.parent.iterdir()) == [NGINX_SITE]
     assert GUNICORN_CONF.is_file() and COMPOSE.is_file()
+
+
+# --- PostgreSQL settings --------------------------------------------------------------------------------
+
+
+def _postgresql_settings() -> dict[str, str]:
+    settings = {}
+    for line in (DEPLOY / "postgresql.conf").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, value = line.partition("=")
+            assert _, f"postgresql.conf: not `name = value`: {line!r}"
+            settings[name.strip()] = value.strip().strip("'")
+    return settings
+
+
+def test_postgresql_conf_is_what_a_server_runs_with(tmp_path):
+    """A real server started with the file (as ``make bench`` starts one) reports every value as written."""
+    import psycopg
+
+    from tests.benchmarks import pgserver
+
+    if pgserver.bindir() is None:
+        pytest.skip("needs PostgreSQL's server binaries (initdb, pg_ctl): runs where PostgreSQL is installed")
+    settings = _postgresql_settings()
+    assert {"shared_buffers", "max_wal_size", "work_mem", "maintenance_work_mem"} <= set(settings)
+    with pgserver.Server(tmp_path / "pgdata") as url, psycopg.connect(url.rsplit("/", 1)[0] + "/postgres") as conn:
+        shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in settings}  # names from our file
+        sources = dict(conn.execute("SELECT name, sourcefile FROM pg_settings WHERE name = ANY(%s)",
+                                    [list(settings)]).fetchall())
+    assert shown == settings
+    assert all(str(source).endswith("instrumentshare.conf") for source in sources.values()), sources
 
 
 # --- YAML ----------------------------------------------------------------------------------------------
