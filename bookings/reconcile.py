@@ -135,7 +135,7 @@ def close_open_sessions(*, now: dt.datetime) -> int:
 def _span(start, end):
     """``tstzrange(start, end, '[)')``, spelled as in the ``booking_no_overlap`` index so that it serves."""
     from django.contrib.postgres.fields import DateTimeRangeField
-    from django.db.models import Func, Value
+    from django.db.models import Func
 
     return Func(start, end, Value("[)"), function="tstzrange", output_field=DateTimeRangeField())
 
