@@ -175,18 +175,42 @@ def settle_bookings(*, since, until, now, summary: Summary) -> None:
             _settle_chunk(ids[offset: offset + CHUNK], now=now, summary=summary)
 
 
+CHUNK_COLUMNS = ("id", "state", "late_cancellation", "start", "end", "charged_lab_id", "is_internal", "user_id",
+                 "instrument_id", "has_use", "instrument__policy__no_show_grace_minutes",
+                 "instrument__policy__charge_mode", "instrument__policy__min_charge_minutes",
+                 "instrument__policy__rounding_minutes", "instrument__policy__no_show_charge_percent",
+                 "instrument__policy__late_cancel_charge_percent")
+
+
+class _Row:
+    """One booking of a chunk as read (and locked) once, with the state this run leaves it in."""
+
+    __slots__ = CHUNK_COLUMNS[:10] + ("grace", "charge_mode", "min_minutes", "rounding", "no_show_percent",
+                                      "late_cancel_percent")
+
+    def __init__(self, values: tuple) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+
+
 def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
-    # Lock the rows this run may move; a booking someone else moved meanwhile is left alone.
-    candidates = (Booking.objects.filter(pk__in=ids, state=Booking.State.CONFIRMED, end__lte=now)
-                  .select_for_update(of=("self",))
-                  .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
-                  .values_list("id", "start", "has_use", "instrument__policy__no_show_grace_minutes"))
-    completed_ids, no_show_ids = [], []
-    for booking_id, start, has_use, grace in candidates:
-        if has_use:
-            completed_ids.append(booking_id)
-        elif now >= start + dt.timedelta(minutes=grace):
-            no_show_ids.append(booking_id)
+    # One read of the chunk, locking its rows: what this run moves, flags and bills is what it
+    # read, and a booking someone else moved meanwhile (a late cancel, say) is seen as moved.
+    rows = [_Row(values) for values in (
+        Booking.objects.filter(pk__in=ids).select_for_update(of=("self",))
+        .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
+        .values_list(*CHUNK_COLUMNS))]
+    completed_ids, no_show_ids, no_shows = [], [], []
+    for row in rows:
+        if row.state != Booking.State.CONFIRMED or row.end > now:
+            continue
+        if row.has_use:
+            row.state = Booking.State.COMPLETED.value
+            completed_ids.append(row.id)
+        elif now >= row.start + dt.timedelta(minutes=row.grace):
+            row.state = Booking.State.NO_SHOW.value
+            no_show_ids.append(row.id)
+            no_shows.append((row.id, row.user_id))
     if completed_ids:
         Booking.objects.filter(pk__in=completed_ids, state=Booking.State.CONFIRMED).update(
             state=Booking.State.COMPLETED, updated_at=now)
@@ -199,16 +223,18 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
         record_many(actor=None, action="booking.no_show", now=now, entries=[
             {"target": ("bookings.booking", pk), "before": {"state": "confirmed"}, "after": {"state": "no_show"}}
             for pk in no_show_ids])
-        _penalize_no_shows(no_show_ids, now=now)
+        _penalize_no_shows(no_shows, now=now)
     summary.completed += len(completed_ids)
     summary.no_shows += len(no_show_ids)
     usage = _usage_by_booking(ids)  # read once for the flags and the items
-    summary.flags += _flag_bookings(ids, usage)
-    _upsert_booking_items(ids, usage, now=now, summary=summary)
+    summary.flags += _flag_bookings(rows, usage)
+    _upsert_booking_items(rows, usage, now=now, summary=summary)
 
 
-def _penalize_no_shows(booking_ids: list[int], *, now) -> None:
-    users = dict(Booking.objects.filter(pk__in=booking_ids).values_list("id", "user_id"))
+def _penalize_no_shows(no_shows: list[tuple[int, int]], *, now) -> None:
+    """Credit penalties for these (booking, user) no-shows, once per booking."""
+    users = dict(no_shows)
+    booking_ids = list(users)
     penalty = settings.CREDIT_NO_SHOW_PENALTY
     already = set(CreditEvent.objects.filter(booking_id__in=booking_ids, kind="no_show")
                   .values_list("booking_id", flat=True))
@@ -242,23 +268,22 @@ def _usage_by_booking(ids: list[int]) -> dict[int, tuple[int, int, dt.datetime |
             for row in rows}
 
 
-def _flag_bookings(ids: list[int], usage: dict) -> int:
+def _flag_bookings(rows: list[_Row], usage: dict) -> int:
     tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
     flags = []  # plain rows (instrument, booking, kind, detail): a city's month has 10^5 of them
-    for booking_id, instrument_id, state, _start, end in Booking.objects.filter(pk__in=ids).values_list(
-            "id", "instrument_id", "state", "start", "end"):
-        if state == Booking.State.NO_SHOW:
-            flags.append((instrument_id, booking_id, ReviewFlag.Kind.NO_SHOW.value, "no usage recorded"))
+    for row in rows:
+        if row.state == Booking.State.NO_SHOW:
+            flags.append((row.instrument_id, row.id, ReviewFlag.Kind.NO_SHOW.value, "no usage recorded"))
             continue
-        if booking_id not in usage or state != Booking.State.COMPLETED:
+        if row.id not in usage or row.state != Booking.State.COMPLETED:
             continue
-        _used, _samples, first, last = usage[booking_id]
-        if last and last > end + tolerance:
-            flags.append((instrument_id, booking_id, ReviewFlag.Kind.OVERRUN.value,
-                          f"used until {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
-        elif last and last < end - tolerance:
-            flags.append((instrument_id, booking_id, ReviewFlag.Kind.EARLY_FINISH.value,
-                          f"finished {last:%H:%M} UTC, booked until {end:%H:%M} UTC"))
+        _used, _samples, _first, last = usage[row.id]
+        if last and last > row.end + tolerance:
+            flags.append((row.instrument_id, row.id, ReviewFlag.Kind.OVERRUN.value,
+                          f"used until {last:%H:%M} UTC, booked until {row.end:%H:%M} UTC"))
+        elif last and last < row.end - tolerance:
+            flags.append((row.instrument_id, row.id, ReviewFlag.Kind.EARLY_FINISH.value,
+                          f"finished {last:%H:%M} UTC, booked until {row.end:%H:%M} UTC"))
     insert_rows(ReviewFlag, ["instrument_id", "booking_id", "kind", "detail"], flags, ignore_conflicts=True)
     return len(flags)
 
@@ -282,34 +307,27 @@ def _policy_rules(policy: BookingPolicy) -> dict:
             "late_cancel_percent": policy.late_cancel_charge_percent}
 
 
-BOOKING_ITEM_COLUMNS = ("id", "state", "late_cancellation", "start", "end", "charged_lab_id", "is_internal", "user_id",
-                        "instrument_id", "instrument__policy__charge_mode", "instrument__policy__min_charge_minutes",
-                        "instrument__policy__rounding_minutes", "instrument__policy__no_show_charge_percent",
-                        "instrument__policy__late_cancel_charge_percent")
+ITEM_KINDS = {"completed": "booking", "no_show": "no_show", "cancelled": "late_cancel"}  # by state value
 
 
-def _upsert_booking_items(ids: list[int], usage: dict, *, now, summary: Summary) -> None:
-    # Plain rows, not model instances: this runs for every booking of a city's month.
-    rows = Booking.objects.filter(pk__in=ids, state__in=(
-        Booking.State.COMPLETED, Booking.State.NO_SHOW, Booking.State.CANCELLED)).values_list(*BOOKING_ITEM_COLUMNS)
-    kinds = {"completed": "booking", "no_show": "no_show", "cancelled": "late_cancel"}
+def _upsert_booking_items(rows: list[_Row], usage: dict, *, now, summary: Summary) -> None:
+    # Plain values, not model instances: this runs for every booking of a city's month.
     wanted = {}
-    for (booking_id, state, late, start, end, lab_id, internal, user_id, instrument_id, charge_mode, min_minutes,
-         rounding, no_show_percent, late_cancel_percent) in rows:
-        if state == Booking.State.CANCELLED and not late:
+    for row in rows:
+        kind = ITEM_KINDS.get(row.state)
+        if kind is None or (kind == "late_cancel" and not row.late_cancellation):
             continue
-        kind = kinds[state]
-        used, samples, _first, _last = usage.get(booking_id, (0, 0, None, None))
-        booked = int((end - start).total_seconds() // 60)
+        used, samples, _first, _last = usage.get(row.id, (0, 0, None, None))
+        booked = int((row.end - row.start).total_seconds() // 60)
         quantity = billable_quantity(kind=kind, booked_minutes=booked, used_minutes=used, samples=samples,
-                                     charge_mode=charge_mode, min_charge_minutes=min_minutes,
-                                     rounding_minutes=rounding, no_show_percent=no_show_percent,
-                                     late_cancel_percent=late_cancel_percent)
-        wanted[booking_id] = {
-            "kind": kind, "charge_mode": charge_mode, "unit": quantity.unit,
+                                     charge_mode=row.charge_mode, min_charge_minutes=row.min_minutes,
+                                     rounding_minutes=row.rounding, no_show_percent=row.no_show_percent,
+                                     late_cancel_percent=row.late_cancel_percent)
+        wanted[row.id] = {
+            "kind": kind, "charge_mode": row.charge_mode, "unit": quantity.unit,
             "quantity": quantity.quantity, "booked_minutes": booked, "used_minutes": used, "samples": samples,
-            "service_start": start, "service_end": end, "lab_id": lab_id,
-            "is_internal": internal, "user_id": user_id, "instrument_id": instrument_id,
+            "service_start": row.start, "service_end": row.end, "lab_id": row.charged_lab_id,
+            "is_internal": row.is_internal, "user_id": row.user_id, "instrument_id": row.instrument_id,
         }
     _apply_items("booking_id", wanted, now=now, summary=summary)
 
