@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 
 from django.db import connection, models
@@ -42,6 +43,17 @@ def defaults_for(model: type[models.Model], columns: Sequence[str], *,
     return names, tuple(values)
 
 
+def _json_text(field: models.JSONField):
+    """A JSON column's value as the text COPY hands to the server (None stays SQL NULL, as the ORM
+    stores it): the field's encoder, without the ORM's per-value wrapping (10^5 audit events a run)."""
+    encoder = field.encoder
+
+    def prepare(value):
+        return None if value is None else json.dumps(value, cls=encoder)
+
+    return prepare
+
+
 def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[tuple], *,
                 ignore_conflicts: bool = False, now: dt.datetime | None = None) -> int:
     """Insert ``rows`` (tuples in the order of ``columns``, attnames such as ``booking_id``).
@@ -56,9 +68,11 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     table = quote(model._meta.db_table)
     column_sql = ", ".join(quote(fields[name].column) for name in names)
     postgres = connection.vendor == "postgresql"
-    # PostgreSQL's COPY adapts Python values itself, but for JSON (wrapped for psycopg); SQLite
+    # PostgreSQL's COPY adapts Python values itself, but for JSON (given as its text); SQLite
     # needs every value in its stored form (UTC text timestamps and so on), as the ORM makes it.
-    prepared = [index for index, name in enumerate(names)
+    prepared = [(index, _json_text(fields[name]) if postgres else
+                 lambda value, field=fields[name]: field.get_db_prep_save(value, connection))
+                for index, name in enumerate(names)
                 if not postgres or isinstance(fields[name], models.JSONField)]
 
     def ready(row: tuple) -> tuple:
@@ -66,8 +80,8 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterabl
         if not prepared:
             return row
         values = list(row)
-        for index in prepared:
-            values[index] = fields[names[index]].get_db_prep_save(values[index], connection)
+        for index, prepare in prepared:
+            values[index] = prepare(values[index])
         return tuple(values)
 
     count = 0
