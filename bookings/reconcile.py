@@ -226,6 +226,14 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
         _penalize_no_shows(no_shows, now=now)
     summary.completed += len(completed_ids)
     summary.no_shows += len(no_show_ids)
+    if connection.vendor == "postgresql":
+        # The same flags and items, computed by the database from the rows it holds: no usage
+        # sums, quantities or item rows travel through Python (a city's month has 10^5 of each).
+        summary.flags += _flag_bookings_sql(ids)
+        billable = [row.id for row in rows if ITEM_KINDS.get(row.state) in ("booking", "no_show")
+                    or (row.state == Booking.State.CANCELLED and row.late_cancellation)]
+        _upsert_booking_items_sql(billable, now=now, summary=summary)
+        return
     usage = _usage_by_booking(ids)  # read once for the flags and the items
     summary.flags += _flag_bookings(rows, usage)
     _upsert_booking_items(rows, usage, now=now, summary=summary)
@@ -288,6 +296,59 @@ def _flag_bookings(rows: list[_Row], usage: dict) -> int:
     return len(flags)
 
 
+def _insert_select(model, columns: tuple[str, ...], select: str, params: dict, *, suffix: str = "") -> list:
+    """``INSERT INTO model (columns…, defaults…) SELECT …`` on PostgreSQL; returns RETURNING's rows, if any.
+
+    ``select`` yields ``columns`` in order (``%(name)s`` parameters); every other concrete column
+    gets its field default, as ``insert_rows`` gives it. Table and column names come from the models.
+    """
+    tail_names, tail = defaults_for(model, columns)
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    target = ", ".join(quote(fields[name].column) for name in (*columns, *tail_names))
+    extra = "".join(f", %(default_{index})s" for index in range(len(tail)))
+    params = {**params, **{f"default_{index}": value for index, value in enumerate(tail)}}
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} AS existing ({target}) "  # noqa: S608 - names from models
+           f"SELECT *{extra} FROM ({select}) AS source {suffix}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _tables() -> dict[str, str]:
+    from django.contrib.auth import get_user_model
+
+    quote = connection.ops.quote_name
+    return {name: quote(model._meta.db_table) for name, model in (
+        ("booking", Booking), ("session", UsageSession), ("policy", BookingPolicy), ("item", BillableItem),
+        ("user", get_user_model()))}
+
+
+def _flag_bookings_sql(ids: list[int]) -> int:
+    """``_flag_bookings`` in one statement: no-shows, and completed bookings used past or short of their end."""
+    t = _tables()
+    select = f"""
+        SELECT b.instrument_id, b.id,
+               CASE WHEN b.state = 'no_show' THEN 'no_show' WHEN u.last > b."end" + %(tolerance)s THEN 'overrun'
+                    ELSE 'early_finish' END,
+               CASE WHEN b.state = 'no_show' THEN 'no usage recorded'
+                    WHEN u.last > b."end" + %(tolerance)s
+                    THEN 'used until ' || to_char(u.last AT TIME ZONE 'UTC', 'HH24:MI') || ' UTC, booked until '
+                         || to_char(b."end" AT TIME ZONE 'UTC', 'HH24:MI') || ' UTC'
+                    ELSE 'finished ' || to_char(u.last AT TIME ZONE 'UTC', 'HH24:MI') || ' UTC, booked until '
+                         || to_char(b."end" AT TIME ZONE 'UTC', 'HH24:MI') || ' UTC' END
+        FROM {t["booking"]} b
+        LEFT JOIN (SELECT booking_id, max("end") AS last FROM {t["session"]}
+                   WHERE booking_id = ANY(%(ids)s) AND start IS NOT NULL AND "end" IS NOT NULL
+                   GROUP BY booking_id) u ON u.booking_id = b.id
+        WHERE b.id = ANY(%(ids)s) AND (b.state = 'no_show' OR (b.state = 'completed'
+              AND (u.last > b."end" + %(tolerance)s OR u.last < b."end" - %(tolerance)s)))"""  # noqa: S608
+    tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
+    rows = _insert_select(ReviewFlag, ("instrument_id", "booking_id", "kind", "detail"), select,
+                          {"ids": ids, "tolerance": tolerance}, suffix="ON CONFLICT DO NOTHING RETURNING 1")
+    return len(rows)
+
+
 def flag_sessions(*, since, until) -> int:
     rows = UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
                                        start__lt=until).values_list("id", "instrument_id")
@@ -299,6 +360,7 @@ def flag_sessions(*, since, until) -> int:
 
 ITEM_FIELDS = ("kind", "charge_mode", "unit", "quantity", "booked_minutes", "used_minutes", "samples",
                "service_start", "service_end", "lab_id", "is_internal", "user_id", "instrument_id")
+ITEM_COLUMNS = tuple(f'"{BillableItem._meta.get_field(name.removesuffix("_id")).column}"' for name in ITEM_FIELDS)
 
 
 def _policy_rules(policy: BookingPolicy) -> dict:
@@ -330,6 +392,66 @@ def _upsert_booking_items(rows: list[_Row], usage: dict, *, now, summary: Summar
             "is_internal": row.is_internal, "user_id": row.user_id, "instrument_id": row.instrument_id,
         }
     _apply_items("booking_id", wanted, now=now, summary=summary)
+
+
+def _upsert_booking_items_sql(ids: list[int], *, now, summary: Summary) -> None:
+    """``_upsert_booking_items`` in one statement per chunk, for these billable bookings.
+
+    The quantities follow ``bookings.charging.billable_quantity`` case by case (a test runs both
+    over every charge mode, kind and rounding); the upsert follows ``_apply_items``: create what
+    is missing, update open, uncorrected items that differ, leave the rest alone.
+    """
+    if not ids:
+        return
+    t = _tables()
+    select = f"""
+        SELECT s.booking_id, s.kind, s.charge_mode,
+               CASE WHEN s.kind <> 'booking' AND s.charge_mode IN ('per_sample', 'per_use') THEN 'use'
+                    WHEN s.kind <> 'booking' THEN 'hour'
+                    WHEN s.charge_mode = 'per_sample' THEN 'sample'
+                    WHEN s.charge_mode = 'per_use' THEN 'use' ELSE 'hour' END,
+               CASE WHEN s.kind <> 'booking' AND s.charge_mode IN ('per_sample', 'per_use')
+                         THEN CASE WHEN s.percent > 0 THEN 1 ELSE 0 END
+                    WHEN s.kind <> 'booking' AND s.percent = 0 THEN 0
+                    WHEN s.charge_mode = 'per_sample' THEN s.samples
+                    WHEN s.charge_mode = 'per_use' THEN 1
+                    WHEN m.minutes <= 0 THEN 0
+                    ELSE ceil(greatest(m.minutes, s.min_charge_minutes)::numeric / s.rounding)::int * s.rounding
+               END,
+               s.booked, s.used, s.samples, s.start, s."end", s.lab_id, s.is_internal, s.user_id, s.instrument_id,
+               %(now)s::timestamptz, %(now)s::timestamptz
+        FROM (SELECT b.id AS booking_id, b.instrument_id, b.user_id, b.charged_lab_id AS lab_id, b.is_internal,
+                     b.start, b."end", p.charge_mode, p.min_charge_minutes,
+                     greatest(p.rounding_minutes, 1) AS rounding,
+                     CASE b.state WHEN 'completed' THEN 'booking' WHEN 'no_show' THEN 'no_show'
+                                  ELSE 'late_cancel' END AS kind,
+                     CASE b.state WHEN 'no_show' THEN p.no_show_charge_percent
+                                  ELSE p.late_cancel_charge_percent END AS percent,
+                     floor(extract(epoch FROM b."end" - b.start) / 60)::int AS booked,
+                     coalesce(u.used, 0) AS used, coalesce(u.samples, 0) AS samples
+              FROM {t["booking"]} b JOIN {t["policy"]} p ON p.instrument_id = b.instrument_id
+              LEFT JOIN (SELECT booking_id, greatest(floor(extract(epoch FROM sum("end" - start)) / 60), 0)::int
+                                AS used, coalesce(sum(samples), 0)::int AS samples
+                         FROM {t["session"]}
+                         WHERE booking_id = ANY(%(ids)s) AND start IS NOT NULL AND "end" IS NOT NULL
+                         GROUP BY booking_id) u ON u.booking_id = b.id
+              WHERE b.id = ANY(%(ids)s) AND (b.state IN ('completed', 'no_show')
+                    OR (b.state = 'cancelled' AND b.late_cancellation))) s
+        CROSS JOIN LATERAL (SELECT CASE WHEN s.kind <> 'booking' THEN s.booked * s.percent / 100
+                                        WHEN s.charge_mode = 'booked' THEN s.booked
+                                        WHEN s.charge_mode = 'used' THEN s.used
+                                        ELSE greatest(s.booked, s.used) END AS minutes) m"""  # noqa: S608
+    changed = ", ".join(f"existing.{name}" for name in ITEM_COLUMNS)
+    incoming = ", ".join(f"EXCLUDED.{name}" for name in ITEM_COLUMNS)
+    update = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ITEM_COLUMNS, "updated_at"))
+    rows = _insert_select(
+        BillableItem, ("booking_id", *ITEM_FIELDS, "created_at", "updated_at"), select, {"ids": ids, "now": now},
+        suffix=f"ON CONFLICT (booking_id) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
+               f"existing.corrected AND ({changed}) IS DISTINCT FROM ({incoming}) RETURNING (existing.xmax = 0)")
+    created = sum(1 for (inserted,) in rows if inserted)
+    summary.items_created += created
+    summary.items_updated += len(rows) - created
+    _ensure_service_records_sql(ids, "booking_id")
 
 
 def upsert_unbooked_items(*, since, until, summary: Summary) -> None:
@@ -428,29 +550,18 @@ def _ensure_service_records_sql(source_ids: list[int], key: str) -> None:
     ``round`` and Decimal's half-even quantize agree.
     """
     from django.contrib.auth import get_user_model
-    from django.db.models import Model
 
-    user_model = get_user_model()
-    tail_names, tail = defaults_for(ServiceRecord, RECORD_COLUMNS)
-    fields = {field.attname: field for field in ServiceRecord._meta.concrete_fields}
+    t = _tables()
     quote = connection.ops.quote_name
-
-    def column(model: type[Model], attname: str) -> str:
-        return quote(model._meta.get_field(attname.removesuffix("_id")).column)
-
-    target = ", ".join(quote(fields[name].column) for name in (*RECORD_COLUMNS, *tail_names))
-    placeholders = ", ".join(["%s"] * len(tail))
-    sql = (
-        f"INSERT INTO {quote(ServiceRecord._meta.db_table)} ({target}) "  # noqa: S608 - names from the models
-        f"SELECT it.id, it.instrument_id, it.user_id, u.{column(user_model, 'organization_id')}, it.is_internal, "
-        "COALESCE(NULLIF(b.direction, ''), %s), it.service_start, it.service_end, "
-        "ROUND(COALESCE(NULLIF(it.used_minutes, 0), it.booked_minutes)::numeric / 60, 2), it.samples"
-        f"{', ' + placeholders if tail else ''} "
-        f"FROM {quote(BillableItem._meta.db_table)} it "
-        f"LEFT JOIN {quote(user_model._meta.db_table)} u ON u.id = it.user_id "
-        f"LEFT JOIN {quote(Booking._meta.db_table)} b ON b.id = it.booking_id "
-        f"WHERE it.{column(BillableItem, key)} = ANY(%s) AND it.kind IN ('booking', 'unbooked') "
-        f"ON CONFLICT DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ServiceRecord.Direction.RESEARCH.value, *tail, source_ids])
+    organization = quote(get_user_model()._meta.get_field("organization").column)
+    source = quote(BillableItem._meta.get_field(key.removesuffix("_id")).column)
+    select = f"""
+        SELECT it.id, it.instrument_id, it.user_id, u.{organization}, it.is_internal,
+               COALESCE(NULLIF(b.direction, ''), %(research)s), it.service_start, it.service_end,
+               ROUND(COALESCE(NULLIF(it.used_minutes, 0), it.booked_minutes)::numeric / 60, 2), it.samples
+        FROM {t["item"]} it LEFT JOIN {t["user"]} u ON u.id = it.user_id
+        LEFT JOIN {t["booking"]} b ON b.id = it.booking_id
+        WHERE it.{source} = ANY(%(ids)s) AND it.kind IN ('booking', 'unbooked')"""  # noqa: S608 - names from models
+    _insert_select(ServiceRecord, RECORD_COLUMNS, select,
+                   {"research": ServiceRecord.Direction.RESEARCH.value, "ids": source_ids},
+                   suffix="ON CONFLICT DO NOTHING")

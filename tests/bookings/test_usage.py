@@ -8,6 +8,7 @@ from bookings.models import BillableItem, Booking, ReviewFlag, ServiceRecord, Us
 from bookings.reconcile import reconcile
 from instrumentshare.audit.services import verify
 from tests.bookings.conftest import make_instrument, next_weekday
+from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
@@ -254,3 +255,77 @@ def test_a_rating_is_asked_once(world, api_as):
     assert api.post(f"/service-records/{service.pk}/rating", {"rating": 9}).status_code == 422
     assert api.post(f"/service-records/{service.pk}/rating", {"rating": 4}).status_code == 200
     assert api.post(f"/service-records/{service.pk}/rating", {"rating": 5}).status_code == 409
+
+
+@requires_postgres
+def test_postgresql_bills_and_flags_by_the_same_rules_as_python(world, monkeypatch, settings):
+    """On PostgreSQL each chunk's items and flags are made by SQL: they must be what the Python
+    rules (``bookings.charging`` and the generic path) make, for every charge mode and policy."""
+    from django.db.models import Exists, OuterRef
+
+    from bookings import reconcile as module
+
+    settings.CREDIT_MIN_TO_BOOK = -10_000  # the late cancellations below would otherwise ban the users
+
+    monday = next_weekday(0, 8, weeks_ahead=-1)
+    created_at = monday - dt.timedelta(days=7)
+    cases = []  # (booking, policy)
+    policies = [{"min_charge_minutes": 0, "rounding_minutes": 15, "no_show_charge_percent": 100,
+                 "late_cancel_charge_percent": 50},
+                {"min_charge_minutes": 45, "rounding_minutes": 50, "no_show_charge_percent": 37,
+                 "late_cancel_charge_percent": 0},
+                {"min_charge_minutes": 130, "rounding_minutes": 1, "no_show_charge_percent": 0,
+                 "late_cancel_charge_percent": 33}]
+    users = [world.researcher, world.other_researcher, world.company_user]
+    # (day, hour, booked minutes, used minutes and seconds or None, samples); the last is cancelled late
+    plan = [(0, 2, 90, (97, 30), 5), (1, 2, 120, (171, 10), 0), (2, 2, 150, (41, 59), 3), (3, 2, 60, None, 0),
+            (4, 2, 180, None, 0), (4, 6, 120, (120, 0), 7)]
+    for mode in ("booked", "used", "longer", "per_sample", "per_use"):
+        for number, policy in enumerate(policies):
+            instrument = make_instrument(world, name=f"规则{mode}{number}",
+                                         policy={"charge_mode": mode, "min_notice_minutes": 0, **policy})
+            for index, (day, hour, minutes, used, samples) in enumerate(plan):
+                start = monday + dt.timedelta(days=day, hours=hour)
+                user = users[index % len(users)]
+                booking = services.create_booking(user=user, instrument_id=instrument.pk, start=start,
+                                                  end=start + dt.timedelta(minutes=minutes), purpose=mode,
+                                                  now=created_at)
+                if used is not None:
+                    UsageSession.objects.create(
+                        instrument=instrument, user=user, source="logger", external_ref=f"{booking.pk}",
+                        start=start + dt.timedelta(minutes=3), samples=samples,
+                        end=start + dt.timedelta(minutes=3 + used[0], seconds=used[1]))
+                cases.append(booking)
+            services.cancel_booking(actor=users[4 % len(users)], booking_id=cases[-2].pk,
+                                    now=cases[-2].start - dt.timedelta(hours=2))
+    now = monday + dt.timedelta(days=6)
+    summary = reconcile(since=monday - dt.timedelta(days=1), now=now)
+    assert (summary.completed, summary.no_shows, summary.items_created) == (4 * 15, 15, 6 * 15)  # + late cancels
+    assert BillableItem.objects.filter(booking__isnull=False).count() == 6 * 15
+
+    # Each item's quantity is bookings.charging's for its stored minutes and samples.
+    for item in BillableItem.objects.filter(booking__isnull=False).select_related("instrument__policy"):
+        policy = item.instrument.policy
+        expected = billable_quantity(
+            charge_mode=policy.charge_mode, kind=item.kind, booked_minutes=item.booked_minutes,
+            used_minutes=item.used_minutes, samples=item.samples, min_charge_minutes=policy.min_charge_minutes,
+            rounding_minutes=policy.rounding_minutes, no_show_percent=policy.no_show_charge_percent,
+            late_cancel_percent=policy.late_cancel_charge_percent)
+        assert (item.unit, item.quantity) == (expected.unit, expected.quantity), (policy.charge_mode, item.kind)
+
+    # The generic path, over the same settled bookings, finds nothing to create or change ...
+    ids = [booking.pk for booking in cases]
+    rows = [module._Row(values) for values in Booking.objects.filter(pk__in=ids).annotate(
+        has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk")))).values_list(*module.CHUNK_COLUMNS)]
+    usage_sums = module._usage_by_booking(ids)
+    check = module.Summary()
+    module._upsert_booking_items(rows, usage_sums, now=now, summary=check)
+    assert (check.items_created, check.items_updated) == (0, 0)
+    # ... and would write exactly the flags the SQL wrote, details included.
+    written = []
+    monkeypatch.setattr(module, "insert_rows", lambda _model, _columns, flag_rows, **_kw: written.extend(flag_rows))
+    module._flag_bookings(rows, usage_sums)
+    stored = ReviewFlag.objects.filter(booking__isnull=False).values_list("instrument_id", "booking_id", "kind",
+                                                                           "detail")
+    assert sorted(written) == sorted(stored)
+    assert {kind for _i, _b, kind, _d in written} == {"no_show", "overrun", "early_finish"}
