@@ -165,17 +165,22 @@ def _ours(since, until, now) -> tuple[float, dict]:
     return seconds, dataclasses.asdict(summary)
 
 
-def _raw(ctx: Context, since, until, now) -> tuple[float, list[int]]:
+def _raw(ctx: Context, since, until, now) -> tuple[float, list[tuple[int, float]]]:
+    """Seconds for all the statements, and (rows, seconds) for each."""
     from django.conf import settings
 
     params = {"since": since, "until": until, "now": now, "limit": dt.timedelta(hours=12), "penalty": 10,
               "initial": settings.CREDIT_INITIAL_SCORE, "tolerance": dt.timedelta(minutes=15)}
+    each = []
     with ctx.raw_connection() as conn:
         started = time.perf_counter()
-        counts = [conn.execute(statement, params).rowcount for statement in RAW_STATEMENTS]
+        for statement in RAW_STATEMENTS:
+            begun = time.perf_counter()
+            rows = conn.execute(statement, params).rowcount
+            each.append((rows, round(time.perf_counter() - begun, 2)))
         seconds = time.perf_counter() - started
         conn.rollback()
-    return seconds, counts
+    return seconds, each
 
 
 def run(ctx: Context) -> list[Result]:
@@ -188,9 +193,9 @@ def run(ctx: Context) -> list[Result]:
     result = Result(FIGURE, seconds, "s", target="≤ 60 s; ≤ 3× raw (≥ 500,000 sessions)", better="lower",
                     details={"sessions_in_month": sessions, "summary": summary, "window": [since, until]})
     if ctx.postgres:
-        raw_seconds, counts = _raw(ctx, since, until, now)
+        raw_seconds, each = _raw(ctx, since, until, now)
         result.raw = raw_seconds
-        result.details["raw_rows_per_statement"] = counts
+        result.details["raw_rows_and_seconds_per_statement"] = each
         result.met = seconds <= 60 and seconds <= 3 * raw_seconds
     else:
         result.met = seconds <= 60
