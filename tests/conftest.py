@@ -218,6 +218,13 @@ def database_url_for_subprocess() -> str:
 def start_worker(transactional_db, tmp_path):
     """``start_worker()`` runs a real Celery worker process on Redis against the test database."""
     import subprocess
+
+    from celery._state import _set_task_join_will_block
+
+    # This process is never a worker, but Celery keeps "a task is running here" in one global that
+    # an eager task in another thread (an earlier test's concurrent bookings) can leave set; the
+    # tests below wait on their results with ``.get()``.
+    _set_task_join_will_block(False)
     import sys
     import time
     import uuid
