@@ -92,6 +92,7 @@ class Loader:
         self.now = now
         self.postgres = connection.vendor == "postgresql"
         self.counts: dict[str, int] = {}
+        self.frozen: set[str] = set()  # tables emptied in this transaction: COPY writes their rows frozen
 
     def load(self, model, columns: Sequence[str], rows: Iterable[tuple]) -> int:
         started = time.monotonic()
@@ -111,7 +112,8 @@ class Loader:
                                "WHERE attrelid = %s::regclass AND attnum > 0", [model._meta.db_table])
                 oids = dict(cursor.fetchall())
                 types = [oids[by_attname[name]] for name in names]
-                copy_sql = f"COPY {table} ({column_sql}) FROM STDIN (FORMAT BINARY)"
+                freeze = ", FREEZE" if model._meta.db_table in self.frozen else ""
+                copy_sql = f"COPY {table} ({column_sql}) FROM STDIN (FORMAT BINARY{freeze})"
                 with cursor.cursor.copy(copy_sql) as copy:
                     copy.set_types(types)
                     for row in rows:
@@ -129,7 +131,8 @@ class Loader:
             count += len(batch)
         self.counts[model._meta.label] = self.counts.get(model._meta.label, 0) + count
         elapsed = time.monotonic() - started
-        self.stdout.write(f"  {model._meta.label:<28} {count:>10,} rows  {elapsed:7.1f} s")
+        frozen = " (frozen)" if self.postgres and model._meta.db_table in self.frozen else ""
+        self.stdout.write(f"  {model._meta.label:<28} {count:>10,} rows  {elapsed:7.1f} s{frozen}")
         return count
 
 
@@ -650,6 +653,7 @@ class Command(BaseCommand):
             city.people()
             city.instruments()
             dropped = self._drop_indexes(BULK_TABLES)
+            loader.frozen = self._truncate_if_empty(BULK_TABLES)
             city.bookings()
             city.billing()
             if deferred_checks:
@@ -698,6 +702,28 @@ class Command(BaseCommand):
                     dropped.append(definition)
                     cursor.execute(f"DROP INDEX {name}")
         return dropped
+
+    def _truncate_if_empty(self, tables: Sequence[str]) -> set[str]:
+        """PostgreSQL: truncate the big tables in this transaction when they, and every table that
+        refers to them, are empty; returns them. COPY can then write their rows frozen (``FREEZE``):
+        already visible to all and marked so, as a city that autovacuum has been over would be.
+        Otherwise the first reads after the load (the benchmarks') would each write the pages again
+        to set hint bits. A database with rows in any of those tables (``--force``) is left as is.
+        """
+        if connection.vendor != "postgresql":
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH RECURSIVE hit(rel) AS (SELECT to_regclass(name)::oid FROM unnest(%s::text[]) AS name "
+                "UNION SELECT c.conrelid FROM pg_constraint c JOIN hit ON c.confrelid = hit.rel "
+                "WHERE c.contype = 'f') SELECT rel::regclass::text FROM hit WHERE rel IS NOT NULL", [list(tables)])
+            touched = [name for (name,) in cursor.fetchall()]
+            for name in touched:
+                cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")  # noqa: S608 - names from the catalog
+                if cursor.fetchone()[0]:
+                    return set()
+            cursor.execute(f"TRUNCATE {', '.join(touched)}")
+        return {name.strip('"') for name in touched} & set(tables)
 
     def _rebuild_indexes(self, statements: list[str]) -> None:
         """Build the dropped indexes and constraints again, on one connection per core, after the commit.
