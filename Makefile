@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint lock system-packages bench loadtest messages clean
+.PHONY: run test install install-dev install-bench lint lock system-packages bench loadtest messages clean
 
 $(VENV)/.runtime: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 	$(PIP) install -r requirements-dev.lock
 	touch $@
 
+# The benchmarks need the runtime and a local SMTP server only (half the install time of the test tools).
+$(VENV)/.bench: $(VENV)/.runtime requirements-dev.lock
+	$(PIP) install -c requirements-dev.lock aiosmtpd
+	touch $@
+
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+install-bench: $(VENV)/.bench
 
 ## Set up and start the service on the embedded default, with demo data.
 run: install
@@ -57,9 +63,9 @@ clean:
 ## Benchmarks at city scale on PostgreSQL + Redis (README, "Performance"): builds the city in the
 ## database `bench`, runs every benchmark, prints the table, writes var/bench/<time>.json.
 ## `make bench BENCH_ARGS=--quick` is the CI scale (300 instruments, 3 months).
-bench: install-dev
+bench: install-bench
 	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 ## Five minutes of mixed traffic against gunicorn + a worker on PostgreSQL + Redis (LOAD_SECONDS to change).
-loadtest: install-dev
+loadtest: install-bench
 	$(PY) -m tests.benchmarks.loadtest --seconds $${LOAD_SECONDS:-300} --clients 8
