@@ -48,24 +48,25 @@ RAW_STATEMENTS = [
                OR %(now)s >= b.start + p.no_show_grace_minutes * interval '1 minute')
         RETURNING b.id, b.user_id, b.instrument_id, b.state)
     SELECT * FROM settled""",
-    # 4. one audit event per moved booking, chained to its stream head, hashed in the database
-    """WITH heads AS (
-        INSERT INTO audit_auditstream (key, last_seq, last_hash)
-        SELECT 'bookings.booking:' || id, 0, repeat('0', 64) FROM moved
-        ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id, key, last_seq, last_hash),
-    events AS (
-        SELECT h.id AS head_id, h.key, h.last_seq + 1 AS seq, h.last_hash AS prev_hash, m.id AS booking_id, m.state,
-               encode(sha256(convert_to(json_build_object('stream_key', h.key, 'seq', h.last_seq + 1,
-                   'action', 'booking.' || m.state, 'after', json_build_object('state', m.state),
-                   'occurred_at', %(now)s::timestamptz, 'prev_hash', h.last_hash)::text, 'UTF8')), 'hex') AS hash
-        FROM heads h JOIN moved m ON h.key = 'bookings.booking:' || m.id),
+    # 4. one audit event per moved booking, chained to its stream head (read, or genesis for a new
+    #    stream), hashed in the database; then the heads are created or moved to the new events
+    """WITH events AS (
+        SELECT 'bookings.booking:' || m.id AS key, coalesce(h.last_seq, 0) + 1 AS seq,
+               coalesce(h.last_hash, repeat('0', 64)) AS prev_hash, m.id AS booking_id, m.state
+        FROM moved m LEFT JOIN audit_auditstream h ON h.key = 'bookings.booking:' || m.id),
+    hashed AS (
+        SELECT e.*, encode(sha256(convert_to(json_build_object('stream_key', e.key, 'seq', e.seq,
+                   'action', 'booking.' || e.state, 'after', json_build_object('state', e.state),
+                   'occurred_at', %(now)s::timestamptz, 'prev_hash', e.prev_hash)::text, 'UTF8')), 'hex') AS hash
+        FROM events e),
     written AS (
         INSERT INTO audit_auditevent (stream_key, seq, occurred_at, actor_repr, request_id, action, target_type,
             target_id, target_repr, before, after, reason, prev_hash, hash)
         SELECT key, seq, %(now)s, 'system', '', 'booking.' || state, 'bookings.booking', booking_id::text, '',
                '{"state": "confirmed"}'::jsonb, json_build_object('state', state)::jsonb, '', prev_hash, hash
-        FROM events RETURNING stream_key, seq, hash)
-    UPDATE audit_auditstream s SET last_seq = w.seq, last_hash = w.hash FROM written w WHERE s.key = w.stream_key""",
+        FROM hashed RETURNING stream_key, seq, hash)
+    INSERT INTO audit_auditstream (key, last_seq, last_hash) SELECT stream_key, seq, hash FROM written
+    ON CONFLICT (key) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash""",
     # 5. credit penalties for no-shows
     """INSERT INTO bookings_creditevent (user_id, booking_id, kind, delta, created_at)
     SELECT user_id, id, 'no_show', -%(penalty)s, %(now)s FROM moved WHERE state = 'no_show' ON CONFLICT DO NOTHING""",
