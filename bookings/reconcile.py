@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from catalog.models import BookingPolicy
 from instrumentshare.audit.services import record_many
-from instrumentshare.core.bulk import defaults_for, insert_rows
+from instrumentshare.core.bulk import insert_rows, insert_select
 
 from .charging import billable_quantity
 from .models import BillableItem, Booking, CreditEvent, ReviewFlag, ServiceRecord, UsageSession, UserCredit
@@ -230,9 +230,7 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
         # The same flags and items, computed by the database from the rows it holds: no usage
         # sums, quantities or item rows travel through Python (a city's month has 10^5 of each).
         summary.flags += _flag_bookings_sql(ids)
-        billable = [row.id for row in rows if ITEM_KINDS.get(row.state) in ("booking", "no_show")
-                    or (row.state == Booking.State.CANCELLED and row.late_cancellation)]
-        _upsert_booking_items_sql(billable, now=now, summary=summary)
+        _upsert_booking_items_sql([row.id for row in rows if _item_kind(row)], now=now, summary=summary)
         return
     usage = _usage_by_booking(ids)  # read once for the flags and the items
     summary.flags += _flag_bookings(rows, usage)
@@ -296,25 +294,6 @@ def _flag_bookings(rows: list[_Row], usage: dict) -> int:
     return len(flags)
 
 
-def _insert_select(model, columns: tuple[str, ...], select: str, params: dict, *, suffix: str = "") -> list:
-    """``INSERT INTO model (columns…, defaults…) SELECT …`` on PostgreSQL; returns RETURNING's rows, if any.
-
-    ``select`` yields ``columns`` in order (``%(name)s`` parameters); every other concrete column
-    gets its field default, as ``insert_rows`` gives it. Table and column names come from the models.
-    """
-    tail_names, tail = defaults_for(model, columns)
-    fields = {field.attname: field for field in model._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    target = ", ".join(quote(fields[name].column) for name in (*columns, *tail_names))
-    extra = "".join(f", %(default_{index})s" for index in range(len(tail)))
-    params = {**params, **{f"default_{index}": value for index, value in enumerate(tail)}}
-    sql = (f"INSERT INTO {quote(model._meta.db_table)} AS existing ({target}) "  # noqa: S608 - names from models
-           f"SELECT *{extra} FROM ({select}) AS source {suffix}")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def _tables() -> dict[str, str]:
     from django.contrib.auth import get_user_model
 
@@ -344,7 +323,7 @@ def _flag_bookings_sql(ids: list[int]) -> int:
         WHERE b.id = ANY(%(ids)s) AND (b.state = 'no_show' OR (b.state = 'completed'
               AND (u.last > b."end" + %(tolerance)s OR u.last < b."end" - %(tolerance)s)))"""  # noqa: S608
     tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
-    rows = _insert_select(ReviewFlag, ("instrument_id", "booking_id", "kind", "detail"), select,
+    rows = insert_select(ReviewFlag, ("instrument_id", "booking_id", "kind", "detail"), select,
                           {"ids": ids, "tolerance": tolerance}, suffix="ON CONFLICT DO NOTHING RETURNING 1")
     return len(rows)
 
@@ -372,12 +351,18 @@ def _policy_rules(policy: BookingPolicy) -> dict:
 ITEM_KINDS = {"completed": "booking", "no_show": "no_show", "cancelled": "late_cancel"}  # by state value
 
 
+def _item_kind(row: _Row) -> str | None:
+    """The billable item a settled booking gets, if any (a cancellation only when it was late)."""
+    kind = ITEM_KINDS.get(row.state)
+    return None if kind == "late_cancel" and not row.late_cancellation else kind
+
+
 def _upsert_booking_items(rows: list[_Row], usage: dict, *, now, summary: Summary) -> None:
     # Plain values, not model instances: this runs for every booking of a city's month.
     wanted = {}
     for row in rows:
-        kind = ITEM_KINDS.get(row.state)
-        if kind is None or (kind == "late_cancel" and not row.late_cancellation):
+        kind = _item_kind(row)
+        if kind is None:
             continue
         used, samples, _first, _last = usage.get(row.id, (0, 0, None, None))
         booked = int((row.end - row.start).total_seconds() // 60)
@@ -444,7 +429,7 @@ def _upsert_booking_items_sql(ids: list[int], *, now, summary: Summary) -> None:
     changed = ", ".join(f"existing.{name}" for name in ITEM_COLUMNS)
     incoming = ", ".join(f"EXCLUDED.{name}" for name in ITEM_COLUMNS)
     update = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ITEM_COLUMNS, "updated_at"))
-    rows = _insert_select(
+    rows = insert_select(
         BillableItem, ("booking_id", *ITEM_FIELDS, "created_at", "updated_at"), select, {"ids": ids, "now": now},
         suffix=f"ON CONFLICT (booking_id) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
                f"existing.corrected AND ({changed}) IS DISTINCT FROM ({incoming}) RETURNING (existing.xmax = 0)")
@@ -562,6 +547,6 @@ def _ensure_service_records_sql(source_ids: list[int], key: str) -> None:
         FROM {t["item"]} it LEFT JOIN {t["user"]} u ON u.id = it.user_id
         LEFT JOIN {t["booking"]} b ON b.id = it.booking_id
         WHERE it.{source} = ANY(%(ids)s) AND it.kind IN ('booking', 'unbooked')"""  # noqa: S608 - names from models
-    _insert_select(ServiceRecord, RECORD_COLUMNS, select,
+    insert_select(ServiceRecord, RECORD_COLUMNS, select,
                    {"research": ServiceRecord.Direction.RESEARCH.value, "ids": source_ids},
                    suffix="ON CONFLICT DO NOTHING")

@@ -112,3 +112,25 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterabl
                 cursor.executemany(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders}){conflict}",  # noqa: S608
                                    batch)
     return count
+
+
+def insert_select(model: type[models.Model], columns: Sequence[str], select: str, params: dict, *,
+                  suffix: str = "") -> list:
+    """PostgreSQL: ``INSERT INTO model AS existing (columns…, defaults…) SELECT … FROM (select)``.
+
+    For rows the database computes itself (nothing travels through Python). ``select`` yields
+    ``columns`` in order, with ``%(name)s`` parameters; every other concrete column gets its field
+    default, as ``insert_rows`` gives it. ``suffix`` may add ``ON CONFLICT …`` (the table is named
+    ``existing`` there) and ``RETURNING …``; the returned rows, if any, are the result.
+    """
+    tail_names, tail = defaults_for(model, columns)
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    target = ", ".join(quote(fields[name].column) for name in (*columns, *tail_names))
+    extra = "".join(f", %(default_{index})s" for index in range(len(tail)))
+    params = {**params, **{f"default_{index}": value for index, value in enumerate(tail)}}
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} AS existing ({target}) "  # noqa: S608 - names from models
+           f"SELECT *{extra} FROM ({select}) AS source {suffix}")
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []

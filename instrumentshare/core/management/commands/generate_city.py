@@ -729,7 +729,7 @@ class Command(BaseCommand):
         """Build the dropped indexes and constraints again, on one connection per core, after the commit.
 
         An index build is single-threaded (B-tree mostly), so two builds at once use both cores.
-        Each connection takes the next statement when it is done, the biggest tables' first. The
+        Each connection takes the next statement when it is done, in the order they were dropped. The
         rows are committed by then: if a build fails (a unique key made twice), the command says
         so and the database is not a usable city (the benchmark runner makes a new one on its
         next run).
