@@ -2,11 +2,14 @@
 # System tools the tests use, from Debian's packages (never a downloaded binary):
 #   chromium  - the browser tests (Playwright drives it; no browser download)
 #   nginx     - `nginx -t` checks deploy/nginx/ so the site file cannot rot
+#   faketime  - libfaketime: CI runs the suite again at a faked moment (month end, year start,
+#               a holiday) so that no test depends on the day it runs
 # Installed where missing and we may (root with apt-get); otherwise the tests that need them
 # are skipped with that reason.
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing from Debian's packages:$missing"

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+import time_machine
 
 from billing import closing, services
 from billing.models import Invoice
@@ -84,7 +85,8 @@ def test_finance_adjusts_and_waives_with_a_reason_and_others_cannot(world, billi
     payload = {"account_id": billing.lab_b.pk, "instrument_id": billing.instrument.pk, "amount": "-20.00",
                "reason": "Goodwill for the outage"}
     assert api_as(world.other_finance).post("/billing/charges/adjustments", payload).status_code == 404
-    created = api_as(world.finance).post("/billing/charges/adjustments", payload)
+    with time_machine.travel(at(20, month="2026-11"), tick=False):   # the API adjusts "today": 20 November
+        created = api_as(world.finance).post("/billing/charges/adjustments", payload)
     assert created.status_code == 201 and created.json()["period"] == "2026-11"   # October is closed
     charge_id = api_as(world.researcher).get("/billing/charges").json()["items"][0]["id"]
     assert api_as(world.researcher).post(f"/billing/charges/{charge_id}/waive", {"reason": "x"}).status_code == 404
