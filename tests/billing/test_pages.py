@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 
@@ -44,6 +45,7 @@ def test_navigation_links_finance_and_my_bills(world):
     assert 'data-nav="billing:finance"' not in body
 
 
+@time_machine.travel(after_month())   # a month can be closed once it is over: "today" is in the next one
 def test_closing_from_the_page_shows_a_progress_row_that_polls_until_closed(world, billing, eager_tasks,
                                                                            django_capture_on_commit_callbacks):
     make_item(billing.instrument, world.researcher, start=at(5), minutes=60)
