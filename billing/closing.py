@@ -39,6 +39,7 @@ from .models import (
     VoucherEntry,
 )
 from .money import ZERO, money, share_of
+from .pricing import local_day
 from .services import _amount, _reason, _service_record_fields, charge_items
 
 logger = logging.getLogger(__name__)
@@ -235,8 +236,7 @@ def issue_invoice(*, organization_id: int, account_id: int, month: str, now: dt.
                           year=issued_on.year, sequence=sequence, number=number, currency=account.currency,
                           subtotal=subtotal, voucher_amount=ZERO, amount_due=subtotal, issued_at=now,
                           **_issuer_details(issuer), **_payer_details(account))
-        entries = _voucher_shares(account, charges, provider_id=organization_id, day=issued_on,
-                                  year=int(month[:4]), now=now)
+        entries = _voucher_shares(account, charges, provider_id=organization_id, month=month, now=now)
         invoice.voucher_amount = sum((-entry.amount for entry in entries), ZERO)
         invoice.amount_due = subtotal - invoice.voucher_amount
         invoice.save()
@@ -279,30 +279,38 @@ def _waived_ids(charges: list[Charge]) -> set[int]:
                .values_list("adjusts_id", flat=True))
 
 
-def _voucher_shares(account: BillingAccount, charges: list[Charge], *, provider_id: int, day: dt.date, year: int,
+def _voucher_shares(account: BillingAccount, charges: list[Charge], *, provider_id: int, month: str,
                     now: dt.datetime) -> list[VoucherEntry]:
-    """The company's valid vouchers pay their share of each eligible usage charge, earliest-expiring
-    voucher first, never more than a voucher's balance or the company's yearly cap. Sets
-    ``charge.voucher_amount``; returns unsaved ledger rows; moves the vouchers' balances."""
+    """The company's vouchers pay their share of each eligible usage charge, earliest-expiring
+    voucher first, never more than a voucher's balance or the company's yearly cap (of the month's
+    year). A voucher pays for use on a day it is valid (the day of use in the instrument's zone), not
+    on the day the month happens to be closed: December's use, closed in January, is paid by the
+    voucher that was valid in December. Sets ``charge.voucher_amount``; returns unsaved ledger rows;
+    moves the vouchers' balances."""
     company = account.organization
     if company.kind != Organization.Kind.COMPANY:
         return []
+    first_day, next_first = (dt.date.fromisoformat(f"{m}-01") for m in (month, queries.next_month(month)))
     vouchers = [v for v in Voucher.objects.select_for_update().filter(
-        company=company, state=Voucher.State.ACTIVE, valid_from__lte=day, valid_until__gte=day, balance__gt=0)
-        .prefetch_related("eligible_providers").order_by("valid_until", "id")
+        company=company, state=Voucher.State.ACTIVE, valid_from__lt=next_first, valid_until__gte=first_day,
+        balance__gt=0).prefetch_related("eligible_providers").order_by("valid_until", "id")
         if not v.eligible_providers.all() or any(o.pk == provider_id for o in v.eligible_providers.all())]
     if not vouchers:
         return []
     waived = _waived_ids(charges)
     already = set(VoucherEntry.objects.filter(charge_id__in=[c.pk for c in charges], kind=VoucherEntry.Kind.REDEEM)
                   .values_list("charge_id", flat=True))
+    year = int(month[:4])
     used = queries.voucher_used_in_year(company.pk, year)
     before = {v.pk: v.balance for v in vouchers}
     entries = []
     for charge in charges:
         if charge.kind != Charge.Kind.USAGE or charge.amount <= 0 or charge.pk in waived or charge.pk in already:
             continue
+        day = local_day(charge.service_start, charge.instrument.zone)
         for voucher in vouchers:
+            if not voucher.is_valid_on(day):
+                continue
             headroom = voucher.balance
             if voucher.yearly_cap is not None:
                 headroom = min(headroom, voucher.yearly_cap - used)

@@ -72,10 +72,38 @@ def test_the_yearly_cap_counts_every_voucher_of_the_company(world, billing):
 
 
 def test_an_expired_voucher_is_not_applied(world, billing):
-    voucher(world, valid_until=dt.date(2026, 10, 31))   # invoices are issued in November
+    voucher(world, valid_until=dt.date(2026, 10, 7))    # expired the day before the use
     make_item(billing.instrument, world.company_user, start=at(8), minutes=60)
     closing.close_period(actor=None, month=MONTH, now=after_month())
     assert company_invoice(billing).voucher_amount == Decimal("0.00")
+
+
+def test_a_voucher_pays_for_use_on_its_last_day_although_the_month_closes_after_it_expired(world, billing):
+    # Regression: validity was checked on the day of the close, so a voucher's last month was never paid.
+    voucher(world, valid_until=dt.date(2026, 10, 31))
+    make_item(billing.instrument, world.company_user, start=at(31, hour=23), minutes=30)   # 15:00 UTC: still the 31st
+    closing.close_period(actor=None, month=MONTH, now=after_month())                      # 3 November
+    assert company_invoice(billing).voucher_amount == Decimal("60.00")
+
+
+def test_a_voucher_valid_from_the_next_month_does_not_pay_for_this_one(world, billing):
+    # Regression: a voucher valid on the day of the close paid for use before it was valid.
+    voucher(world, valid_from=dt.date(2026, 11, 1))
+    make_item(billing.instrument, world.company_user, start=at(31, hour=23), minutes=30)
+    closing.close_period(actor=None, month=MONTH, now=after_month())
+    assert company_invoice(billing).voucher_amount == Decimal("0.00")
+
+
+def test_december_closed_in_january_is_paid_by_that_years_voucher_and_counts_in_that_years_cap(world, billing):
+    this_year = voucher(world, yearly_cap="100.00")                                         # valid to 31 Dec 2026
+    next_year = voucher(world, valid_from=dt.date(2027, 1, 1), valid_until=dt.date(2027, 12, 31))
+    make_item(billing.instrument, world.company_user, start=at(31, hour=22, month="2026-12"), minutes=60)
+    closing.close_period(actor=None, month="2026-12", now=after_month("2026-12"))           # 3 January 2027
+    assert company_invoice(billing).voucher_amount == Decimal("100.00")                    # capped, not 120
+    this_year.refresh_from_db()
+    next_year.refresh_from_db()
+    assert this_year.balance == Decimal("900.00") and next_year.balance == next_year.amount
+    assert VoucherEntry.objects.get(voucher=this_year, kind="redeem").year == 2026
 
 
 def test_a_voucher_pays_only_at_eligible_providers(world, billing):
