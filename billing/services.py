@@ -162,10 +162,12 @@ def check_account_usable(account: BillingAccount, *, day: dt.date) -> None:
 
 
 def resolve_account_for_booking(*, user, account_id: int | None, instrument: Instrument,
-                                now: dt.datetime | None = None) -> BillingAccount | None:
+                                start: dt.datetime | None = None, now: dt.datetime | None = None
+                                ) -> BillingAccount | None:
     """The account a booking is charged to, checked: the user may charge it, it is valid on the
-    booking day, and its budget is not exhausted. ``None`` when the user has no account at all."""
-    day = local_day(now or timezone.now(), instrument.zone)
+    day of use (the booking's ``start`` in the instrument's zone; ``now`` when no start is given),
+    and its budget is not exhausted. ``None`` when the user has no account at all."""
+    day = local_day(start or now or timezone.now(), instrument.zone)
     if account_id is None:
         account = default_account_for(user)
         if account is None:

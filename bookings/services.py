@@ -29,7 +29,8 @@ from .models import Booking, CreditEvent, Notification, UserCredit
 logger = logging.getLogger(__name__)
 
 # Billing registers its account rule here when it loads (billing depends on bookings, not the reverse):
-# resolver(user=..., account_id=..., instrument=...) -> account or None, raising a DomainError to refuse.
+# resolver(user=..., account_id=..., instrument=..., start=...) -> account or None, raising a DomainError
+# to refuse; ``start`` is when the use begins (an account is checked on the day of use, not today).
 ACCOUNT_RESOLVERS: list = []
 
 AUDIT_FIELDS = ("instrument_id", "user_id", "charged_lab_id", "account_id", "start", "end", "state", "purpose",
@@ -236,6 +237,12 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         raise
 
 
+def _resolve_account(user, account_id: int | None, instrument: Instrument, start: dt.datetime):
+    if not ACCOUNT_RESOLVERS:
+        return None
+    return ACCOUNT_RESOLVERS[0](user=user, account_id=account_id, instrument=instrument, start=start)
+
+
 def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, account_id=None) -> Booking:
     instrument = _locked_instrument(instrument_id, user)
     policy = instrument.policy
@@ -244,8 +251,7 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, accou
     _check_grid(instrument, policy, start, end)
     _check_window(policy, start, end, now)
     charged_lab_id = _charged_lab_id_for(user, lab_id)
-    account = ACCOUNT_RESOLVERS[0](user=user, account_id=account_id, instrument=instrument) if ACCOUNT_RESOLVERS \
-        else None
+    account = _resolve_account(user, account_id, instrument, start)
     _check_quota(instrument, policy, user, charged_lab_id, start, end)
     _check_free(instrument, start, end, now)
     internal = catalog_queries.is_internal_user(user, instrument)
@@ -388,6 +394,8 @@ def _reschedule(actor, booking_id, start, end, now) -> Booking:
     _check_grid(instrument, policy, start, end)
     _check_window(policy, start, end, now)
     _check_quota(instrument, policy, actor, booking.charged_lab_id, start, end, exclude_booking_id=booking.pk)
+    if booking.account_id is not None:   # still chargeable on the new day (a project may end in between)
+        _resolve_account(actor, booking.account_id, instrument, start)
     _check_free(instrument, start, end, now, exclude_booking_id=booking.pk)
     before = _snapshot(booking)
     booking.start, booking.end = start, end
