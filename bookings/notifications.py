@@ -12,7 +12,7 @@ from email.mime.text import MIMEText
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -100,13 +100,22 @@ class Mailer:
         self.close()
 
 
-def _superseded(rows: list[Notification]) -> set[int]:
-    """Rows a later revision of the same booking supersedes: only the newest is worth mailing."""
+def _superseded(rows: list[Notification], now: dt.datetime) -> set[int]:
+    """Rows not worth mailing any more: an invitation a later revision of the same booking supersedes
+    (only the newest is mailed), and a reminder of a revision the booking has left (moved, cancelled:
+    the moved booking gets a reminder of its own) or of a booking that has already started."""
     newest = dict(Notification.objects.filter(booking_id__in={row.booking_id for row in rows})
                   .exclude(kind=Notification.Kind.REMINDER).values("booking_id")
                   .annotate(top=Max("sequence")).values_list("booking_id", "top"))
-    return {row.pk for row in rows
-            if row.kind != Notification.Kind.REMINDER and newest.get(row.booking_id, -1) > row.sequence}
+    stale = set()
+    for row in rows:
+        booking = row.booking
+        if row.kind == Notification.Kind.REMINDER:
+            if booking.state != Booking.State.CONFIRMED or booking.sequence != row.sequence or booking.start <= now:
+                stale.add(row.pk)
+        elif newest.get(row.booking_id, -1) > row.sequence:
+            stale.add(row.pk)
+    return stale
 
 
 def _send_locked(ids: list[int], mailer: Mailer, *, raise_errors: bool) -> int:
@@ -125,7 +134,7 @@ def _send_locked(ids: list[int], mailer: Mailer, *, raise_errors: bool) -> int:
                     .filter(pk__in=ids, state=Notification.State.PENDING).order_by("id"))
         if not rows:
             return 0
-        superseded = _superseded(rows)
+        superseded = _superseded(rows, timezone.now())
         sent: list[int] = []
         for notification in rows:
             if notification.pk in superseded or not notification.booking.user.email:
@@ -202,12 +211,16 @@ def sweep_outbox(*, older_than: dt.timedelta = dt.timedelta(minutes=1), limit: i
 
 
 def queue_due_reminders(*, now: dt.datetime | None = None) -> list[int]:
-    """Outbox rows for confirmed bookings starting within the reminder lead. Once per booking."""
+    """Outbox rows for confirmed bookings starting within the reminder lead. Once per booking revision:
+    a booking moved after its reminder went out is reminded of its new time."""
     now = now or timezone.now()
+    reminded = Notification.objects.filter(booking=OuterRef("pk"), kind=Notification.Kind.REMINDER,
+                                           sequence=OuterRef("sequence"))
     due = Booking.objects.filter(state=Booking.State.CONFIRMED, start__gt=now,
                                  start__lte=now + dt.timedelta(hours=settings.BOOKING_REMINDER_HOURS))
-    due = due.exclude(notifications__kind=Notification.Kind.REMINDER).values_list("id", flat=True)
-    rows = [Notification(booking_id=booking_id, kind=Notification.Kind.REMINDER, sequence=0) for booking_id in due]
+    due = due.filter(~Exists(reminded)).values_list("id", "sequence")
+    rows = [Notification(booking_id=booking_id, kind=Notification.Kind.REMINDER, sequence=sequence)
+            for booking_id, sequence in due]
     # The unique key (booking, kind, sequence) makes a second run, or a second beat, add nothing.
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     return list(Notification.objects.filter(kind=Notification.Kind.REMINDER, state=Notification.State.PENDING,

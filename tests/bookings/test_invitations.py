@@ -102,6 +102,39 @@ def test_reminders_are_sent_once_even_if_the_job_runs_twice(world, instrument):
     assert Notification.objects.filter(kind="reminder").count() == 1
 
 
+def _reminders():
+    return [m for m in mail.outbox if "Reminder" in m.subject]
+
+
+def test_a_booking_moved_after_its_reminder_is_reminded_of_its_new_time(world, instrument):
+    # Regression: reminders were once per booking, so a booking moved after its reminder had none for the new time.
+    start = next_weekday(1, 10)
+    booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                      end=start + dt.timedelta(hours=1), purpose="x", now=start - dt.timedelta(days=3))
+    for notification_id in notifications.queue_due_reminders(now=start - dt.timedelta(hours=5)):
+        notifications.send(notification_id)
+    moved = start + dt.timedelta(days=2)
+    services.reschedule_booking(actor=world.researcher, booking_id=booking.pk, start=moved,
+                                end=moved + dt.timedelta(hours=1), now=start - dt.timedelta(hours=4))
+    assert notifications.queue_due_reminders(now=start - dt.timedelta(hours=3)) == []   # not due yet
+    for notification_id in notifications.queue_due_reminders(now=moved - dt.timedelta(hours=5)):
+        notifications.send(notification_id)
+    first, second = _reminders()
+    assert only_event(calendar_parts(first)[0][1]).decoded("DTSTART") == start.astimezone(dt.UTC)
+    assert only_event(calendar_parts(second)[0][1]).decoded("DTSTART") == moved.astimezone(dt.UTC)
+
+
+def test_a_reminder_not_yet_sent_when_the_booking_is_cancelled_is_never_sent(world, instrument):
+    start = next_weekday(1, 10)
+    booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                      end=start + dt.timedelta(hours=1), purpose="x", now=start - dt.timedelta(days=3))
+    [reminder_id] = notifications.queue_due_reminders(now=start - dt.timedelta(hours=5))
+    services.cancel_booking(actor=world.researcher, booking_id=booking.pk, now=start - dt.timedelta(hours=4))
+    mail.outbox.clear()
+    assert notifications.send(reminder_id) is False
+    assert _reminders() == [] and Notification.objects.get(pk=reminder_id).state == "sent"   # closed, not mailed
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
