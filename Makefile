@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev install-bench lint lock system-packages bench loadtest messages clean
+.PHONY: run test test-at install install-dev install-bench lint lock system-packages bench loadtest messages clean
 
 $(VENV)/.runtime: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ run: install
 test: install-dev system-packages
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The whole suite at a faked moment (libfaketime), e.g. make test-at MOMENT='2027-01-31 23:50:00 +08:00';
+## without MOMENT, the one CI picks today from scripts/faked_moments.txt.
+test-at: install-dev system-packages
+	@moment="$${MOMENT:-$$(sh scripts/faked_moment.sh)}"; echo "faked moment: $$moment"; \
+	faketime "$$moment" $(PY) -m pytest $(PYTEST_ARGS)
 
 system-packages:
 	@sh scripts/ensure_system_packages.sh
