@@ -13,10 +13,10 @@ from ninja import Field, Query, Router, Schema, Status
 
 from catalog import queries as catalog_queries
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.auth import PUBLIC_AUTH
 from instrumentshare.accounts.models import Organization, User
-from instrumentshare.core.auth import PUBLIC_AUTH
+from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.ratelimit import export_throttle
 from instrumentshare.core.schemas import StrictSchema
 
 from . import closing, exports, payments, pdf, queries, services, subsidies

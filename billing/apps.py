@@ -7,10 +7,14 @@ class BillingConfig(AppConfig):
     verbose_name = _("Billing")
 
     def ready(self) -> None:
-        # A booking may only name an account its booker may charge: the rule is billing's.
-        from bookings import services as booking_services
+        from bookings.extensions import booking_parts
+        from catalog.extensions import published_fees
+        from instrumentshare.accounts.extensions import personal_data_sections
 
-        from .services import resolve_account_for_booking
+        from . import privacy
+        from .queries import fee_standard
+        from .services import BookingAccountPart
 
-        if resolve_account_for_booking not in booking_services.ACCOUNT_RESOLVERS:
-            booking_services.ACCOUNT_RESOLVERS.append(resolve_account_for_booking)
+        published_fees.register(fee_standard)          # the instrument page shows the rate card's fees
+        booking_parts.register(BookingAccountPart)     # the account a booking is charged to, by billing's rules
+        personal_data_sections.register(privacy.personal_data)

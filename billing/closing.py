@@ -19,11 +19,11 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from bookings.models import ServiceRecord
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Organization
 from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
+from usage.models import ServiceRecord
 
 from . import queries
 from .models import (
@@ -134,7 +134,7 @@ def _close(period: BillingPeriod, now: dt.datetime) -> BillingPeriod:
 
 def organizations_to_close(month: str) -> list[int]:
     """Providers with something to bill up to the end of ``month``: open items or uninvoiced charges."""
-    from bookings.models import BillableItem
+    from usage.models import BillableItem
 
     _start, end = queries.month_bounds(month)
     with_items = BillableItem.objects.filter(state=BillableItem.State.OPEN, service_start__lt=end,

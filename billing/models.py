@@ -18,9 +18,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from bookings.models import BillableItem
+from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Lab, Organization
+from usage.models import BillableItem
 
 MONEY = {"max_digits": 13, "decimal_places": 2}
 PERIOD_VALIDATOR = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", _("A period is a month written YYYY-MM."))
@@ -93,6 +94,24 @@ class BillingAccount(models.Model):
     def is_valid_on(self, day) -> bool:
         return self.is_active and (self.valid_from is None or self.valid_from <= day) and (
             self.valid_until is None or day <= self.valid_until)
+
+
+class BookingAccount(models.Model):
+    """The billing account a booking is charged to, named when it was booked and checked by billing's
+    rules (the booker may charge it; it is valid on the day of use). Billing's row, not a column of the
+    booking: bookings sits below billing and knows nothing of accounts. A booking without one is
+    charged to the booker's default account."""
+
+    booking = models.OneToOneField(Booking, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="billing_account")
+    account = models.ForeignKey(BillingAccount, on_delete=models.PROTECT, related_name="booking_links")
+
+    class Meta:
+        verbose_name = _("account of a booking")
+        verbose_name_plural = _("accounts of bookings")
+
+    def __str__(self) -> str:
+        return f"booking {self.booking_id} -> account {self.account_id}"
 
 
 class AccountAuthorization(models.Model):

@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from bookings.models import BillableItem, ServiceRecord
 from instrumentshare.accounts.models import Organization
+from usage.models import BillableItem, ServiceRecord
 
 from .models import Rate, RateCard, UserClass
 from .money import ZERO, money

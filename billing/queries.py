@@ -225,7 +225,7 @@ def can_see_charge(user, charge: Charge) -> bool:
 
 def my_costs(user, *, limit: int = 100) -> list[dict]:
     """My recent billable items: the charge once made, until then the price it will have."""
-    from bookings.models import BillableItem
+    from usage.models import BillableItem
 
     from .pricing import preview_cost
 

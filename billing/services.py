@@ -15,18 +15,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from bookings.models import BillableItem, ServiceRecord
 from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization, User
 from instrumentshare.audit.services import changes, record, record_many
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
+from usage.models import BillableItem, ServiceRecord
 
 from . import queries
 from .models import (
     AccountAuthorization,
     BillingAccount,
+    BookingAccount,
     Charge,
     Rate,
     RateCard,
@@ -183,8 +184,10 @@ def resolve_account_for_booking(*, user, account_id: int | None, instrument: Ins
 
 @dataclass
 class AccountDirectory:
-    """Accounts looked up in bulk for a batch of billable items: by id, lab cost centre, payer org."""
+    """Accounts looked up in bulk for a batch of billable items: named on the booking, by id, lab cost
+    centre, payer org."""
 
+    named: dict[int, int] = field(default_factory=dict)   # booking id -> the account named when booking
     by_id: dict[int, BillingAccount] = field(default_factory=dict)
     cost_centres: dict[int, BillingAccount] = field(default_factory=dict)
     payers: dict[int, BillingAccount] = field(default_factory=dict)
@@ -193,10 +196,11 @@ class AccountDirectory:
     def for_items(cls, items) -> AccountDirectory:
         lab_ids = {item.lab_id for item in items if item.lab_id}
         organization_ids = {item.user.organization_id for item in items if item.user_id and item.user.organization_id}
-        # Booking.account arrives with the bookings app's next migration; read it when it is there.
-        named_ids = {getattr(item.booking, "account_id", None) for item in items if item.booking_id} - {None}
         directory = cls()
-        rows = queries.accounts().filter(pk__in=named_ids) | queries.accounts().filter(
+        directory.named = dict(BookingAccount.objects.filter(
+            booking_id__in=[item.booking_id for item in items if item.booking_id]).values_list("booking_id",
+                                                                                               "account_id"))
+        rows = queries.accounts().filter(pk__in=set(directory.named.values())) | queries.accounts().filter(
             kind=BillingAccount.Kind.COST_CENTRE, lab_id__in=lab_ids) | queries.accounts().filter(
             kind=BillingAccount.Kind.EXTERNAL, organization_id__in=organization_ids)
         for account in rows:
@@ -209,11 +213,11 @@ class AccountDirectory:
 
 
 def account_for_item(item: BillableItem, directory: AccountDirectory | None = None) -> BillingAccount | None:
-    """The account a billable item is charged to: the booking's named account when bookings carry one;
-    a company user's company payer account; the cost centre of the booker's lab; their organization's
-    payer account. ``None`` when nothing fits (finance assigns it)."""
+    """The account a billable item is charged to: the account named on its booking; a company user's
+    company payer account; the cost centre of the booker's lab; their organization's payer account.
+    ``None`` when nothing fits (finance assigns it)."""
     directory = directory or AccountDirectory.for_items([item])
-    named = getattr(item.booking, "account_id", None) if item.booking_id else None
+    named = directory.named.get(item.booking_id) if item.booking_id else None
     if named and named in directory.by_id:
         return directory.by_id[named]
     organization = item.user.organization if item.user_id else None
@@ -222,6 +226,46 @@ def account_for_item(item: BillableItem, directory: AccountDirectory | None = No
     if item.lab_id and item.lab_id in directory.cost_centres:
         return directory.cost_centres[item.lab_id]
     return directory.payers.get(organization.pk) if organization is not None else None
+
+
+class BookingAccountPart:
+    """Billing's part of a booking (``bookings.extensions.booking_parts``): the account it is charged to."""
+
+    @staticmethod
+    def form_fields(*, user, instrument) -> dict:
+        from django import forms
+        from django.utils.translation import gettext_lazy as _
+
+        accounts = list(queries.chargeable_accounts(user))
+        if len(accounts) < 2:   # one account or none: the default is the only choice
+            return {}
+        choices = [("", _("My default account (my lab's or my company's)"))] + [(a.pk, str(a)) for a in accounts]
+        return {"account_id": forms.TypedChoiceField(label=_("Account to charge"), choices=choices, coerce=int,
+                                                     required=False, empty_value=None)}
+
+    @staticmethod
+    def prepare(*, user, instrument, start, extras) -> BillingAccount | None:
+        return resolve_account_for_booking(user=user, account_id=extras.get("account_id"), instrument=instrument,
+                                           start=start)
+
+    @staticmethod
+    def save(*, booking, state: BillingAccount | None) -> dict:
+        if state is not None:
+            BookingAccount.objects.create(booking=booking, account=state)
+        return {"account_id": state.pk if state is not None else None}
+
+    @staticmethod
+    def check_move(*, booking, start) -> None:
+        """A moved booking must still be chargeable to its account on the new day."""
+        account_id = BookingAccount.objects.filter(booking=booking).values_list("account_id", flat=True).first()
+        if account_id is not None:
+            resolve_account_for_booking(user=booking.user, account_id=account_id, instrument=booking.instrument,
+                                        start=start)
+
+    @staticmethod
+    def facts(bookings) -> dict[int, dict]:
+        links = BookingAccount.objects.filter(booking_id__in=[b.pk for b in bookings]).select_related("account")
+        return {link.booking_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}
 
 
 # --- who may charge an account ------------------------------------------------------------------

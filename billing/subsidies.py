@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from django.db.models import F, QuerySet
 
-from bookings.models import BillableItem
 from instrumentshare.accounts.models import Organization
+from usage.models import BillableItem
 
 from .models import Charge, Invoice, RelatedParty, SubsidyPolicy
 from .money import ZERO, share_of

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
-from instrumentshare.core.ratelimit import rate_limit
 
 from . import closing, payments, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway

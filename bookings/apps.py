@@ -7,12 +7,11 @@ class BookingsConfig(AppConfig):
     verbose_name = _("Bookings")
 
     def ready(self) -> None:
-        from catalog import queries as catalog_queries
+        from catalog.extensions import free_instruments
+        from instrumentshare.accounts.extensions import personal_data_sections
 
+        from . import privacy
         from .availability import instruments_free_for
 
-        def free_for(queryset, start, end, minutes):
-            return instruments_free_for(queryset, start, end, minutes)
-
-        if not catalog_queries.FREE_TIME_FILTERS:
-            catalog_queries.FREE_TIME_FILTERS.append(free_for)
+        free_instruments.register(instruments_free_for)      # the catalog's "free between" search
+        personal_data_sections.register(privacy.personal_data)

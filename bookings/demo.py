@@ -1,9 +1,8 @@
-"""Demo bookings and usage: five past weeks of real-looking use, reconciled, and the coming weeks.
+"""Demo bookings: five past weeks of real-looking bookings and the coming weeks.
 
-Past bookings are made through the services as if booked two days ahead, then usage sessions
-are logged for most of them (some overrun, some finish early, a few are no-shows, a few
-sessions are unbooked) and reconciliation runs, so billing has a month to close and the lab
-manager has flags to review. Idempotent: a booking is keyed by its instrument and start.
+Past bookings are made through the services as if booked two days ahead (the usage demo then logs
+what happened at the instrument and reconciles). Idempotent: a booking is keyed by its instrument
+and start.
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from instrumentshare.accounts.models import User
 from instrumentshare.core.errors import DomainError
 
 from . import services
-from .models import Booking, Notification, UsageSession
-from .reconcile import reconcile
+from .models import Booking, Notification
 
 SLOTS = [(9, 2), (14, 2)]  # local start hour, hours
 PAST_WEEKS = 5
+PURPOSE = "样品表征 Sample characterization"
 
 
 def _instruments() -> list[Instrument]:
@@ -65,7 +64,7 @@ def _book(user, instrument, start, hours, now) -> Booking | None:
     try:
         return services.create_booking(user=user, instrument_id=instrument.pk, start=start,
                                        end=start + dt.timedelta(hours=hours), now=now,
-                                       purpose="样品表征 Sample characterization")
+                                       purpose=PURPOSE)
     except DomainError:
         return None  # a rule of this instrument says no (quota, approval…): skip it in the demo
 
@@ -114,33 +113,6 @@ def seed(stdout=None) -> dict:
                         created_past.append(booking)
     # No e-mail for history: these invitations would have gone out weeks ago.
     Notification.objects.filter(booking__in=created_past).update(state=Notification.State.SENT, sent_at=now)
-    # A few no-shows, few enough that no demo login loses the right to book (credit stays >= 60).
-    no_show_budget = {"researcher2": 2, "labmanager2": 2}
-    for booking in created_past:
-        roll = rng.random()
-        if booking.state != Booking.State.CONFIRMED:
-            continue
-        if roll < 0.08 and no_show_budget.get(booking.user.username, 0) > 0:
-            no_show_budget[booking.user.username] -= 1
-            continue
-        minutes = booking.duration_minutes
-        if roll < 0.18:
-            minutes += rng.choice([30, 45, 60])  # overrun
-        elif roll < 0.28:
-            minutes -= rng.choice([45, 60])  # early finish
-        UsageSession.objects.get_or_create(
-            instrument=booking.instrument, external_ref=f"demo-{booking.pk}",
-            defaults={"user": booking.user, "booking": None, "source": UsageSession.Source.LOGGER,
-                      "start": booking.start + dt.timedelta(minutes=rng.choice([0, 5, 10])),
-                      "end": booking.start + dt.timedelta(minutes=minutes), "samples": rng.randint(1, 12)},
-        )
-    for index, instrument in enumerate(instruments[:3]):  # unbooked use, for the review queue
-        start = _local(monday - dt.timedelta(weeks=1) + dt.timedelta(days=index), 18, instrument)
-        UsageSession.objects.get_or_create(
-            instrument=instrument, external_ref=f"demo-unbooked-{index}",
-            defaults={"user": users[0], "source": UsageSession.Source.LOGGER, "start": start,
-                      "end": start + dt.timedelta(minutes=50), "samples": 2},
-        )
     upcoming = 0
     researcher = next((u for u in users if u.username == "researcher"), users[0])
     for offset, instrument in enumerate(instruments[:4]):
@@ -148,8 +120,6 @@ def seed(stdout=None) -> dict:
         if _book(researcher, instrument, _local(day, 9, instrument), 2, now):
             upcoming += 1
     upcoming += _pending_for_approval(users, monday, now)
-    summary = reconcile(since=now - dt.timedelta(weeks=PAST_WEEKS + 1), now=now)
     if stdout:
-        stdout.write(f"demo bookings: {len(created_past)} past, {upcoming} upcoming; reconciliation "
-                     f"{summary.completed} completed, {summary.no_shows} no-shows, {summary.flags} flags")
+        stdout.write(f"demo bookings: {len(created_past)} past, {upcoming} upcoming")
     return {"past": len(created_past), "upcoming": upcoming}

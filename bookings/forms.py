@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.core.errors import DomainError
 
+from .extensions import booking_parts
+
 LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 
 
@@ -64,13 +66,26 @@ class BookingForm(BookingTimesForm):
                               help_text=_("What you will measure or do, for the lab and the usage report."))
     lab = forms.ModelChoiceField(label=_("Lab to charge"), queryset=None, required=False, empty_label=None)
 
-    def __init__(self, *args, labs, **kwargs):
+    def __init__(self, *args, labs, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lab"].queryset = labs
         if labs.exists():
             self.fields["lab"].required = True
         else:
             del self.fields["lab"]  # an external person without a lab: billed to their organization
+        # Fields higher apps add (billing: the account to charge); their values go to the service as extras.
+        self.part_fields = []
+        for part in booking_parts.contributions:
+            for name, field in part.form_fields(user=user, instrument=self.instrument).items():
+                self.fields[name] = field
+                self.part_fields.append(name)
+
+    @property
+    def part_bound_fields(self) -> list:
+        return [self[name] for name in self.part_fields]
+
+    def extras(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in self.part_fields}
 
 
 class CancelForm(forms.Form):

@@ -15,6 +15,7 @@ from instrumentshare.accounts.models import Lab
 from instrumentshare.core.errors import Invalid
 
 from . import availability
+from .extensions import booking_parts
 from .models import Booking, FeedToken
 
 
@@ -35,6 +36,18 @@ def lab_bookings(user, lab_id: int | None = None) -> QuerySet[Booking]:
 
 def pending_approvals(user) -> QuerySet[Booking]:
     return lab_bookings(user).filter(state=Booking.State.PENDING).order_by("start")
+
+
+def with_part_facts(bookings: list[Booking]) -> list[Booking]:
+    """Attach what higher apps know of each booking (billing: its account) as ``part_facts``, one query
+    per contributing app for the whole list."""
+    facts = {booking.pk: {} for booking in bookings}
+    for part in booking_parts.contributions:
+        for booking_id, values in part.facts(bookings).items():
+            facts[booking_id].update(values)
+    for booking in bookings:
+        booking.part_facts = facts[booking.pk]
+    return bookings
 
 
 def visible_bookings(user) -> QuerySet[Booking]:

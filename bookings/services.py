@@ -24,17 +24,12 @@ from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 
 from . import availability
+from .extensions import booking_parts
 from .models import Booking, CreditEvent, Notification, UserCredit
 
 logger = logging.getLogger(__name__)
 
-# Billing registers its account rule here when it loads (billing depends on bookings, not the reverse):
-# resolver(user=..., account_id=..., instrument=..., start=...) -> account or None, raising a DomainError
-# to refuse; ``start`` is when the use begins (an account is checked on the day of use, not today).
-ACCOUNT_RESOLVERS: list = []
-
-AUDIT_FIELDS = ("instrument_id", "user_id", "charged_lab_id", "account_id", "start", "end", "state", "purpose",
-                "sequence")
+AUDIT_FIELDS = ("instrument_id", "user_id", "charged_lab_id", "start", "end", "state", "purpose", "sequence")
 
 
 def _snapshot(booking: Booking) -> dict:
@@ -217,8 +212,10 @@ def _dispatch(notification_id: int) -> None:
 
 
 def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.datetime, purpose: str,
-                   lab_id: int | None = None, account_id: int | None = None,
+                   lab_id: int | None = None, extras: dict | None = None,
                    now: dt.datetime | None = None) -> Booking:
+    """Book an instrument. ``extras`` carries the fields higher apps add to the booking (billing's
+    ``account_id``: see ``bookings.extensions.booking_parts``); they check and store their own part."""
     now = now or timezone.now()
     start, end = _as_utc(start, "start"), _as_utc(end, "end")
     if start >= end:
@@ -228,7 +225,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         raise Invalid("purpose_required", "Say what the booking is for.")
     try:
         with transaction.atomic():
-            return _create_booking(user, instrument_id, start, end, purpose, lab_id, now, account_id)
+            return _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extras or {})
     except IntegrityError as error:
         if "booking_no_overlap" in str(error):
             instrument = Instrument.objects.select_related("policy").get(pk=instrument_id)
@@ -237,13 +234,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         raise
 
 
-def _resolve_account(user, account_id: int | None, instrument: Instrument, start: dt.datetime):
-    if not ACCOUNT_RESOLVERS:
-        return None
-    return ACCOUNT_RESOLVERS[0](user=user, account_id=account_id, instrument=instrument, start=start)
-
-
-def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, account_id=None) -> Booking:
+def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extras: dict) -> Booking:
     instrument = _locked_instrument(instrument_id, user)
     policy = instrument.policy
     _check_may_book(user, instrument)
@@ -251,18 +242,22 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, accou
     _check_grid(instrument, policy, start, end)
     _check_window(policy, start, end, now)
     charged_lab_id = _charged_lab_id_for(user, lab_id)
-    account = _resolve_account(user, account_id, instrument, start)
+    parts = [(part, part.prepare(user=user, instrument=instrument, start=start, extras=extras))
+             for part in booking_parts.contributions]
     _check_quota(instrument, policy, user, charged_lab_id, start, end)
     _check_free(instrument, start, end, now)
     internal = catalog_queries.is_internal_user(user, instrument)
     booking = Booking(
-        instrument=instrument, user=user, charged_lab_id=charged_lab_id, account=account, start=start, end=end,
+        instrument=instrument, user=user, charged_lab_id=charged_lab_id, start=start, end=end,
         blocked_until=end + dt.timedelta(minutes=policy.buffer_minutes), purpose=purpose[:2000],
         is_internal=internal,
         state=Booking.State.PENDING if _needs_approval(policy, internal) else Booking.State.CONFIRMED,
     )
     booking.save()  # an overlapping row fails here on PostgreSQL; create_booking answers 409 after the rollback
-    record(actor=user, action=f"booking.created_{booking.state}", target=booking, after=_snapshot(booking))
+    audited = _snapshot(booking)
+    for part, state in parts:   # the higher apps' rows, in this transaction; their fields join the audit record
+        audited.update(part.save(booking=booking, state=state) or {})
+    record(actor=user, action=f"booking.created_{booking.state}", target=booking, after=audited)
     _enqueue(booking, Notification.Kind.INVITATION)
     return booking
 
@@ -394,8 +389,8 @@ def _reschedule(actor, booking_id, start, end, now) -> Booking:
     _check_grid(instrument, policy, start, end)
     _check_window(policy, start, end, now)
     _check_quota(instrument, policy, actor, booking.charged_lab_id, start, end, exclude_booking_id=booking.pk)
-    if booking.account_id is not None:   # still chargeable on the new day (a project may end in between)
-        _resolve_account(actor, booking.account_id, instrument, start)
+    for part in booking_parts.contributions:   # billing: the account is still chargeable on the new day
+        part.check_move(booking=booking, start=start)
     _check_free(instrument, start, end, now, exclude_booking_id=booking.pk)
     before = _snapshot(booking)
     booking.start, booking.end = start, end

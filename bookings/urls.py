@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import usage_views, views
+from . import views
 
 app_name = "bookings"
 
@@ -14,9 +14,6 @@ urlpatterns = [
     path("<int:booking_id>/cancel", views.cancel, name="cancel"),
     path("<int:booking_id>/approve", views.approve, name="approve"),
     path("<int:booking_id>/reject", views.reject, name="reject"),
-    path("<int:booking_id>/check-in", usage_views.check_in, name="check_in"),
-    path("<int:booking_id>/check-out", usage_views.check_out, name="check_out"),
-    path("review/", usage_views.review, name="review"),
     path("mine/", views.mine, name="mine"),
     path("lab/", views.lab_queue, name="lab_queue"),
     path("lab/<int:lab_id>/events", views.lab_events, name="lab_events"),

@@ -18,10 +18,11 @@ from django.views.decorators.http import conditional_page, require_GET, require_
 
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
+from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
-from instrumentshare.core.ratelimit import rate_limit
 
 from . import feeds, queries, services
+from .extensions import booking_page_panels
 from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, code_message, rule_message, wall_clock
 from .models import Booking, FeedToken
 
@@ -214,13 +215,14 @@ def new_booking(request):
     labs = queries.labs_of(request.user)
     conflict = False
     if request.method == "POST":
-        form = BookingForm(request.POST, instrument=instrument, labs=labs)
+        form = BookingForm(request.POST, instrument=instrument, labs=labs, user=request.user)
         if form.is_valid():
             data = form.cleaned_data
             try:
                 booking = services.create_booking(
                     user=request.user, instrument_id=instrument.pk, start=data["start"], end=data["end"],
-                    purpose=data["purpose"], lab_id=data["lab"].pk if data.get("lab") else None)
+                    purpose=data["purpose"], lab_id=data["lab"].pk if data.get("lab") else None,
+                    extras=form.extras())
             except DomainError as error:
                 if error.status == 404:
                     raise Http404(error.detail) from error
@@ -232,7 +234,7 @@ def new_booking(request):
                 return redirect("bookings:detail", booking.pk)
     else:
         zone = instrument.zone
-        form = BookingForm(instrument=instrument, labs=labs, initial={
+        form = BookingForm(instrument=instrument, labs=labs, user=request.user, initial={
             "start": wall_clock(request.GET.get("start"), zone), "end": wall_clock(request.GET.get("end"), zone)})
     context = {"instrument": instrument, "policy": instrument.policy, "form": form, "conflict": conflict,
                "may_book": may_book, "refusal": "" if may_book else code_message(reason, instrument) or reason,
@@ -252,23 +254,9 @@ def _detail_context(request, booking: Booking, reschedule_form=None) -> dict:
         "reschedule_form": reschedule_form or BookingTimesForm(instrument=booking.instrument,
                                                                initial={"start": booking.start, "end": booking.end}),
         "cancel_form": CancelForm(auto_id="cancel_%s"), "reject_form": RejectForm(auto_id="reject_%s"),
-        **_usage_context(booking, is_booker, is_lab, now),
+        "panels": [panel for panel in booking_page_panels.collect(request, booking, is_booker=is_booker, is_lab=is_lab,
+                                                                   now=now) if panel],
     }
-
-
-def _usage_context(booking: Booking, is_booker: bool, is_lab: bool, now: dt.datetime) -> dict:
-    """Check-in opens shortly before the start and closes at the end; the lab sees the sessions."""
-    from django.conf import settings
-
-    from .models import UsageSession
-
-    sessions = list(UsageSession.objects.filter(booking=booking).order_by("start")) if (is_booker or is_lab) else []
-    open_session = next((s for s in sessions if s.end is None and s.source == UsageSession.Source.CHECKIN), None)
-    opens = booking.start - dt.timedelta(minutes=settings.CHECKIN_OPENS_MINUTES_BEFORE)
-    may_check_in = (is_booker and booking.state == Booking.State.CONFIRMED and opens <= now < booking.end
-                    and not any(s.source == UsageSession.Source.CHECKIN for s in sessions))
-    return {"sessions": sessions, "may_check_in": may_check_in, "may_check_out": is_booker and open_session,
-            "check_in_opens": opens}
 
 
 @login_required

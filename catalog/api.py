@@ -19,10 +19,10 @@ from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from pydantic import ConfigDict
 
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.auth import API_AUTH
 from instrumentshare.accounts.models import Lab, User
-from instrumentshare.core.auth import API_AUTH
+from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.ratelimit import export_throttle
 from instrumentshare.core.text import clean_rich_text
 
 from . import compliance, queries, services, spreadsheet

@@ -14,6 +14,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization
 from instrumentshare.core.errors import Forbidden, NotFound
 
+from .extensions import free_instruments
 from .models import (
     Category,
     Downtime,
@@ -301,8 +302,7 @@ def mandatory_instruments(*, threshold, organization_ids: set[int] | None = None
 
 
 # "Free between A and B for at least N hours" needs bookings, which depends on catalog, not the
-# other way round: the bookings app registers the function here when it loads (BookingsConfig.ready).
-FREE_TIME_FILTERS: list = []
+# other way round: bookings contributes it (catalog.extensions.free_instruments).
 MAX_FREE_WINDOW_DAYS = 31
 
 
@@ -318,8 +318,7 @@ def free_time_filter(start, end, hours):
         raise Invalid("naive_datetime", "free_from and free_to need a time zone offset.")
     if start >= end or end - start > dt.timedelta(days=MAX_FREE_WINDOW_DAYS):
         raise Invalid("invalid_range", f"free_from must be before free_to, at most {MAX_FREE_WINDOW_DAYS} days apart.")
-    if not FREE_TIME_FILTERS:
+    if not free_instruments:
         return None
     minutes = int(float(hours) * 60)
-    registered = FREE_TIME_FILTERS[0]
-    return lambda queryset: queryset.filter(pk__in=registered(queryset, start, end, minutes))
+    return lambda queryset: queryset.filter(pk__in=free_instruments.call(queryset, start, end, minutes))

@@ -19,10 +19,11 @@ from django.views.decorators.http import require_POST
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, User
+from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError, Forbidden, NotFound
-from instrumentshare.core.ratelimit import rate_limit
 
 from . import compliance, queries, services, spreadsheet
+from .extensions import published_fees
 from .forms import (
     DecisionForm,
     DowntimeForm,
@@ -93,11 +94,7 @@ def search(request):
 
 
 def _published_fees(instrument) -> str:
-    try:
-        from billing.queries import fee_standard
-    except ImportError:
-        return ""
-    return fee_standard(instrument)
+    return published_fees.call(instrument, default="")
 
 
 def detail(request, instrument_id: int):
@@ -109,7 +106,7 @@ def detail(request, instrument_id: int):
     context = {
         "instrument": instrument,
         "policy": policy,
-        # The fee standard comes from billing's rate cards where they exist (a view may read upward).
+        # The fee standard comes from billing's rate cards where they exist (billing contributes it).
         "published_fees": _published_fees(instrument),
         "category_path": queries.category_path(instrument.category_id),
         "weekly": weekly(instrument.opening_rules.all()),

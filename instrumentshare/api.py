@@ -13,7 +13,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
-from instrumentshare.core.auth import API_AUTH
+from instrumentshare.accounts.auth import API_AUTH
 from instrumentshare.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -125,12 +125,12 @@ def on_database_error(request, exc):
 def _mount_routers() -> None:
     from billing.api import router as billing_router
     from bookings.api import router as bookings_router
-    from bookings.usage_api import router as usage_router
     from catalog.api import router as catalog_router
     from instrumentshare.accounts.api import auth_router
     from instrumentshare.accounts.api import router as accounts_router
     from instrumentshare.audit.api import router as audit_router
     from oversight.api import router as oversight_router
+    from usage.api import router as usage_router
 
     api.add_router("/auth", auth_router)
     api.add_router("/audit", audit_router)

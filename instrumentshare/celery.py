@@ -22,7 +22,7 @@ def _bind_request_id(task_id=None, task=None, **_kwargs):
 
 @task_failure.connect
 def _count_failure(sender=None, **kwargs):
-    from instrumentshare.core.metrics import count_task_failure
+    from portal.metrics import count_task_failure
 
     count_task_failure(sender=sender)
 

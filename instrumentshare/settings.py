@@ -16,6 +16,7 @@ below switches one part to the real service:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -71,14 +72,19 @@ INSTALLED_APPS = [
     "instrumentshare.audit",
     "catalog",
     "bookings",
+    "usage",
     "billing",
     "oversight",
+    "portal",
 ]
+# The city generator and benchmark commands, in a checkout only (not in the package or the image).
+if importlib.util.find_spec("devtools") is not None:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "instrumentshare.core.middleware.RequestIdMiddleware",
     "csp.middleware.CSPMiddleware",
-    "instrumentshare.core.metrics.MetricsMiddleware",
+    "portal.metrics.MetricsMiddleware",
     "instrumentshare.core.middleware_db.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -103,7 +109,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "instrumentshare" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -112,7 +118,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "instrumentshare.core.context_processors.navigation",
+                "portal.context_processors.navigation",
             ],
         },
     },
@@ -175,8 +181,8 @@ CELERY_BEAT_SCHEDULE = {
     "billing-stripe-sync": {"task": "billing.tasks.sync_stripe", "schedule": timedelta(minutes=15)},
     "oversight-statistics": {"task": "oversight.tasks.refresh_statistics_task", "schedule": timedelta(hours=1)},
     "oversight-national-export": {"task": "oversight.tasks.export_national_task", "schedule": timedelta(days=1)},
-    "worker-heartbeat": {"task": "instrumentshare.core.tasks.heartbeat", "schedule": timedelta(seconds=30)},
-    "usage-reconciliation": {"task": "bookings.tasks.reconcile_recent",
+    "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": timedelta(seconds=30)},
+    "usage-reconciliation": {"task": "usage.tasks.reconcile_recent",
                              "schedule": timedelta(seconds=int(os.environ.get("RECONCILE_EVERY_SECONDS", "900"))),
                              "kwargs": {"days": int(os.environ.get("RECONCILE_WINDOW_DAYS", "7"))}},
 }
@@ -201,7 +207,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "instrumentshare.core.views.lockout_response"
+AXES_LOCKOUT_CALLABLE = "instrumentshare.accounts.views.lockout_response"
 AXES_IPWARE_PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0")) or None
 # Per-user request budgets for the expensive or abusable writes (429 with Retry-After beyond them).
 RATE_LIMIT_BOOKINGS = os.environ.get("RATE_LIMIT_BOOKINGS", "60/m")

@@ -15,8 +15,8 @@ from pydantic import ConfigDict
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
+from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.ratelimit import export_throttle
 
 from . import charts, evaluation, queries, services
 from .models import StatRefresh

@@ -10,9 +10,13 @@ class OversightConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from catalog.models import Instrument, ListingChangeRequest
+        from instrumentshare.accounts.extensions import personal_data_sections
         from instrumentshare.accounts.models import Lab, Organization
 
+        from . import privacy
         from .queries import compliance_changed
+
+        personal_data_sections.register(privacy.personal_data)
 
         # What the dashboard's cached compliance panel depends on.
         for model in (Instrument, ListingChangeRequest, Lab, Organization):

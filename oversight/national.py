@@ -29,9 +29,9 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from bookings.models import ServiceRecord
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Organization
+from usage.models import ServiceRecord
 
 from . import evaluation, queries
 from .conf import export_dir, setting

@@ -50,9 +50,10 @@ from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear, Null
 from django.utils import timezone
 
 from billing.models import Charge, Invoice
-from bookings.models import Booking, ServiceRecord, UsageSession
+from bookings.models import Booking
 from catalog.models import Instrument, ListingChangeRequest
 from instrumentshare.accounts.models import Membership
+from usage.models import ServiceRecord, UsageSession
 
 from .conf import quota_hours
 

@@ -20,8 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog import queries as catalog_queries
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
+from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
-from instrumentshare.core.ratelimit import rate_limit
 
 from . import charts, evaluation, national, queries, reports, services
 from .conf import setting

@@ -50,7 +50,7 @@ def test_conflicting_rows_are_skipped_only_when_asked():
 
 
 def test_a_required_column_without_default_is_refused():
-    from bookings.models import ReviewFlag
+    from usage.models import ReviewFlag
 
     with pytest.raises(ValueError, match="instrument"):
         insert_rows(ReviewFlag, ["kind"], [("overrun",)])

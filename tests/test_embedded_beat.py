@@ -2,7 +2,7 @@ import pytest
 
 from instrumentshare.audit.models import AuditSeal
 from instrumentshare.audit.services import record
-from instrumentshare.core.embedded_beat import EmbeddedBeat
+from portal.embedded_beat import EmbeddedBeat
 
 
 @pytest.mark.django_db(transaction=True)

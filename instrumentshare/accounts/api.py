@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ninja import Field, Router, Schema, Status
 
-from instrumentshare.core.ratelimit import export_throttle
+from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.schemas import StrictSchema
 
 from . import queries, services

@@ -118,6 +118,12 @@ class User(AbstractUser):
     def display_name(self) -> str:
         return self.full_name or self.get_full_name() or self.username
 
+    @property
+    def oversees_platform(self) -> bool:
+        """The bureau's role (or a superuser): an active user who reads across every organization.
+        On the model, so that apps below accounts (audit) can ask without importing it."""
+        return self.is_active and (self.is_platform_admin or self.is_superuser)
+
 
 class Membership(models.Model):
     class Role(models.TextChoices):

@@ -12,7 +12,7 @@ def is_authenticated(user) -> bool:
 
 
 def is_platform_admin(user) -> bool:
-    return is_authenticated(user) and (user.is_platform_admin or user.is_superuser)
+    return is_authenticated(user) and user.oversees_platform
 
 
 def managed_lab_ids(user) -> set[int]:

@@ -1,7 +1,8 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -57,3 +58,15 @@ def revoke_token(request, token_id: int):
     else:
         messages.success(request, _("Token revoked."))
     return redirect("accounts:account")
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes calls this for a locked-out login: JSON on the API, the page elsewhere; always 429."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"code": "locked_out", "detail": f"Too many failed logins: try again in {minutes} "
+                                 "minutes.", "retry_after": minutes * 60}, status=429)
+    else:
+        response = render(request, "accounts/locked_out.html", {"minutes": minutes}, status=429)
+    response["Retry-After"] = str(minutes * 60)
+    return response

@@ -112,7 +112,7 @@ SELECT c.id, c.period, c.service_start AT TIME ZONE 'Asia/Shanghai', c.kind, a.n
 FROM billing_charge c JOIN billing_billingaccount a ON a.id = c.account_id
 JOIN accounts_organization o ON o.id = a.organization_id JOIN accounts_organization p ON p.id = c.provider_id
 JOIN catalog_instrument i ON i.id = c.instrument_id LEFT JOIN accounts_user u ON u.id = c.user_id
-LEFT JOIN bookings_servicerecord sr ON sr.item_id = c.item_id LEFT JOIN billing_invoice inv ON inv.id = c.invoice_id
+LEFT JOIN usage_servicerecord sr ON sr.item_id = c.item_id LEFT JOIN billing_invoice inv ON inv.id = c.invoice_id
 """
 
 

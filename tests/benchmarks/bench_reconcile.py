@@ -1,4 +1,4 @@
-"""Reconciliation of the city's open month, through ``bookings.reconcile`` and as set-based SQL.
+"""Reconciliation of the city's open month, through ``usage.services.reconcile`` and as set-based SQL.
 
 Both runs start from the same state: each runs in a transaction that is rolled back at the end,
 so the month stays unreconciled for the other run (and for the next ``make bench --reuse``).
@@ -20,14 +20,14 @@ FIGURE = "reconciliation, one month"
 RAW_STATEMENTS = [
     # 1. sessions left open by a crashed logger
     """WITH closed AS (
-        UPDATE bookings_usagesession SET "end" = start + %(limit)s, auto_closed = true, updated_at = %(now)s
+        UPDATE usage_usagesession SET "end" = start + %(limit)s, auto_closed = true, updated_at = %(now)s
         WHERE "end" IS NULL AND start < %(now)s::timestamptz - %(limit)s RETURNING id, instrument_id)
-    INSERT INTO bookings_reviewflag (instrument_id, session_id, kind, detail, state, reason, created_at)
+    INSERT INTO usage_reviewflag (instrument_id, session_id, kind, detail, state, reason, created_at)
     SELECT instrument_id, id, 'open_session', 'closed after 12 h', 'open', '', %(now)s FROM closed
     ON CONFLICT DO NOTHING""",
     # 2. match ended sessions to the earliest overlapping booking (of their user, when known), found
     #    through the exclusion constraint's GiST index
-    """UPDATE bookings_usagesession s SET booking_id = (
+    """UPDATE usage_usagesession s SET booking_id = (
         SELECT b.id FROM bookings_booking b
         WHERE b.instrument_id = s.instrument_id AND b.state IN ('confirmed', 'completed', 'no_show')
           AND tstzrange(b.start, b.blocked_until, '[)') && tstzrange(s.start, s."end", '[)')
@@ -39,12 +39,12 @@ RAW_STATEMENTS = [
     """CREATE TEMP TABLE moved ON COMMIT DROP AS
     WITH settled AS (
         UPDATE bookings_booking b SET state = CASE WHEN EXISTS (
-                SELECT 1 FROM bookings_usagesession u WHERE u.booking_id = b.id) THEN 'completed' ELSE 'no_show' END,
+                SELECT 1 FROM usage_usagesession u WHERE u.booking_id = b.id) THEN 'completed' ELSE 'no_show' END,
             updated_at = %(now)s
         FROM catalog_bookingpolicy p
         WHERE p.instrument_id = b.instrument_id AND b.start >= %(since)s AND b.start < %(until)s
           AND b.state = 'confirmed' AND b."end" <= %(now)s
-          AND (EXISTS (SELECT 1 FROM bookings_usagesession u WHERE u.booking_id = b.id)
+          AND (EXISTS (SELECT 1 FROM usage_usagesession u WHERE u.booking_id = b.id)
                OR %(now)s >= b.start + p.no_show_grace_minutes * interval '1 minute')
         RETURNING b.id, b.user_id, b.instrument_id, b.state)
     SELECT * FROM settled""",
@@ -75,21 +75,21 @@ RAW_STATEMENTS = [
     ON CONFLICT (user_id) DO UPDATE SET score = bookings_usercredit.score - (%(initial)s - EXCLUDED.score),
         updated_at = EXCLUDED.updated_at""",
     # 6. review flags: no-shows, overruns, early finishes, unbooked use
-    """INSERT INTO bookings_reviewflag (instrument_id, booking_id, session_id, kind, detail, state, reason, created_at)
+    """INSERT INTO usage_reviewflag (instrument_id, booking_id, session_id, kind, detail, state, reason, created_at)
     SELECT b.instrument_id, b.id, NULL, CASE WHEN b.state = 'no_show' THEN 'no_show'
                WHEN u.last > b."end" + %(tolerance)s THEN 'overrun' ELSE 'early_finish' END, '', 'open', '', %(now)s
     FROM bookings_booking b LEFT JOIN (
-        SELECT booking_id, max("end") AS last FROM bookings_usagesession WHERE booking_id IS NOT NULL
+        SELECT booking_id, max("end") AS last FROM usage_usagesession WHERE booking_id IS NOT NULL
         GROUP BY booking_id) u ON u.booking_id = b.id
     WHERE b.start >= %(since)s AND b.start < %(until)s AND (b.state = 'no_show' OR (b.state = 'completed' AND (
         u.last > b."end" + %(tolerance)s OR u.last < b."end" - %(tolerance)s)))
     UNION ALL
     SELECT instrument_id, NULL, id, 'unbooked', 'usage without a booking', 'open', '', %(now)s
-    FROM bookings_usagesession WHERE booking_id IS NULL AND "end" IS NOT NULL AND start >= %(since)s
+    FROM usage_usagesession WHERE booking_id IS NULL AND "end" IS NOT NULL AND start >= %(since)s
       AND start < %(until)s
     ON CONFLICT DO NOTHING""",
     # 7. billable items, one per settled booking, upserted (charge modes, minimum and rounding in SQL)
-    """INSERT INTO bookings_billableitem (booking_id, instrument_id, user_id, lab_id, is_internal, kind, charge_mode,
+    """INSERT INTO usage_billableitem (booking_id, instrument_id, user_id, lab_id, is_internal, kind, charge_mode,
         unit, quantity, booked_minutes, used_minutes, samples, service_start, service_end, state, corrected, note,
         created_at, updated_at)
     SELECT b.id, b.instrument_id, b.user_id, b.charged_lab_id, b.is_internal, q.kind, p.charge_mode,
@@ -102,7 +102,7 @@ RAW_STATEMENTS = [
         END, q.booked, q.used, q.samples, b.start, b."end", 'open', false, '', %(now)s, %(now)s
     FROM bookings_booking b JOIN catalog_bookingpolicy p ON p.instrument_id = b.instrument_id
     LEFT JOIN (SELECT booking_id, sum(extract(epoch FROM "end" - start)::int / 60) AS used, sum(samples) AS samples
-               FROM bookings_usagesession WHERE booking_id IS NOT NULL AND "end" IS NOT NULL GROUP BY booking_id) u
+               FROM usage_usagesession WHERE booking_id IS NOT NULL AND "end" IS NOT NULL GROUP BY booking_id) u
            ON u.booking_id = b.id
     CROSS JOIN LATERAL (SELECT
         CASE b.state WHEN 'completed' THEN 'booking' WHEN 'no_show' THEN 'no_show' ELSE 'late_cancel' END AS kind,
@@ -120,28 +120,28 @@ RAW_STATEMENTS = [
       AND (b.state IN ('completed', 'no_show') OR (b.state = 'cancelled' AND b.late_cancellation))
     ON CONFLICT (booking_id) DO UPDATE SET quantity = EXCLUDED.quantity, used_minutes = EXCLUDED.used_minutes,
         samples = EXCLUDED.samples, updated_at = EXCLUDED.updated_at
-    WHERE bookings_billableitem.state = 'open' AND NOT bookings_billableitem.corrected""",
+    WHERE usage_billableitem.state = 'open' AND NOT usage_billableitem.corrected""",
     # ... and one per unbooked session
-    """INSERT INTO bookings_billableitem (session_id, instrument_id, user_id, lab_id, is_internal, kind, charge_mode,
+    """INSERT INTO usage_billableitem (session_id, instrument_id, user_id, lab_id, is_internal, kind, charge_mode,
         unit, quantity, booked_minutes, used_minutes, samples, service_start, service_end, state, corrected, note,
         created_at, updated_at)
     SELECT s.id, s.instrument_id, s.user_id, NULL, coalesce(us.organization_id = i.organization_id, true), 'unbooked',
         p.charge_mode, 'hour', ceil(greatest(extract(epoch FROM s."end" - s.start)::int / 60, p.min_charge_minutes)
         ::numeric / p.rounding_minutes) * p.rounding_minutes, 0, extract(epoch FROM s."end" - s.start)::int / 60,
         s.samples, s.start, s."end", 'open', false, '', %(now)s, %(now)s
-    FROM bookings_usagesession s JOIN catalog_instrument i ON i.id = s.instrument_id
+    FROM usage_usagesession s JOIN catalog_instrument i ON i.id = s.instrument_id
     JOIN catalog_bookingpolicy p ON p.instrument_id = s.instrument_id LEFT JOIN accounts_user us ON us.id = s.user_id
     WHERE s.booking_id IS NULL AND s."end" IS NOT NULL AND s.start >= %(since)s AND s.start < %(until)s
     ON CONFLICT (session_id) DO NOTHING""",
     # 8. service records for the used ones
-    """INSERT INTO bookings_servicerecord (item_id, instrument_id, user_id, applicant_organization_id, way, is_internal,
+    """INSERT INTO usage_servicerecord (item_id, instrument_id, user_id, applicant_organization_id, way, is_internal,
         direction, project, funding_programme, start, "end", hours, samples, created_at)
     SELECT it.id, it.instrument_id, it.user_id, us.organization_id, 'use', it.is_internal, 'research', '', '',
         it.service_start, it.service_end, round(greatest(it.used_minutes, it.booked_minutes)::numeric / 60, 2),
         it.samples, %(now)s
-    FROM bookings_billableitem it LEFT JOIN accounts_user us ON us.id = it.user_id
+    FROM usage_billableitem it LEFT JOIN accounts_user us ON us.id = it.user_id
     WHERE it.kind IN ('booking', 'unbooked') AND it.service_start >= %(since)s AND it.service_start < %(until)s
-      AND NOT EXISTS (SELECT 1 FROM bookings_servicerecord r WHERE r.item_id = it.id)
+      AND NOT EXISTS (SELECT 1 FROM usage_servicerecord r WHERE r.item_id = it.id)
     ON CONFLICT (item_id) DO NOTHING""",
 ]
 
@@ -156,7 +156,7 @@ def _ours(since, until, now) -> tuple[float, dict]:
 
     from django.db import transaction
 
-    from bookings.reconcile import reconcile
+    from usage.services.reconcile import reconcile
 
     with transaction.atomic():
         started = time.perf_counter()
@@ -185,7 +185,7 @@ def _raw(ctx: Context, since, until, now) -> tuple[float, list[tuple[int, float]
 
 
 def run(ctx: Context) -> list[Result]:
-    from bookings.models import UsageSession
+    from usage.models import UsageSession
 
     since, until, now = _month(ctx)
     sessions = UsageSession.objects.filter(start__gte=since, start__lt=until).count()

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, database_url: str) -> int:
 def _generate(options: dict) -> dict:
     from django.core.management import call_command
 
-    from instrumentshare.core.management.commands.generate_city import Command
+    from devtools.management.commands.generate_city import Command
 
     command = Command()
     call_command(command, **options)

@@ -30,7 +30,7 @@ def test_generate_city_refuses_a_database_with_people(world):
 
 
 def test_every_benchmark_runs_at_a_tiny_scale(tmp_path):
-    from instrumentshare.core.management.commands.generate_city import Command
+    from devtools.management.commands.generate_city import Command
 
     command = Command()
     call_command(command, instruments=12, years=0.1, busy_month=12, charges=400, seed=3)

@@ -16,9 +16,9 @@ import pytest
 
 from billing import services
 from billing.models import BillingAccount, RateCard
-from bookings.models import BillableItem, ServiceRecord, UsageSession
 from instrumentshare.accounts import queries as people
 from tests.bookings.conftest import make_instrument
+from usage.models import BillableItem, ServiceRecord, UsageSession
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 MONTH = "2026-10"

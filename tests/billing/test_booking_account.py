@@ -19,7 +19,7 @@ def _book(api, instrument, **extra):
 def test_the_default_account_is_the_lab_cost_centre_and_another_labs_is_refused(world, api_as, billing):
     created = _book(api_as(world.researcher), billing.instrument)
     assert created.status_code == 201
-    assert Booking.objects.get(pk=created.json()["id"]).account == billing.lab_a
+    assert Booking.objects.get(pk=created.json()["id"]).billing_account.account == billing.lab_a
     refused = _book(api_as(world.other_researcher), billing.instrument, account_id=billing.lab_a.pk)
     assert refused.status_code == 403 and refused.json()["code"] == "account_not_allowed"
 
@@ -46,13 +46,13 @@ def test_an_account_is_checked_on_the_day_of_use_not_on_the_day_of_booking(world
 
     def book(start, account):
         return booking_services.create_booking(user=world.manager, instrument_id=billing.instrument.pk, start=start,
-                                               end=start + dt.timedelta(hours=1), purpose="x", account_id=account.pk,
-                                               now=now)
+                                               end=start + dt.timedelta(hours=1), purpose="x",
+                                               extras={"account_id": account.pk}, now=now)
 
     with pytest.raises(Forbidden) as refused:
         book(january, ending)
     assert refused.value.extra["reason"] == "expired"
-    assert book(january, starting).account == starting
+    assert book(january, starting).billing_account.account == starting
     in_december = book(december, ending)
     with pytest.raises(Forbidden) as moved:
         booking_services.reschedule_booking(actor=world.manager, booking_id=in_december.pk,

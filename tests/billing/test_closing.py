@@ -8,8 +8,8 @@ from django.core.management import call_command
 
 from billing import closing
 from billing.models import BillingPeriod, Charge, Invoice, InvoiceSequence
-from bookings.models import BillableItem, ServiceRecord
 from tests.billing.conftest import MONTH, after_month, at, make_item
+from usage.models import BillableItem, ServiceRecord
 
 pytestmark = pytest.mark.django_db
 

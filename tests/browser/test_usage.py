@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from bookings import services
-from bookings.models import UsageSession
 from tests.bookings.conftest import make_instrument
+from usage.models import UsageSession
 
 pytestmark = pytest.mark.browser
 

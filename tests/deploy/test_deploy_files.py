@@ -658,7 +658,7 @@ def test_collectstatic_collects_what_the_base_template_uses(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())["paths"]
-    used = re.findall(r"{% static '([^']+)' %}", (ROOT / "instrumentshare/templates/base.html").read_text())
+    used = re.findall(r"{% static '([^']+)' %}", (ROOT / "portal/templates/base.html").read_text())
     assert used and not [path for path in used if path not in manifest]
 
 

@@ -22,7 +22,7 @@ def test_a_real_worker_seals_the_audit_trail(start_worker):
 
 @pytest.mark.celery_worker
 def test_readyz_reports_the_worker_heartbeat(start_worker, client):
-    from instrumentshare.core.tasks import heartbeat
+    from portal.tasks import heartbeat
 
     assert client.get("/readyz").json()["checks"]["worker"] == "no heartbeat yet"
     worker = start_worker()

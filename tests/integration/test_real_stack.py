@@ -46,8 +46,8 @@ def test_the_whole_loop_through_http(world, start_worker, tmp_path):
     from aiosmtpd.handlers import Message
 
     from billing import services as billing
-    from bookings.models import UsageSession
     from bookings.services import create_booking
+    from usage.models import UsageSession
 
     # Data a lab would have: a 24/7 instrument with prices, an account, and last month's use.
     instrument = make_instrument(world, hours=[(d, 0, 1440) for d in range(7)],

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from bookings.models import BillableItem, Booking, UsageSession
-from bookings.reconcile import reconcile
-from bookings.tasks import reconcile_window
+from bookings.models import Booking
 from tests.bookings.conftest import make_instrument
+from usage.models import BillableItem, UsageSession
+from usage.services.reconcile import reconcile
+from usage.tasks import reconcile_window
 
 INSTRUMENTS = 20
 PER_INSTRUMENT = 150

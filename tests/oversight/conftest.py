@@ -31,11 +31,12 @@ import pytest
 from billing import closing
 from billing import services as billing
 from bookings import services as bookings
-from bookings.models import Booking, ServiceRecord, UsageSession
-from bookings.reconcile import reconcile
+from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Organization
 from tests.bookings.conftest import make_instrument
+from usage.models import ServiceRecord, UsageSession
+from usage.services.reconcile import reconcile
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 YEAR = 2025

@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from bookings.models import UsageSession
 from oversight import queries, services, tasks
 from oversight.models import InstrumentMonthStat, StatRefresh
 from oversight.queries import Scope
 from tests.bookings.conftest import make_instrument
+from usage.models import UsageSession
 
 pytestmark = pytest.mark.django_db
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")

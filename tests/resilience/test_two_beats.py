@@ -8,12 +8,13 @@ from django.core import mail
 from django.db import connection
 
 from bookings import notifications, services
-from bookings.models import BillableItem, Booking, Notification, UsageSession
-from bookings.reconcile import reconcile
+from bookings.models import Booking, Notification
 from instrumentshare.audit import services as audit
 from instrumentshare.audit.models import AuditSeal
 from tests.bookings.conftest import make_instrument, next_weekday
 from tests.conftest import requires_postgres
+from usage.models import BillableItem, UsageSession
+from usage.services.reconcile import reconcile
 
 
 def twice_at_once(job):

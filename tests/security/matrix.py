@@ -93,13 +93,13 @@ def build() -> Matrix:
 
 def _catalog_and_bookings(world) -> tuple[dict, dict]:
     from bookings import services as booking_services
-    from bookings import usage
     from bookings.feeds import create_feed_token
-    from bookings.models import BillableItem, ReviewFlag, ServiceRecord
     from catalog import services as catalog_services
     from catalog.models import ListingChangeRequest
     from instrumentshare.accounts.services import create_api_token
     from tests.bookings.conftest import make_instrument, next_weekday
+    from usage.models import BillableItem, ReviewFlag, ServiceRecord
+    from usage.services import sessions as usage
 
     instrument = make_instrument(world, policy={"approval": "all"})
     start = next_weekday(1, 10)

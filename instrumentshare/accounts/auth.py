@@ -1,0 +1,132 @@
+"""API authentication: a Bearer token for scripts, or the browser session with CSRF."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+from ninja.security.apikey import APIKeyCookie
+from ninja.throttling import AuthRateThrottle
+from ninja.utils import check_csrf
+
+from instrumentshare.accounts.models import ApiToken
+from instrumentshare.core.errors import Forbidden
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class BearerTokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        from instrumentshare.accounts.services import user_for_token
+
+        found = user_for_token(token)
+        if found is None:
+            return None
+        user, api_token = found
+        if api_token.scope == ApiToken.Scope.READ and request.method not in SAFE_METHODS:
+            raise Forbidden("insufficient_scope", "This token may only read.")
+        request.user = user
+        request.api_token = api_token
+        return user
+
+
+class SessionAuth(APIKeyCookie):
+    """The logged-in browser session. Writes must carry the CSRF token, as in every page form.
+
+    Unlike ninja's own, a request with no session at all is simply unauthenticated (401), not a
+    CSRF failure (403).
+    """
+
+    param_name = "sessionid"
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        self.param_name = settings.SESSION_COOKIE_NAME
+        super().__init__(csrf=False)
+
+    def authenticate(self, request: HttpRequest, key: str | None):
+        user = getattr(request, "user", None)
+        if not key or user is None or not user.is_authenticated or not user.is_active:
+            return None
+        if request.method not in SAFE_METHODS and check_csrf(request):
+            raise Forbidden("csrf_failed", "CSRF check failed: send the X-CSRFToken header with the csrftoken cookie.")
+        return user
+
+
+bearer_auth = BearerTokenAuth()
+session_auth = SessionAuth()
+API_AUTH = [bearer_auth, session_auth]
+
+
+class PublicAnonymousUser(AnonymousUser):
+    """An anonymous caller on a public route. Truthy, because ninja takes a falsy result as "not logged in"."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class Anonymous:
+    """The last resort of optional auth: lets an anonymous caller through."""
+
+    def __call__(self, request: HttpRequest):
+        return PublicAnonymousUser()
+
+
+# Public routes (the catalog, public availability) still recognise a token or a session.
+PUBLIC_AUTH = [bearer_auth, session_auth, Anonymous()]
+
+
+class _PerThread:
+    """An attribute kept per thread. ninja keeps one throttle object per route and stores the
+    request's key and history on it between ``allow_request`` and ``wait``; with threaded workers
+    (gthread) two requests would otherwise write each other's history under the wrong user's key."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        try:
+            return getattr(instance._per_thread, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance, value) -> None:
+        setattr(instance._per_thread, self.name, value)
+
+
+class UserRateThrottle(AuthRateThrottle):
+    """A per-user budget (per token or session user; per address when anonymous), rate from settings.
+
+    One counter per setting and user in the cache, so the API and the pages (``rate_limit`` in
+    ``instrumentshare.accounts.ratelimit``) draw on the same budget.
+    """
+
+    key = _PerThread()
+    history = _PerThread()
+    now = _PerThread()
+
+    def __init__(self, setting_name: str):
+        import threading
+
+        from django.conf import settings
+
+        self._per_thread = threading.local()
+        self.setting_name = setting_name
+        self.scope = setting_name.lower()
+        super().__init__(getattr(settings, setting_name))
+
+    def allow_request(self, request) -> bool:
+        from django.conf import settings
+
+        # Read the budget on every request, so a changed setting applies without a restart.
+        self.rate = getattr(settings, self.setting_name)
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request)
+
+    def get_cache_key(self, request):
+        user = getattr(request, "auth", None) or getattr(request, "user", None)
+        ident = f"user-{user.pk}" if getattr(user, "pk", None) else f"ip-{self.get_ident(request)}"
+        return f"throttle_{self.scope}_{ident}"

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class UsageConfig(AppConfig):
+    name = "usage"
+    verbose_name = _("Usage")
+
+    def ready(self) -> None:
+        from bookings.extensions import booking_page_panels
+        from instrumentshare.accounts.extensions import personal_data_sections
+
+        from . import privacy
+        from .views import booking_panel
+
+        booking_page_panels.register(booking_panel)          # check in and out on the booking's page
+        personal_data_sections.register(privacy.personal_data)

@@ -1,0 +1,176 @@
+"""Logbook upload: a lab's own record of use (CSV or XLSX), checked row by row, then all or nothing.
+
+Columns (Chinese or English headers): 资产编号/asset_number, 用户名/username, 开始时间/start,
+结束时间/end, 样品数/samples. Times without an offset are the instrument's local time.
+Re-uploading the same rows changes nothing: each row's content is its idempotency key.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from catalog.models import Instrument
+from catalog.spreadsheet import check_xlsx_archive
+from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.models import User
+from instrumentshare.audit.services import record
+from instrumentshare.core.errors import Invalid
+
+from ..models import UsageSession
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 5000
+MAX_UNZIPPED = 50 * 1024 * 1024  # an XLSX that inflates beyond this is refused (zip bomb)
+MAX_COLUMNS = 50
+HEADERS = {
+    "资产编号": "asset_number", "asset_number": "asset_number",
+    "用户名": "username", "username": "username",
+    "开始时间": "start", "start": "start",
+    "结束时间": "end", "end": "end",
+    "样品数": "samples", "samples": "samples",
+}
+REQUIRED = ("asset_number", "start", "end")
+
+
+@dataclass
+class RowError:
+    line: int
+    reason: str
+
+
+@dataclass
+class Result:
+    rows: int = 0
+    created: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    dry_run: bool = True
+
+
+def _rows_from_csv(data: bytes) -> list[list[str]]:
+    # Excel in China saves CSV as GB18030 unless told otherwise; UTF-8 (with or without BOM) first.
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise Invalid("invalid_encoding", "Save the CSV as UTF-8 (or GB18030).")
+    try:
+        return [row for row in csv.reader(io.StringIO(text))]
+    except csv.Error as error:
+        raise Invalid("invalid_file", f"Not a readable CSV file: {error}.") from error
+
+
+def _rows_from_xlsx(data: bytes) -> list[list[str]]:
+    # The archive's sizes and compression ratios are checked before openpyxl inflates anything.
+    check_xlsx_archive(data, max_uncompressed=MAX_UNZIPPED)
+    from openpyxl import load_workbook
+
+    rows = []
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds for a zip that is not a workbook
+        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
+    try:
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            rows.append(["" if value is None else value for value in values[:MAX_COLUMNS]])
+            if len(rows) > MAX_ROWS + 1:
+                break
+    except Exception as error:  # a damaged sheet inside a sound archive
+        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
+    finally:
+        workbook.close()
+    return rows
+
+
+def _parse_time(value, zone) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        text = str(value).strip().replace("/", "-")
+        parsed = dt.datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed
+
+
+def read_rows(data: bytes, filename: str) -> list[list]:
+    if len(data) > MAX_BYTES:
+        raise Invalid("file_too_large", "Upload at most 5 MB.")
+    rows = _rows_from_xlsx(data) if filename.lower().endswith(".xlsx") else _rows_from_csv(data)
+    if not rows:
+        raise Invalid("empty_file", "The file has no rows.")
+    if len(rows) - 1 > MAX_ROWS:
+        raise Invalid("too_many_rows", f"Upload at most {MAX_ROWS} rows at a time.")
+    return rows
+
+
+def import_logbook(*, actor, data: bytes, filename: str, dry_run: bool = True) -> Result:
+    rows = read_rows(data, filename)
+    header = [HEADERS.get(str(cell).strip().lower() if str(cell).strip().isascii() else str(cell).strip())
+              for cell in rows[0]]
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise Invalid("missing_columns", f"Missing columns: {', '.join(missing)}.")
+    managed = people.managed_lab_ids(actor)
+    instruments = {i.asset_number: i for i in Instrument.objects.filter(lab_id__in=managed)}
+    users = {}
+    result = Result(rows=len(rows) - 1, dry_run=dry_run)
+    sessions = []
+    for line, raw in enumerate(rows[1:], start=2):
+        values = {name: raw[index] if index < len(raw) else "" for index, name in enumerate(header) if name}
+        if not any(str(v).strip() for v in values.values()):
+            continue
+        instrument = instruments.get(str(values.get("asset_number", "")).strip())
+        if instrument is None:
+            result.errors.append(RowError(line, "unknown asset number, or not an instrument of your labs"))
+            continue
+        try:
+            start = _parse_time(values["start"], instrument.zone)
+            end = _parse_time(values["end"], instrument.zone)
+        except (ValueError, TypeError):
+            result.errors.append(RowError(line, "start and end must be dates and times, e.g. 2026-11-03 09:30"))
+            continue
+        if start >= end:
+            result.errors.append(RowError(line, "end must be after start"))
+            continue
+        if end - start > dt.timedelta(days=7):
+            result.errors.append(RowError(line, "a session longer than 7 days is not plausible"))
+            continue
+        username = str(values.get("username") or "").strip()
+        user = None
+        if username:
+            if username not in users:
+                users[username] = User.objects.filter(username=username).first()
+            user = users[username]
+            if user is None:
+                result.errors.append(RowError(line, f"unknown user {username}"))
+                continue
+        try:
+            samples = int(values.get("samples") or 0)
+            if samples < 0:
+                raise ValueError
+        except (ValueError, TypeError):
+            result.errors.append(RowError(line, "samples must be a whole number"))
+            continue
+        key = f"{instrument.pk}|{username}|{start.isoformat()}|{end.isoformat()}"
+        ref = "import-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        sessions.append(UsageSession(instrument=instrument, user=user, start=start, end=end, samples=samples,
+                                     source=UsageSession.Source.IMPORT, external_ref=ref))
+    if result.errors or dry_run:
+        return result
+    with transaction.atomic():
+        existing = set(UsageSession.objects.filter(external_ref__in=[s.external_ref for s in sessions])
+                       .values_list("instrument_id", "external_ref"))
+        new = [s for s in sessions if (s.instrument_id, s.external_ref) not in existing]
+        UsageSession.objects.bulk_create(new)
+        result.created, result.unchanged = len(new), len(sessions) - len(new)
+        record(actor=actor, action="usage.logbook_imported", target=("usage.import", filename[:60]),
+               after={"created": result.created, "unchanged": result.unchanged, "rows": result.rows})
+    return result

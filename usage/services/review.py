@@ -1,0 +1,68 @@
+"""A lab manager's review of flagged usage, and the user's rating of a completed service."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from instrumentshare.accounts import queries as people
+from instrumentshare.audit.services import record
+from instrumentshare.core.errors import Conflict, Invalid, NotFound
+
+from ..models import BillableItem, ReviewFlag, ServiceRecord
+
+
+@transaction.atomic
+def resolve_flag(*, actor, flag_id: int, decision: str, reason: str = "", minutes: int | None = None) -> ReviewFlag:
+    """Accept, correct (with a reason and the billable minutes) or waive (with a reason) a flagged item."""
+    flag = ReviewFlag.objects.select_for_update().select_related("instrument").filter(pk=flag_id).first()
+    if flag is None or not people.is_lab_manager(actor, flag.instrument.lab_id):
+        raise NotFound("not_found", "No such flag.")
+    if decision not in ("accepted", "corrected", "waived"):
+        raise Invalid("invalid_decision", "Decision is accepted, corrected or waived.")
+    if decision != "accepted" and not (reason or "").strip():
+        raise Invalid("reason_required", "Corrections and waivers need a reason.")
+    if flag.state != ReviewFlag.State.OPEN:
+        if flag.state == decision:
+            return flag
+        raise Conflict("already_resolved", f"This flag was already {flag.state}.")
+    item = None
+    if flag.booking_id:
+        item = BillableItem.objects.select_for_update().filter(booking_id=flag.booking_id).first()
+    elif flag.session_id:
+        item = BillableItem.objects.select_for_update().filter(session_id=flag.session_id).first()
+    if decision in ("corrected", "waived"):
+        if item is None:
+            raise Conflict("not_reconciled", "Reconciliation has not produced a billable item for this yet.")
+        if item.state == BillableItem.State.BILLED:
+            raise Conflict("period_closed", "This item is billed already; corrections go through a credit note.")
+        before = {"quantity": item.quantity, "state": item.state}
+        if decision == "waived":
+            item.state = BillableItem.State.WAIVED
+        else:
+            if minutes is None or minutes < 0 or minutes > 100_000:
+                raise Invalid("invalid_quantity", "Give the corrected billable quantity.")
+            item.quantity = minutes
+        item.corrected, item.note, item.updated_at = True, reason[:500], timezone.now()
+        item.save()
+        record(actor=actor, action=f"billable_item.{decision}", target=item, before=before,
+               after={"quantity": item.quantity, "state": item.state}, reason=reason)
+    flag.state, flag.resolved_by, flag.resolved_at, flag.reason = decision, actor, timezone.now(), reason
+    flag.save()
+    record(actor=actor, action=f"review_flag.{decision}", target=flag, after={"kind": flag.kind}, reason=reason)
+    return flag
+
+
+@transaction.atomic
+def rate_service(*, user, record_id: int, rating: int) -> ServiceRecord:
+    service = ServiceRecord.objects.select_for_update().filter(pk=record_id, user=user).first()
+    if service is None:
+        raise NotFound("not_found", "No such service record.")
+    if not 1 <= rating <= 5:
+        raise Invalid("invalid_rating", "Rate from 1 to 5.")
+    if service.rating is not None:
+        raise Conflict("already_rated", "You have rated this service already.")
+    service.rating, service.rated_at = rating, timezone.now()
+    service.save(update_fields=["rating", "rated_at"])
+    record(actor=user, action="service_record.rated", target=service, after={"rating": rating})
+    return service
