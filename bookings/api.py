@@ -14,7 +14,7 @@ from instrumentshare.accounts.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import NotFound
 from instrumentshare.core.schemas import StrictSchema
 
-from . import feeds, queries, services
+from . import queries, services
 from .models import Booking, FeedToken
 
 router = Router(tags=["bookings"])
@@ -206,11 +206,11 @@ def list_feeds(request):
 
 @router.post("/me/feeds", response={201: NewFeedOut}, summary="Create a private calendar feed link")
 def create_feed(request, payload: FeedIn):
-    token, plain = feeds.create_feed_token(user=request.auth, scope=payload.scope, lab_id=payload.lab_id)
+    token, plain = services.create_feed_token(user=request.auth, scope=payload.scope, lab_id=payload.lab_id)
     url = f"{settings.SITE_URL}/bookings/feeds/{plain}.ics"
     return Status(201, {**FeedOut.from_orm(token).model_dump(), "url": url})
 
 
 @router.post("/me/feeds/{feed_id}/revoke", response=FeedOut, summary="Revoke a feed link")
 def revoke_feed(request, feed_id: int):
-    return feeds.revoke_feed_token(user=request.auth, feed_id=feed_id)
+    return services.revoke_feed_token(user=request.auth, feed_id=feed_id)

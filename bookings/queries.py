@@ -7,14 +7,16 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Count, Max, Min, QuerySet
+from django.utils import timezone
 
 from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
+from instrumentshare.accounts.services import token_digest
 from instrumentshare.core.errors import Invalid
 
-from . import availability
+from . import availability, ical
 from .extensions import booking_parts
 from .models import Booking, FeedToken
 
@@ -182,3 +184,40 @@ def lab_time_zone(lab) -> str:
     row = (Instrument.objects.filter(lab=lab).values("time_zone").annotate(n=Count("id")).order_by("-n", "time_zone")
            .first())
     return row["time_zone"] if row else settings.DEFAULT_INSTRUMENT_TIME_ZONE
+
+
+# --- calendar feeds ---------------------------------------------------------------------------
+
+FEED_PAST_DAYS = 90
+FEED_FUTURE_DAYS = 400
+
+
+def _window(now: dt.datetime):
+    return now - dt.timedelta(days=FEED_PAST_DAYS), now + dt.timedelta(days=FEED_FUTURE_DAYS)
+
+
+def private_feed(plain: str, *, now: dt.datetime | None = None) -> bytes | None:
+    """The feed behind a secret token, or None when the token is unknown or revoked."""
+    token = FeedToken.objects.select_related("user").filter(digest=token_digest(plain or "")).first()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    start, end = _window(now or timezone.now())
+    if token.scope == FeedToken.Scope.LAB:
+        if not people.is_lab_manager(token.user, token.lab_id):
+            return None  # no longer a manager: the link stops working
+        rows = bookings().filter(instrument__lab_id=token.lab_id)
+        name = "实验室预约 Lab bookings"
+    else:
+        rows = my_bookings(token.user)
+        name = "我的仪器预约 My instrument bookings"
+    # Plain rows, no model instances: the feed of a busy person has thousands of events.
+    rows = rows.filter(start__lt=end, end__gt=start).order_by("start", "id").values_list(*ical.FEED_FIELDS)[:20000]
+    return ical.feed(rows, name=name)
+
+
+def public_instrument_feed(instrument, *, now: dt.datetime | None = None) -> bytes:
+    """Busy times of one instrument, with no personal data."""
+    start, end = _window(now or timezone.now())
+    rows = Booking.objects.filter(instrument=instrument, start__lt=end, end__gt=start).order_by("start", "id")
+    rows = rows.values_list(*ical.PUBLIC_FEED_FIELDS)[:20000]
+    return ical.feed(rows, name=f"{instrument.name_zh} 占用 Busy", private=False)

@@ -21,7 +21,7 @@ from catalog.models import BookingPolicy, Instrument
 from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
 
-from . import feeds, queries, services
+from . import queries, services
 from .extensions import booking_page_panels
 from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, code_message, rule_message, wall_clock
 from .models import Booking, FeedToken
@@ -393,7 +393,7 @@ def create_feed(request):
     scope = request.POST.get("scope") or FeedToken.Scope.MINE
     lab_id = _int(request.POST.get("lab"))
     try:
-        token, plain = feeds.create_feed_token(user=request.user, scope=scope, lab_id=lab_id)
+        token, plain = services.create_feed_token(user=request.user, scope=scope, lab_id=lab_id)
     except DomainError as error:
         _refuse(request, error)
         return redirect("bookings:mine")
@@ -409,7 +409,7 @@ def create_feed(request):
 @require_POST
 def revoke_feed(request, feed_id: int):
     try:
-        feeds.revoke_feed_token(user=request.user, feed_id=feed_id)
+        services.revoke_feed_token(user=request.user, feed_id=feed_id)
     except DomainError as error:
         _refuse(request, error)
     else:
@@ -423,7 +423,7 @@ def revoke_feed(request, feed_id: int):
 # An unchanged feed is the same bytes, so a calendar polling with If-None-Match gets a 304, not megabytes.
 @conditional_page
 def private_feed(request, token: str):
-    body = feeds.private_feed(token)
+    body = queries.private_feed(token)
     if body is None:
         raise Http404("No such feed.")
     response = HttpResponse(body, content_type=CALENDAR)
@@ -434,7 +434,7 @@ def private_feed(request, token: str):
 @conditional_page
 def instrument_feed(request, instrument_id: int):
     instrument = get_object_or_404(Instrument, pk=instrument_id, listing_state=Instrument.ListingState.PUBLISHED)
-    response = HttpResponse(feeds.public_instrument_feed(instrument), content_type=CALENDAR)
+    response = HttpResponse(queries.public_instrument_feed(instrument), content_type=CALENDAR)
     response["Cache-Control"] = "public, max-age=300"
     return response
 

@@ -68,14 +68,15 @@ def run(ctx: Context) -> list[Result]:
     from django.db import connection, transaction
     from django.test import Client
 
-    from bookings import feeds
+    from bookings import queries
+    from bookings import services as feeds
     from bookings.models import Booking
     from instrumentshare.accounts.models import User
 
     size = ctx.size(smoke=50, quick=5000, full=5000)
     repeat = ctx.size(smoke=2, quick=3, full=5)
     now = dt.datetime.now(dt.UTC)
-    start, end = now - dt.timedelta(days=feeds.FEED_PAST_DAYS), now + dt.timedelta(days=feeds.FEED_FUTURE_DAYS)
+    start, end = now - dt.timedelta(days=queries.FEED_PAST_DAYS), now + dt.timedelta(days=queries.FEED_FUTURE_DAYS)
     with transaction.atomic():
         user = User.objects.filter(is_active=True, is_platform_admin=False).order_by("id").first()
         ids = list(Booking.objects.filter(start__lt=end, end__gt=start).order_by("?").values_list("id", flat=True)

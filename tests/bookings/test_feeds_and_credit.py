@@ -56,8 +56,9 @@ def test_a_lab_feed_is_only_for_the_labs_managers(world, api_as, instrument):
 def test_no_shows_lower_the_credit_until_booking_is_refused_and_the_bureau_lifts_it(world, instrument):
     for day in range(5):
         booking = _book(world, instrument, world.researcher, day=day, hour=8)
-        services.mark_no_show(actor=None, booking_id=booking.pk)
-        services.mark_no_show(actor=None, booking_id=booking.pk)  # idempotent: one penalty per booking
+        no_show = [(booking.pk, world.researcher.pk)]
+        services.settle(completed=[], no_shows=no_show, now=booking.end + dt.timedelta(hours=1))
+        services.settle(completed=[], no_shows=no_show, now=booking.end + dt.timedelta(hours=2))  # idempotent
     assert services.credit_score(world.researcher) == 50
     with pytest.raises(Forbidden) as refused:
         _book(world, instrument, world.researcher, day=1, hour=14)

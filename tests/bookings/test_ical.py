@@ -8,7 +8,8 @@ from django.conf import settings
 from django.test import Client
 from icalendar import Calendar
 
-from bookings import feeds, ical
+from bookings import ical, queries
+from bookings import services as feeds
 from bookings.models import Booking
 from tests.bookings.conftest import make_instrument
 
@@ -26,7 +27,7 @@ def _booking(world, instrument, start, *, hours=2, purpose="x", state=Booking.St
 
 def _feed(world, *, now) -> bytes:
     _token, plain = feeds.create_feed_token(user=world.researcher)
-    return feeds.private_feed(plain, now=now)
+    return queries.private_feed(plain, now=now)
 
 
 def _lines_are_folded(body: bytes) -> None:
@@ -76,13 +77,13 @@ def test_an_unchanged_feed_is_the_same_bytes_and_a_change_shows(world, instrumen
     start = dt.datetime(2030, 5, 7, 2, 0, tzinfo=dt.UTC)
     booking = _booking(world, instrument, start, state=Booking.State.PENDING)
     _token, plain = feeds.create_feed_token(user=world.researcher)
-    first = feeds.private_feed(plain, now=start)
-    assert feeds.private_feed(plain, now=start + dt.timedelta(minutes=5)) == first
+    first = queries.private_feed(plain, now=start)
+    assert queries.private_feed(plain, now=start + dt.timedelta(minutes=5)) == first
     [event] = Calendar.from_ical(first).walk("VEVENT")
     assert str(event["STATUS"]) == "TENTATIVE" and event["ATTENDEE"].params["PARTSTAT"] == "NEEDS-ACTION"
     booking.state, booking.sequence = Booking.State.CONFIRMED, 1
     booking.save()
-    [event] = Calendar.from_ical(feeds.private_feed(plain, now=start)).walk("VEVENT")
+    [event] = Calendar.from_ical(queries.private_feed(plain, now=start)).walk("VEVENT")
     assert str(event["STATUS"]) == "CONFIRMED" and int(event["SEQUENCE"]) == 1
     assert event.decoded("DTSTAMP") == event.decoded("LAST-MODIFIED") >= booking.created_at.replace(microsecond=0)
 
@@ -90,7 +91,7 @@ def test_an_unchanged_feed_is_the_same_bytes_and_a_change_shows(world, instrumen
 def test_the_public_feed_says_busy_and_nothing_else(world, instrument):
     start = dt.datetime(2030, 5, 7, 2, 0, tzinfo=dt.UTC)
     _booking(world, instrument, start, purpose=AWKWARD)
-    body = feeds.public_instrument_feed(instrument, now=start)
+    body = queries.public_instrument_feed(instrument, now=start)
     [event] = Calendar.from_ical(body).walk("VEVENT")
     assert str(event["SUMMARY"]) == "已预约 Booked" and str(event["TRANSP"]) == "OPAQUE"
     assert "ATTENDEE" not in event and "DESCRIPTION" not in event and b"Cryo" not in body

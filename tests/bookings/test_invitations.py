@@ -8,8 +8,9 @@ import pytest
 from django.core import mail
 from icalendar import Calendar
 
-from bookings import notifications, services
+from bookings import services
 from bookings.models import Notification
+from bookings.services import notifications
 from tests.bookings.conftest import next_weekday
 
 pytestmark = pytest.mark.django_db

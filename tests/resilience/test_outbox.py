@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from django.core import mail
 
-from bookings import notifications
 from bookings.models import Booking, Notification
+from bookings.services import notifications
 from instrumentshare.celery import app
 from tests.bookings.conftest import next_weekday
 

@@ -7,8 +7,9 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from bookings import notifications, services
+from bookings import services
 from bookings.models import Booking, Notification
+from bookings.services import notifications
 from instrumentshare.audit import services as audit
 from instrumentshare.audit.models import AuditSeal
 from tests.bookings.conftest import make_instrument, next_weekday

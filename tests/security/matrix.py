@@ -93,7 +93,7 @@ def build() -> Matrix:
 
 def _catalog_and_bookings(world) -> tuple[dict, dict]:
     from bookings import services as booking_services
-    from bookings.feeds import create_feed_token
+    from bookings.services import create_feed_token
     from catalog import services as catalog_services
     from catalog.models import ListingChangeRequest
     from instrumentshare.accounts.services import create_api_token

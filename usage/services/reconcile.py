@@ -24,12 +24,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
-    Case,
     DurationField,
     Exists,
     ExpressionWrapper,
     F,
-    IntegerField,
     Max,
     Min,
     OuterRef,
@@ -37,13 +35,12 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.utils import timezone
 
-from bookings.models import Booking, CreditEvent, UserCredit
+from bookings import services as booking_services
+from bookings.models import Booking
 from catalog.models import BookingPolicy
-from instrumentshare.audit.services import record_many
 from instrumentshare.core.bulk import insert_rows, insert_select
 
 from ..charging import billable_quantity
@@ -201,7 +198,7 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
         Booking.objects.filter(pk__in=ids).select_for_update(of=("self",))
         .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
         .values_list(*CHUNK_COLUMNS))]
-    completed_ids, no_show_ids, no_shows = [], [], []
+    completed_ids, no_shows = [], []
     for row in rows:
         if row.state != Booking.State.CONFIRMED or row.end > now:
             continue
@@ -210,23 +207,10 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
             completed_ids.append(row.id)
         elif now >= row.start + dt.timedelta(minutes=row.grace):
             row.state = Booking.State.NO_SHOW.value
-            no_show_ids.append(row.id)
             no_shows.append((row.id, row.user_id))
-    if completed_ids:
-        Booking.objects.filter(pk__in=completed_ids, state=Booking.State.CONFIRMED).update(
-            state=Booking.State.COMPLETED, updated_at=now)
-        record_many(actor=None, action="booking.completed", now=now, entries=[
-            {"target": ("bookings.booking", pk), "before": {"state": "confirmed"}, "after": {"state": "completed"}}
-            for pk in completed_ids])
-    if no_show_ids:
-        Booking.objects.filter(pk__in=no_show_ids, state=Booking.State.CONFIRMED).update(
-            state=Booking.State.NO_SHOW, updated_at=now)
-        record_many(actor=None, action="booking.no_show", now=now, entries=[
-            {"target": ("bookings.booking", pk), "before": {"state": "confirmed"}, "after": {"state": "no_show"}}
-            for pk in no_show_ids])
-        _penalize_no_shows(no_shows, now=now)
+    booking_services.settle(completed=completed_ids, no_shows=no_shows, now=now)
     summary.completed += len(completed_ids)
-    summary.no_shows += len(no_show_ids)
+    summary.no_shows += len(no_shows)
     if connection.vendor == "postgresql":
         # The same flags and items, computed by the database from the rows it holds: no usage
         # sums, quantities or item rows travel through Python (a city's month has 10^5 of each).
@@ -236,35 +220,6 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
     usage = _usage_by_booking(ids)  # read once for the flags and the items
     summary.flags += _flag_bookings(rows, usage)
     _upsert_booking_items(rows, usage, now=now, summary=summary)
-
-
-def _penalize_no_shows(no_shows: list[tuple[int, int]], *, now) -> None:
-    """Credit penalties for these (booking, user) no-shows, once per booking."""
-    users = dict(no_shows)
-    booking_ids = list(users)
-    penalty = settings.CREDIT_NO_SHOW_PENALTY
-    already = set(CreditEvent.objects.filter(booking_id__in=booking_ids, kind="no_show")
-                  .values_list("booking_id", flat=True))
-    new = [pk for pk in booking_ids if pk not in already]
-    if not new or penalty <= 0:
-        return
-    CreditEvent.objects.bulk_create([CreditEvent(user_id=users[pk], booking_id=pk, kind="no_show", delta=-penalty)
-                                     for pk in new])
-    per_user = defaultdict(int)
-    for pk in new:
-        per_user[users[pk]] += penalty
-    UserCredit.objects.bulk_create([UserCredit(user_id=user_id, score=settings.CREDIT_INITIAL_SCORE)
-                                    for user_id in per_user], ignore_conflicts=True)
-    # One UPDATE for the chunk: users grouped by their total penalty (a few distinct values).
-    by_total = defaultdict(list)
-    for user_id, total in per_user.items():
-        by_total[total].append(user_id)
-    UserCredit.objects.filter(user_id__in=per_user).update(
-        score=F("score") - Case(*[When(user_id__in=users, then=Value(total)) for total, users in by_total.items()],
-                                output_field=IntegerField()),
-        updated_at=now)
-    record_many(actor=None, action="credit.no_show", now=now, entries=[
-        {"target": ("accounts.user", user_id), "after": {"delta": -total}} for user_id, total in per_user.items()])
 
 
 def _usage_by_booking(ids: list[int]) -> dict[int, tuple[int, int, dt.datetime | None, dt.datetime | None]]:

@@ -16,8 +16,8 @@ from django.db.models import Exists, F, Max, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from . import ical
-from .models import Booking, Notification
+from .. import ical
+from ..models import Booking, Notification
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,25 @@
+"""Every write of the bookings app. The public services, one import away (``from bookings import services``):
+
+- ``lifecycle``: create, approve, reject, cancel, reschedule one booking (``bookings.transitions``);
+- ``settlement``: ended bookings to completed or no-show, in bulk (reconciliation calls it);
+- ``credit``: the booking credit, its penalties and the bureau's lifting of a ban;
+- ``feeds``: the secret links of calendar feeds;
+- ``notifications``: sending the outbox (invitations, cancellations, reminders).
+"""
+
+from .credit import credit_score, lift_ban, penalize
+from .feeds import create_feed_token, revoke_feed_token
+from .lifecycle import (
+    approve_booking,
+    can_see_booking,
+    cancel_booking,
+    create_booking,
+    reject_booking,
+    reschedule_booking,
+)
+from .settlement import settle
+
+__all__ = [
+    "approve_booking", "can_see_booking", "cancel_booking", "create_booking", "create_feed_token", "credit_score",
+    "lift_ban", "penalize", "reject_booking", "reschedule_booking", "revoke_feed_token", "settle",
+]
