@@ -33,10 +33,12 @@ run: install
 	$(PY) manage.py seed_demo
 	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
 
-## Install everything and run the whole test suite (lint first).
+## Install everything and run the whole test suite (lint first): on the embedded default, then the
+## tests that need PostgreSQL on a throwaway server of their own (tests/with_postgres.py).
 test: install-dev system-packages
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m tests.with_postgres
 
 ## The whole suite at a faked moment (libfaketime), e.g. make test-at MOMENT='2027-01-31 23:50:00 +08:00';
 ## without MOMENT, the one CI picks today from scripts/faked_moments.txt.

@@ -4,12 +4,15 @@
 #   nginx     - `nginx -t` checks deploy/nginx/ so the site file cannot rot
 #   faketime  - libfaketime: CI runs the suite again at a faked moment (month end, year start,
 #               a holiday) so that no test depends on the day it runs
+#   postgresql - the server binaries: make test starts a throwaway server of its own for the tests
+#               that need PostgreSQL (the SQL forms of the charge rules checked against Python's)
 # Installed where missing and we may (root with apt-get); otherwise the tests that need them
 # are skipped with that reason.
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing from Debian's packages:$missing"

@@ -25,9 +25,16 @@ PASSWORD = "correct-horse-battery"
 IS_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 HAS_REDIS = bool(settings.REDIS_URL)
 
-requires_postgres = pytest.mark.skipif(
-    not IS_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL=postgres://... (runs in .ci/run)"
+_skip_without_postgres = pytest.mark.skipif(
+    not IS_POSTGRES, reason="needs PostgreSQL: runs in make test's second part (tests/with_postgres.py) and in "
+                            ".ci/run; or set DATABASE_URL=postgres://..."
 )
+
+
+def requires_postgres(test):
+    """Marks a test ``postgres`` (``make test`` runs those on a throwaway server) and skips it, with the
+    reason, on the embedded default."""
+    return pytest.mark.postgres(_skip_without_postgres(test))
 requires_redis = pytest.mark.skipif(not HAS_REDIS, reason="needs Redis: set REDIS_URL=redis://... (runs in .ci/run)")
 
 

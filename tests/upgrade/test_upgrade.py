@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import requires_postgres
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -69,17 +71,15 @@ def test_a_sqlite_database_of_the_release_before_upgrades_without_loss(tmp_path)
     assert "account_id" not in columns
 
 
-def _server() -> str | None:
+def _server() -> str:
     from django.conf import settings
 
     data = settings.DATABASES["default"]
-    if data["ENGINE"] != "django.db.backends.postgresql" or not shutil.which("psql"):
-        return None
     return f"postgres://{data.get('USER') or 'postgres'}@{data.get('HOST') or '127.0.0.1'}:{data.get('PORT') or 5432}"
 
 
-@pytest.mark.skipif(_server() is None, reason="needs PostgreSQL and psql: set DATABASE_URL=postgres://... "
-                                               "(runs in .ci/run)")
+@requires_postgres
+@pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql (Debian's postgresql-client)")
 def test_a_postgresql_database_of_the_release_before_upgrades_without_loss(tmp_path):
     server, name = _server(), f"upgrade_{uuid.uuid4().hex[:10]}"
     psql = ["psql", f"{server}/postgres", "-v", "ON_ERROR_STOP=1", "-q"]
