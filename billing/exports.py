@@ -1,7 +1,8 @@
 """Finance exports: one row per charge, as CSV (UTF-8 with BOM) or XLSX, streamed.
 
 Text cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage
-return) are quoted with a leading apostrophe, in every path below.
+return) are quoted with a leading apostrophe, in every path below (``core.spreadsheets``: ``guarded``,
+and ``guarded_sql`` for the rows the database writes).
 
 CSV: on PostgreSQL the database writes the rows itself (``COPY (SELECT …) TO STDOUT`` in CSV
 format), already guarded and formatted as ``csv.writer`` writes them, and they leave as they
@@ -31,13 +32,13 @@ from django.db import connections, transaction
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
+from instrumentshare.core.spreadsheets import BOM, guarded, guarded_sql
+
 from .models import BillingAccount, Charge
 from .money import ZERO
 
 CHUNK = 2000
 FILE_CHUNK = 64 * 1024
-BOM = "\ufeff"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 HEADERS = [
     "charge_id", "period", "service_start", "kind", "account_number", "account_name", "project", "funding_programme",
@@ -53,13 +54,6 @@ FIELDS = [
 MONEY_COLUMNS = {"unit_price", "surcharge", "amount", "voucher_share", "amount_due"}
 AMOUNT, VOUCHER, DUE = HEADERS.index("amount"), HEADERS.index("voucher_share"), HEADERS.index("amount_due")
 START = HEADERS.index("service_start")
-
-
-def safe_text(value: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
-    if value and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 class ExportRows:
@@ -94,13 +88,6 @@ def export_queryset(charges: QuerySet[Charge]) -> ExportRows:
     return ExportRows(charges)
 
 
-def _text(value) -> str:
-    """``safe_text`` of a value that may be None, in one call (it runs for nine cells of every row)."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(FORMULA_START) else value
-
-
 def _cells(row: tuple, zone) -> list:
     """One row of ``HEADERS`` from one tuple of ``FIELDS``: text guarded, time local, numbers as numbers."""
     (charge_id, period, start, kind, number, name, account_kind, programme, billing_name, payer, provider,
@@ -109,11 +96,12 @@ def _cells(row: tuple, zone) -> list:
     if quantity is not None and quantity == quantity.to_integral_value():
         quantity = quantity.quantize(Decimal(1))
     return [
-        charge_id, period, start.astimezone(zone).replace(tzinfo=None), kind, _text(number), _text(name),
-        _text(number) if account_kind == BillingAccount.Kind.PROJECT else "", _text(programme),
-        _text(billing_name or payer), _text(provider), _text(instrument), _text(asset), _text(full_name or username),
+        charge_id, period, start.astimezone(zone).replace(tzinfo=None), kind, guarded(number), guarded(name),
+        guarded(number) if account_kind == BillingAccount.Kind.PROJECT else "", guarded(programme),
+        guarded(billing_name or payer), guarded(provider), guarded(instrument), guarded(asset),
+        guarded(full_name or username),
         record, quantity, unit, unit_price, surcharge, amount, voucher, amount - voucher, currency, invoice or "",
-        _text(reason),
+        guarded(reason),
     ]
 
 
@@ -179,13 +167,6 @@ def _database_may_write(charges: QuerySet[Charge], zone) -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block and bool(getattr(zone, "key", None))
 
 
-def _guarded(column: str) -> str:
-    """SQL for ``_text()``: a formula-like start gets an apostrophe; '' becomes NULL, which COPY writes as
-    nothing (a non-null '' would be written as "")."""
-    return (f"nullif(CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || {column} "
-            f"ELSE {column} END, '')")
-
-
 def _plain(column: str) -> str:
     return f"nullif({column}, '')"
 
@@ -195,18 +176,20 @@ def _plain(column: str) -> str:
 _C = {name: f"c{index}" for index, name in enumerate(FIELDS)}
 COPY_COLUMNS = [
     _C["id"], _plain(_C["period"]), f"to_char({_C['service_start']} AT TIME ZONE %s, 'YYYY-MM-DD HH24:MI')",
-    _plain(_C["kind"]), _guarded(_C["account__number"]), _guarded(_C["account__name"]),
+    _plain(_C["kind"]), guarded_sql(_C["account__number"]), guarded_sql(_C["account__name"]),
     f"CASE WHEN {_C['account__kind']} = '{BillingAccount.Kind.PROJECT.value}' "
-    f"THEN {_guarded(_C['account__number'])} END",
-    _guarded(_C["account__funding_programme"]),
-    _guarded(f"coalesce(nullif({_C['account__billing_name']}, ''), {_C['account__organization__name_zh']})"),
-    _guarded(_C["provider__name_zh"]), _guarded(_C["instrument__name_zh"]), _guarded(_C["instrument__asset_number"]),
-    _guarded(f"coalesce(nullif({_C['user__full_name']}, ''), {_C['user__username']})"), _C["item__service_record"],
+    f"THEN {guarded_sql(_C['account__number'])} END",
+    guarded_sql(_C["account__funding_programme"]),
+    guarded_sql(f"coalesce(nullif({_C['account__billing_name']}, ''), {_C['account__organization__name_zh']})"),
+    guarded_sql(_C["provider__name_zh"]), guarded_sql(_C["instrument__name_zh"]),
+    guarded_sql(_C["instrument__asset_number"]),
+    guarded_sql(f"coalesce(nullif({_C['user__full_name']}, ''), {_C['user__username']})"),
+    _C["item__service_record"],
     # A whole quantity without its zeros (Decimal.quantize(1)); numeric's own scale otherwise.
     f"CASE WHEN {_C['quantity']} = trunc({_C['quantity']}) THEN trunc({_C['quantity']}) ELSE {_C['quantity']} END",
     _plain(_C["unit"]), _C["unit_price"], _C["surcharge"], _C["amount"], _C["voucher_amount"],
     f"{_C['amount']} - {_C['voucher_amount']}", _plain(_C["currency"]), _plain(_C["invoice__number"]),
-    _guarded(_C["reason"]),
+    guarded_sql(_C["reason"]),
 ]
 
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.pages import refusals_return_to
 
 from . import closing, payments, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
@@ -45,12 +46,6 @@ def _finance_orgs(user):
 def _last_month() -> str:
     first = timezone.localtime().date().replace(day=1)
     return queries.month_of(first - dt.timedelta(days=1))
-
-
-def _refuse(request, error: DomainError) -> None:
-    if error.status == 404:
-        raise Http404(error.detail)
-    messages.error(request, error.detail)
 
 
 def _invoice_or_404(user, invoice_id: int) -> Invoice:
@@ -88,6 +83,7 @@ def finance(request):
 
 @login_required
 @require_POST
+@refusals_return_to("billing:finance")
 def close(request):
     user = request.user
     _finance_only(user)
@@ -96,12 +92,8 @@ def close(request):
     if not form.is_valid():
         messages.error(request, "; ".join(" ".join(errors) for errors in form.errors.values()))
         return redirect("billing:finance")
-    try:
-        period = closing.request_close(actor=user, organization_id=form.cleaned_data["organization"].pk,
-                                       month=form.cleaned_data["month"])
-    except DomainError as error:
-        _refuse(request, error)
-        return redirect("billing:finance")
+    period = closing.request_close(actor=user, organization_id=form.cleaned_data["organization"].pk,
+                                   month=form.cleaned_data["month"])
     messages.success(request, _("Closing %(month)s has started.") % {"month": period.month})
     return redirect(f"{reverse('billing:finance')}#period-{period.pk}")
 
@@ -188,17 +180,15 @@ def invoice_pdf(request, invoice_id: int):
 
 @login_required
 @require_POST
+@refusals_return_to("billing:invoice")
 def credit_note(request, invoice_id: int):
     _invoice_or_404(request.user, invoice_id)
     form = CreditNoteForm(request.POST)
     if form.is_valid():
-        try:
-            note = closing.issue_credit_note(actor=request.user, invoice_id=invoice_id,
-                                             reason=form.cleaned_data["reason"], amount=form.cleaned_data["amount"])
-            messages.success(request, _("Credit note %(number)s issued.") % {"number": note.number})
-            return redirect("billing:invoice", invoice_id=note.pk)
-        except DomainError as error:
-            _refuse(request, error)
+        note = closing.issue_credit_note(actor=request.user, invoice_id=invoice_id,
+                                         reason=form.cleaned_data["reason"], amount=form.cleaned_data["amount"])
+        messages.success(request, _("Credit note %(number)s issued.") % {"number": note.number})
+        return redirect("billing:invoice", invoice_id=note.pk)
     else:
         messages.error(request, _("Give a reason."))
     return redirect("billing:invoice", invoice_id=invoice_id)
@@ -206,16 +196,14 @@ def credit_note(request, invoice_id: int):
 
 @login_required
 @require_POST
+@refusals_return_to("billing:invoice")
 def record_transfer(request, invoice_id: int):
     _invoice_or_404(request.user, invoice_id)
     form = TransferForm(request.POST)
     if form.is_valid():
-        try:
-            closing.record_transfer(actor=request.user, invoice_id=invoice_id, amount=form.cleaned_data["amount"],
-                                    reference=form.cleaned_data["reference"])
-            messages.success(request, _("Payment recorded."))
-        except DomainError as error:
-            _refuse(request, error)
+        closing.record_transfer(actor=request.user, invoice_id=invoice_id, amount=form.cleaned_data["amount"],
+                                reference=form.cleaned_data["reference"])
+        messages.success(request, _("Payment recorded."))
     else:
         messages.error(request, _("Give the amount and the bank reference."))
     return redirect("billing:invoice", invoice_id=invoice_id)
@@ -223,35 +211,35 @@ def record_transfer(request, invoice_id: int):
 
 @login_required
 @require_POST
+@refusals_return_to("billing:invoice")
 def pay(request, invoice_id: int):
     """Create (or reuse) the PaymentIntent, then show Stripe's Payment Element to confirm it."""
     invoice = _invoice_or_404(request.user, invoice_id)
-    try:
-        payment = payments.start_online_payment(user=request.user, invoice_id=invoice_id)
-    except DomainError as error:
-        _refuse(request, error)
-        return redirect("billing:invoice", invoice_id=invoice_id)
+    payment = payments.start_online_payment(user=request.user, invoice_id=invoice_id)
     return render(request, "billing/pay.html", {
         "invoice": invoice, "payment": payment, "publishable_key": gateway.publishable_key(),
         "return_url": request.build_absolute_uri(reverse("billing:invoice", args=[invoice.pk])),
     })
 
 
-@login_required
-@require_POST
-def waive(request, charge_id: int):
-    form = WaiveForm(request.POST)
+def _charge_page(request, charge_id: int) -> str:
+    """Where a charge is seen: its invoice, or the finance page while it is not invoiced."""
     charge = queries.visible_charges(request.user).filter(pk=charge_id).first()
     if charge is None:
         raise Http404("No such charge.")
+    return reverse("billing:invoice", args=[charge.invoice_id]) if charge.invoice_id else reverse("billing:finance")
+
+
+@login_required
+@require_POST
+@refusals_return_to(_charge_page)
+def waive(request, charge_id: int):
+    form = WaiveForm(request.POST)
+    back = _charge_page(request, charge_id)
     if form.is_valid():
-        try:
-            services.waive_charge(actor=request.user, charge_id=charge_id, reason=form.cleaned_data["reason"])
-            messages.success(request, _("Charge waived."))
-        except DomainError as error:
-            _refuse(request, error)
-    return redirect("billing:invoice", invoice_id=charge.invoice_id) if charge.invoice_id else redirect(
-        "billing:finance")
+        services.waive_charge(actor=request.user, charge_id=charge_id, reason=form.cleaned_data["reason"])
+        messages.success(request, _("Charge waived."))
+    return redirect(back)
 
 
 # --- my bills ---------------------------------------------------------------------------------
@@ -281,13 +269,11 @@ def mine(request):
 
 @login_required
 @require_POST
+@refusals_return_to("billing:mine")
 def decide_access(request, authorization_id: int):
-    try:
-        services.decide_account_access(actor=request.user, authorization_id=authorization_id,
-                                       approve=request.POST.get("approve") == "1")
-        messages.success(request, _("Decision saved."))
-    except DomainError as error:
-        _refuse(request, error)
+    services.decide_account_access(actor=request.user, authorization_id=authorization_id,
+                                   approve=request.POST.get("approve") == "1")
+    messages.success(request, _("Decision saved."))
     return redirect("billing:mine")
 
 
@@ -335,10 +321,11 @@ def vouchers(request):
                     actor=user, company=data["company"], amount=data["amount"], share_percent=data["share_percent"],
                     yearly_cap=data["yearly_cap"], valid_from=data["valid_from"], valid_until=data["valid_until"],
                     eligible_providers=list(data["eligible_providers"]))
+            except DomainError as error:   # shown beside the form, which keeps what was typed
+                form.add_error(None, error.detail)
+            else:
                 messages.success(request, _("Voucher %(number)s issued.") % {"number": voucher.number})
                 return redirect("billing:voucher", voucher_id=voucher.pk)
-            except DomainError as error:
-                _refuse(request, error)
     return render(request, "billing/vouchers.html", {"vouchers": queries.visible_vouchers(user), "form": form})
 
 

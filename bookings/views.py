@@ -20,6 +20,7 @@ from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
 from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.pages import refusals_return_to
 
 from . import queries, services
 from .extensions import booking_page_panels
@@ -51,13 +52,6 @@ def _booking_or_404(user, booking_id: int) -> Booking:
     if booking is None or not services.can_see_booking(user, booking):
         raise Http404("No such booking.")
     return booking
-
-
-def _refuse(request, error: DomainError, instrument=None) -> None:
-    """A service said no: 404 stays a 404, anything else becomes a message on the next page."""
-    if error.status == 404:
-        raise Http404(error.detail)
-    messages.error(request, rule_message(error, instrument))
 
 
 def _next_url(request, default: str) -> str:
@@ -285,44 +279,43 @@ def reschedule(request, booking_id: int):
     return render(request, "bookings/detail.html", _detail_context(request, booking, reschedule_form=form))
 
 
+def _back_to_booking(request, booking_id: int) -> str:
+    return _next_url(request, reverse("bookings:detail", args=[booking_id]))
+
+
+def _back_to_queue(request, **_kwargs) -> str:
+    return _next_url(request, reverse("bookings:lab_queue"))
+
+
 @login_required
 @require_POST
+@refusals_return_to(_back_to_booking, message=rule_message)
 def cancel(request, booking_id: int):
     form = CancelForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    try:
-        services.cancel_booking(actor=request.user, booking_id=booking_id, reason=reason)
-    except DomainError as error:
-        _refuse(request, error)
-    else:
-        messages.success(request, _("Booking cancelled."))
-    return redirect(_next_url(request, reverse("bookings:detail", args=[booking_id])))
+    services.cancel_booking(actor=request.user, booking_id=booking_id, reason=reason)
+    messages.success(request, _("Booking cancelled."))
+    return redirect(_back_to_booking(request, booking_id))
 
 
 @login_required
 @require_POST
+@refusals_return_to(_back_to_queue, message=rule_message)
 def approve(request, booking_id: int):
-    try:
-        services.approve_booking(actor=request.user, booking_id=booking_id)
-    except DomainError as error:
-        _refuse(request, error)
-    else:
-        messages.success(request, _("Booking approved."))
-    return redirect(_next_url(request, reverse("bookings:lab_queue")))
+    services.approve_booking(actor=request.user, booking_id=booking_id)
+    messages.success(request, _("Booking approved."))
+    return redirect(_back_to_queue(request))
 
 
 @login_required
 @require_POST
+@refusals_return_to(_back_to_queue, message=rule_message)
 def reject(request, booking_id: int):
     form = RejectForm(request.POST)
-    try:
-        services.reject_booking(actor=request.user, booking_id=booking_id,
-                                reason=form.cleaned_data["reason"] if form.is_valid() else "")
-    except DomainError as error:
-        _refuse(request, error)
-    else:
-        messages.success(request, _("Booking rejected."))
-    return redirect(_next_url(request, reverse("bookings:lab_queue")))
+    services.reject_booking(actor=request.user, booking_id=booking_id,
+                            reason=form.cleaned_data["reason"] if form.is_valid() else "")
+    messages.success(request, _("Booking rejected."))
+    return redirect(_back_to_queue(request))
 
 
 # --- my bookings, the lab queue -------------------------------------------------------------------
@@ -389,14 +382,11 @@ def lab_events(request, lab_id: int):
 
 @login_required
 @require_POST
+@refusals_return_to("bookings:mine", message=rule_message)
 def create_feed(request):
     scope = request.POST.get("scope") or FeedToken.Scope.MINE
     lab_id = _int(request.POST.get("lab"))
-    try:
-        token, plain = services.create_feed_token(user=request.user, scope=scope, lab_id=lab_id)
-    except DomainError as error:
-        _refuse(request, error)
-        return redirect("bookings:mine")
+    token, plain = services.create_feed_token(user=request.user, scope=scope, lab_id=lab_id)
     url = request.build_absolute_uri(reverse("bookings:private_feed", args=[plain]))
     back = reverse("bookings:lab_queue") + f"?lab={token.lab_id}" if token.lab_id else reverse("bookings:mine")
     # The secret is shown on this response only; it is stored as a digest.
@@ -405,16 +395,17 @@ def create_feed(request):
     return response
 
 
+def _back_to_mine(request, **_kwargs) -> str:
+    return _next_url(request, reverse("bookings:mine"))
+
+
 @login_required
 @require_POST
+@refusals_return_to(_back_to_mine, message=rule_message)
 def revoke_feed(request, feed_id: int):
-    try:
-        services.revoke_feed_token(user=request.user, feed_id=feed_id)
-    except DomainError as error:
-        _refuse(request, error)
-    else:
-        messages.success(request, _("Feed link revoked: calendars subscribed to it stop updating."))
-    return redirect(_next_url(request, reverse("bookings:mine")))
+    services.revoke_feed_token(user=request.user, feed_id=feed_id)
+    messages.success(request, _("Feed link revoked: calendars subscribed to it stop updating."))
+    return redirect(_back_to_mine(request))
 
 
 # --- calendar feeds -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.auth import API_AUTH
 from instrumentshare.accounts.models import Lab, User
 from instrumentshare.accounts.ratelimit import export_throttle
+from instrumentshare.core import spreadsheets as sheets
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 from instrumentshare.core.text import clean_rich_text
 
@@ -608,15 +609,13 @@ def import_file(request, file: File[UploadedFile], lab: str = "", dry_run: bool 
     target = _lab_of_manager(request.auth, lab)
     if not people.is_lab_manager(request.auth, target):
         raise Forbidden("forbidden", "Only a manager of this lab may import into it.")
-    if file.size and file.size > spreadsheet.MAX_UPLOAD_BYTES:
-        raise Invalid("file_too_large", "The file is larger than 5 MB.")
-    parsed = spreadsheet.parse_instruments(spreadsheet.read_rows(file.read(spreadsheet.MAX_UPLOAD_BYTES + 1),
-                                                                 file.name))
-    result = services.import_instruments(actor=request.auth, lab=target, rows=parsed.rows, dry_run=dry_run)
+    imported = services.import_instrument_file(actor=request.auth, lab=target, dry_run=dry_run, filename=file.name,
+                                               data=file.read(sheets.MAX_UPLOAD_BYTES + 1))
+    result = imported.result
     body = {
         "dry_run": result.dry_run, "ok": result.ok, "rows": result.rows, "valid_rows": result.valid_rows,
         "imported": len(result.created), "instrument_ids": [i.pk for i in result.created],
-        "ignored_columns": parsed.ignored_headers, "problems": spreadsheet.describe_problems(result.problems),
+        "ignored_columns": imported.ignored_headers, "problems": imported.problems,
     }
     if not dry_run and not result.ok:
         raise Invalid("import_failed", f"Nothing was imported: {len(result.problems)} problems.",
@@ -631,7 +630,7 @@ def export_file(request, lab: str = "", format: Literal["csv", "xlsx"] = "csv"):
     if not (people.is_lab_manager(request.auth, target) or people.is_platform_admin(request.auth)):
         raise Forbidden("forbidden", "Only the lab's managers and the bureau may export its records.")
     content = spreadsheet.export_instruments(queries.lab_instruments(target), fmt=format)
-    response = HttpResponse(content, content_type=spreadsheet.CONTENT_TYPES[format])
+    response = HttpResponse(content, content_type=sheets.CONTENT_TYPES[format])
     response["Content-Disposition"] = f'attachment; filename="instruments-{target.code}.{format}"'
     return response
 

@@ -524,3 +524,26 @@ def import_instruments(*, actor, lab: Lab, rows: list[ImportRow], dry_run: bool 
             record(actor=actor, action="instrument.imported", target=lab,
                    after={"count": len(created), "asset_numbers": [i.asset_number for i in created]})
     return ImportResult(rows=len(rows), dry_run=dry_run, problems=problems, created=created, valid_rows=valid_rows)
+
+
+@dataclass
+class FileImport:
+    """An instrument file as read, and what importing it did (or would do, on a dry run)."""
+
+    result: ImportResult
+    ignored_headers: list[str]
+    problems: list[dict]   # one per problem: line, column (as the file names it), field, message
+
+
+def import_instrument_file(*, actor, lab: Lab, data: bytes, filename: str, dry_run: bool = True) -> FileImport:
+    """The whole import of a lab's instrument file (CSV or XLSX), for the page, the API and the command:
+    read it safely, parse the rows, import them all or nothing (``import_instruments``)."""
+    from instrumentshare.core.spreadsheets import read_table
+
+    from . import spreadsheet
+
+    _require_manager(actor, lab.pk)
+    parsed = spreadsheet.parse_instruments(read_table(data, filename))
+    result = import_instruments(actor=actor, lab=lab, rows=parsed.rows, dry_run=dry_run)
+    return FileImport(result=result, ignored_headers=parsed.ignored_headers,
+                      problems=spreadsheet.describe_problems(result.problems))

@@ -1,24 +1,16 @@
-"""Instrument records in the spreadsheet format labs keep, and safe CSV/XLSX reading and writing.
+"""Instrument records in the spreadsheet format labs keep (reading and writing the files themselves, safely:
+``instrumentshare.core.spreadsheets``).
 
 The columns follow the national sharing platform's record, with the Chinese headers labs use;
 English headers (and a few common Chinese variants) are accepted too. Choice columns take the
 Chinese label, the English label or the code. Export writes the same format, so an export can be
 edited and imported into another lab.
-
-Files come from outside: uploads are capped at 5 MB and 5,000 rows, and an XLSX file's zip members
-are measured before openpyxl inflates anything (a few kilobytes can otherwise unpack to gigabytes).
-Cells we write are guarded against formula injection: a text cell starting with = + - @ (or a tab
-or carriage return) gets a leading apostrophe, which spreadsheet programs show as text; the importer
-strips that apostrophe again.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -26,145 +18,10 @@ from decimal import Decimal, InvalidOperation
 from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.core.errors import Invalid
+from instrumentshare.core.spreadsheets import unguarded, write_csv, write_xlsx
 
 from .models import Instrument
 from .services import ImportRow
-
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_ROWS = 5000
-MAX_COLUMNS = 100
-MAX_XLSX_UNCOMPRESSED_BYTES = 60 * 1024 * 1024
-MAX_XLSX_MEMBERS = 2000
-MAX_XLSX_RATIO = 200  # XML compresses well, but not a thousandfold unless it was built to
-
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-
-def safe_cell(value):
-    """A value fit for a spreadsheet cell: text that a spreadsheet would run as a formula is quoted."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def write_csv(headers: list[str], rows: Iterable[list]) -> bytes:
-    """UTF-8 with a byte order mark, which Excel needs to read Chinese correctly."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([safe_cell(h) for h in headers])
-    for row in rows:
-        writer.writerow([safe_cell(value) for value in row])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def write_xlsx(headers: list[str], rows: Iterable[list], *, title: str = "Sheet1") -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook(write_only=False)
-    sheet = workbook.active
-    sheet.title = title[:31]
-    sheet.append([safe_cell(h) for h in headers])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append([float(v) if isinstance(v, Decimal) else safe_cell(v) for v in row])
-    sheet.freeze_panes = "A2"
-    for index, header in enumerate(headers, start=1):
-        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = max(10, min(40, len(header) * 2))
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-def check_xlsx_archive(data: bytes, *, max_uncompressed: int = MAX_XLSX_UNCOMPRESSED_BYTES) -> None:
-    """Refuse an XLSX file (a zip archive) that would inflate to too much, before anything inflates it."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as error:
-        raise Invalid("invalid_file", "This is not an XLSX file.") from error
-    members = archive.infolist()
-    if len(members) > MAX_XLSX_MEMBERS:
-        raise Invalid("file_too_large", "The XLSX file has too many parts.")
-    # The sizes are the archive's own claims; zipfile refuses to inflate a member beyond its
-    # declared size, so checking the claims bounds what openpyxl can be made to read.
-    total = sum(member.file_size for member in members)
-    if total > max_uncompressed:
-        raise Invalid("file_too_large", f"The XLSX file unpacks to more than {max_uncompressed // 2**20} MB.")
-    for member in members:
-        if member.compress_size and member.file_size / member.compress_size > MAX_XLSX_RATIO:
-            raise Invalid("file_too_large", "The XLSX file is suspiciously compressed; save it again as plain XLSX.")
-
-
-def _xlsx_rows(data: bytes) -> Iterator[list]:
-    check_xlsx_archive(data)
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many kinds for a damaged file
-        raise Invalid("invalid_file", "The XLSX file cannot be read.") from error
-    try:
-        sheet = workbook.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            yield list(row[:MAX_COLUMNS])
-    finally:
-        workbook.close()
-
-
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GB18030/GBK by default
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise Invalid("invalid_file", "The CSV file is neither UTF-8 nor GB18030 text.")
-
-
-def _csv_rows(data: bytes) -> Iterator[list]:
-    text = _decode(data)
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first_line.count)
-    try:
-        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
-            yield row[:MAX_COLUMNS]
-    except csv.Error as error:
-        raise Invalid("invalid_file", f"The CSV file cannot be read: {error}.") from error
-
-
-def read_rows(data: bytes, filename: str) -> list[list]:
-    """The table in an uploaded file, header first, with the size and row limits applied."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise Invalid("file_too_large", "The file is larger than 5 MB.")
-    name = (filename or "").lower()
-    if name.endswith(".xlsx") or data[:4] == b"PK\x03\x04":
-        source = _xlsx_rows(data)
-    elif name.endswith((".csv", ".txt")) or not name:
-        source = _csv_rows(data)
-    else:
-        raise Invalid("invalid_file", "Upload a .csv or .xlsx file.")
-    rows: list[list | None] = []
-    filled = 0
-    for row in source:
-        if rows and all(_text(value) == "" for value in row):
-            rows.append(None)  # keep the line numbers right; blank rows are skipped later
-            continue
-        rows.append(row)
-        filled += 1
-        if filled > MAX_ROWS + 1:  # the header plus MAX_ROWS data rows
-            raise Invalid("too_many_rows", f"The file has more than {MAX_ROWS} rows; split it.")
-    if not rows or rows[0] is None:
-        raise Invalid("empty_file", "The file is empty.")
-    return rows
-
 
 # --- the instrument format -----------------------------------------------------------------
 
@@ -269,11 +126,7 @@ def _text(value) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
-    # Our own export quotes formula-like text; take the quote off again.
-    if text.startswith("'") and text[1:2] in {"=", "+", "-", "@"}:
-        text = text[1:]
-    return text
+    return unguarded(str(value).strip())   # our own export quotes formula-like text
 
 
 def _normalize_header(text: str) -> str:
@@ -496,8 +349,3 @@ def export_instruments(instruments: Iterable[Instrument], *, fmt: str) -> bytes:
         return write_xlsx(headers, rows, title="仪器")
     return write_csv(headers, rows)
 
-
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}

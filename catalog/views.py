@@ -20,7 +20,9 @@ from django.views.decorators.http import require_POST
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, User
 from instrumentshare.accounts.ratelimit import rate_limit
+from instrumentshare.core import spreadsheets as sheets
 from instrumentshare.core.errors import DomainError, Forbidden, NotFound
+from instrumentshare.core.pages import attempt, refusals_return_to
 
 from . import compliance, queries, services, spreadsheet
 from .extensions import published_fees
@@ -48,17 +50,6 @@ from .models import BookingPolicy
 # the catalog knowing about bookings: the first template of this list that exists is included.
 BOOKING_PANEL_TEMPLATES = ["bookings/_instrument_panel.html", "catalog/_no_panel.html"]
 IMPORT_CACHE_SECONDS = 3600
-
-
-def _attempt(request, action, success: str) -> bool:
-    """Run one service call; report a rule's refusal as a message instead of an error page."""
-    try:
-        action()
-    except DomainError as error:
-        messages.error(request, error.detail)
-        return False
-    messages.success(request, success)
-    return True
 
 
 def _managed(request, instrument_id: int):
@@ -158,13 +149,13 @@ def listing_action(request, instrument_id: int, action: str):
     instrument = _managed(request, instrument_id)
     actor, pk = request.user, instrument.pk
     if action == "publish":
-        _attempt(request, lambda: services.publish(actor=actor, instrument_id=pk), _("Published."))
+        attempt(request, lambda: services.publish(actor=actor, instrument_id=pk), _("Published."))
     elif action == "unpublish":
-        _attempt(request, lambda: services.unpublish(actor=actor, instrument_id=pk), _("Unpublished."))
+        attempt(request, lambda: services.unpublish(actor=actor, instrument_id=pk), _("Unpublished."))
     elif action == "share-mode":
         form = ShareModeForm(request.POST)
         if form.is_valid():
-            _attempt(request, lambda: services.set_share_mode(actor=actor, instrument_id=pk,
+            attempt(request, lambda: services.set_share_mode(actor=actor, instrument_id=pk,
                                                               share_mode=form.cleaned_data["share_mode"]),
                      _("Share mode changed."))
     elif action == "request":
@@ -172,7 +163,7 @@ def listing_action(request, instrument_id: int, action: str):
         if not form.is_valid():
             messages.error(request, _("Write a justification of at least 20 characters."))
         else:
-            _attempt(request, lambda: services.request_listing_change(
+            attempt(request, lambda: services.request_listing_change(
                 actor=actor, instrument_id=pk, kind=form.cleaned_data["kind"],
                 justification=form.cleaned_data["justification"]),
                 _("Your request was sent to the platform administrator."))
@@ -180,7 +171,7 @@ def listing_action(request, instrument_id: int, action: str):
         form = PhotoForm(request.POST, request.FILES)
         if form.is_valid():
             upload = form.cleaned_data["photo"]
-            _attempt(request, lambda: services.set_photo(actor=actor, instrument_id=pk,
+            attempt(request, lambda: services.set_photo(actor=actor, instrument_id=pk,
                                                          content=upload.read(services.MAX_PHOTO_BYTES + 1)),
                      _("Photo saved."))
     else:
@@ -253,7 +244,7 @@ def hours(request, instrument_id: int):
     form = OpeningHoursForm(request.POST or None, rules=rules)
     exception_form = OpeningExceptionForm()
     if request.method == "POST" and form.is_valid():
-        if _attempt(request, lambda: services.set_opening_hours(
+        if attempt(request, lambda: services.set_opening_hours(
                 actor=request.user, instrument_id=instrument.pk, rules=form.cleaned_data["rules"]), _("Saved.")):
             return redirect("catalog:hours", instrument.pk)
     return render(request, "catalog/hours.html", {
@@ -270,7 +261,7 @@ def add_exception(request, instrument_id: int):
         messages.error(request, "; ".join(" ".join(errors) for errors in form.errors.values()))
     else:
         data = form.cleaned_data
-        _attempt(request, lambda: services.set_opening_exception(
+        attempt(request, lambda: services.set_opening_exception(
             actor=request.user, instrument_id=instrument.pk, date=data["date"], closed=data["closed"],
             open_minute=data["opens_minute"], close_minute=data["closes_minute"], reason=data["reason"]),
             _("Saved."))
@@ -285,7 +276,7 @@ def downtime(request, instrument_id: int):
         data = form.cleaned_data
         # The form's times are the instrument's local times, wherever the manager's browser is.
         start, end = (timezone.make_aware(timezone.make_naive(data[key]), instrument.zone) for key in ("start", "end"))
-        if _attempt(request, lambda: services.add_downtime(
+        if attempt(request, lambda: services.add_downtime(
                 actor=request.user, instrument_id=instrument.pk, start=start, end=end, kind=data["kind"],
                 reason=data["reason"]), _("Downtime added.")):
             return redirect("catalog:downtime", instrument.pk)
@@ -298,7 +289,7 @@ def downtime(request, instrument_id: int):
 @require_POST
 def cancel_downtime(request, instrument_id: int, downtime_id: int):
     instrument = _managed(request, instrument_id)
-    _attempt(request, lambda: services.cancel_downtime(actor=request.user, instrument_id=instrument.pk,
+    attempt(request, lambda: services.cancel_downtime(actor=request.user, instrument_id=instrument.pk,
                                                        downtime_id=downtime_id), _("Downtime removed."))
     return redirect("catalog:downtime", instrument.pk)
 
@@ -314,7 +305,7 @@ def qualifications(request, instrument_id: int):
                    if data["expires"] else None)
         if user is None:
             form.add_error("username", _("No active user with that username."))
-        elif _attempt(request, lambda: services.grant_qualification(
+        elif attempt(request, lambda: services.grant_qualification(
                 actor=request.user, instrument_id=instrument.pk, user=user, expires_at=expires, note=data["note"]),
                 _("Qualification recorded.")):
             return redirect("catalog:qualifications", instrument.pk)
@@ -329,10 +320,10 @@ def qualifications(request, instrument_id: int):
 def qualification_action(request, instrument_id: int, item_id: int, action: str):
     instrument = _managed(request, instrument_id)
     if action == "revoke":
-        _attempt(request, lambda: services.revoke_qualification(actor=request.user, qualification_id=item_id),
+        attempt(request, lambda: services.revoke_qualification(actor=request.user, qualification_id=item_id),
                  _("Qualification revoked."))
     elif action == "decline":
-        _attempt(request, lambda: services.decline_training_request(actor=request.user,
+        attempt(request, lambda: services.decline_training_request(actor=request.user,
                                                                     training_request_id=item_id),
                  _("Training request declined."))
     else:
@@ -348,24 +339,21 @@ def import_page(request):
     if not people.managed_lab_ids(request.user):
         raise PermissionDenied
     form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
-    context = {"form": form, "limits": {"rows": spreadsheet.MAX_ROWS}, "columns": spreadsheet.COLUMNS}
+    context = {"form": form, "limits": {"rows": sheets.MAX_ROWS}, "columns": spreadsheet.COLUMNS}
     if request.method == "POST" and request.POST.get("token"):
         return _confirm_import(request, context)
     if request.method == "POST" and form.is_valid():
         upload, lab = form.cleaned_data["file"], form.cleaned_data["lab"]
-        if upload.size > spreadsheet.MAX_UPLOAD_BYTES:
-            form.add_error("file", _("The file is larger than 5 MB."))
-            return render(request, "catalog/import.html", context)
-        content = upload.read()
+        content = upload.read(sheets.MAX_UPLOAD_BYTES + 1)
         try:
-            parsed = spreadsheet.parse_instruments(spreadsheet.read_rows(content, upload.name))
-            result = services.import_instruments(actor=request.user, lab=lab, rows=parsed.rows, dry_run=True)
-        except DomainError as error:
+            checked = services.import_instrument_file(actor=request.user, lab=lab, data=content,
+                                                      filename=upload.name, dry_run=True)
+        except DomainError as error:   # the file itself: shown beside the upload field
             form.add_error("file", error.detail)
             return render(request, "catalog/import.html", context)
-        context.update(result=result, parsed=parsed, lab=lab, filename=upload.name,
-                       problems=spreadsheet.describe_problems(result.problems))
-        if result.ok:
+        context.update(result=checked.result, checked=checked, lab=lab, filename=upload.name,
+                       problems=checked.problems)
+        if checked.result.ok:
             # Keep the checked file for the confirming click; the import re-checks everything.
             token = secrets.token_urlsafe(16)
             cache.set(_import_key(request.user, token), (lab.pk, upload.name, content), IMPORT_CACHE_SECONDS)
@@ -377,6 +365,7 @@ def _import_key(user, token: str) -> str:
     return f"catalog-import:{user.pk}:{token}"
 
 
+@refusals_return_to("catalog:import")
 def _confirm_import(request, context):
     key = _import_key(request.user, request.POST["token"])
     stored = cache.get(key)
@@ -385,16 +374,12 @@ def _confirm_import(request, context):
         return redirect("catalog:import")
     lab_id, filename, content = stored
     lab = Lab.objects.get(pk=lab_id)
-    try:
-        parsed = spreadsheet.parse_instruments(spreadsheet.read_rows(content, filename))
-        result = services.import_instruments(actor=request.user, lab=lab, rows=parsed.rows, dry_run=False)
-    except DomainError as error:
-        messages.error(request, error.detail)
-        return redirect("catalog:import")
+    imported = services.import_instrument_file(actor=request.user, lab=lab, data=content, filename=filename,
+                                               dry_run=False)
     cache.delete(key)
+    result = imported.result
     if not result.ok:
-        context.update(result=result, parsed=parsed, lab=lab, filename=filename,
-                       problems=spreadsheet.describe_problems(result.problems))
+        context.update(result=result, checked=imported, lab=lab, filename=filename, problems=imported.problems)
         return render(request, "catalog/import.html", context)
     messages.success(request, _("Imported %(count)d instruments as drafts.") % {"count": len(result.created)})
     return redirect(reverse("catalog:search") + "?" + f"organization={lab.organization_id}&sort=newest")
@@ -404,12 +389,12 @@ def _confirm_import(request, context):
 @rate_limit("RATE_LIMIT_EXPORTS")
 def export(request, lab_code: str, fmt: str):
     lab = Lab.objects.filter(code=lab_code).first()
-    if lab is None or fmt not in spreadsheet.CONTENT_TYPES:
+    if lab is None or fmt not in sheets.CONTENT_TYPES:
         raise Http404
     if not (people.is_lab_manager(request.user, lab) or people.is_platform_admin(request.user)):
         raise PermissionDenied
     content = spreadsheet.export_instruments(queries.lab_instruments(lab), fmt=fmt)
-    response = HttpResponse(content, content_type=spreadsheet.CONTENT_TYPES[fmt])
+    response = HttpResponse(content, content_type=sheets.CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="instruments-{lab.code}.{fmt}"'
     return response
 
@@ -459,12 +444,12 @@ def compliance_export(request, fmt: str):
     report = compliance.build_report(organization_ids=_compliance_scope(request))
     headers, rows = compliance.export_table(report)
     if fmt == "xlsx":
-        content = spreadsheet.write_xlsx(headers, rows, title=_("Compliance"))
+        content = sheets.write_xlsx(headers, rows, title=_("Compliance"))
     elif fmt == "csv":
-        content = spreadsheet.write_csv(headers, rows)
+        content = sheets.write_csv(headers, rows)
     else:
         raise Http404
-    response = HttpResponse(content, content_type=spreadsheet.CONTENT_TYPES[fmt])
+    response = HttpResponse(content, content_type=sheets.CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="compliance-{report.as_of.isoformat()}.{fmt}"'
     return response
 

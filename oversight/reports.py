@@ -1,7 +1,7 @@
 """Files the bureau hands in: CSV of any table or chart, and the annual evaluation workbook (XLSX).
 
 CSV is UTF-8 with a byte order mark (Excel reads Chinese right) and text cells that a spreadsheet
-would run as a formula are quoted (``catalog.spreadsheet``'s guard). Ratios are written as
+would run as a formula are quoted (``core.spreadsheets``' guard). Ratios are written as
 percentages with two decimals, their header saying so.
 """
 
@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 from openpyxl.utils import get_column_letter
 
-from catalog.spreadsheet import safe_cell, write_csv
+from instrumentshare.core.spreadsheets import safe_cell, write_csv
 
 from . import evaluation as evaluation_module
 from . import queries

@@ -22,6 +22,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.pages import refusals_return_to
 
 from . import charts, evaluation, national, queries, reports, services
 from .conf import setting
@@ -256,6 +257,7 @@ def exports_page(request):
 
 @login_required
 @require_POST
+@refusals_return_to("oversight:exports")
 def run_export(request):
     if not people.is_platform_admin(request.user):
         raise Http404("Not found.")
@@ -267,14 +269,10 @@ def run_export(request):
     organizations = [form.cleaned_data["organization"].pk] if form.cleaned_data["organization"] else \
         national.reporting_organization_ids()
     created = 0
-    try:
-        for organization_id in organizations:
-            _export, was_created = services.export_quarter(actor=request.user, organization_id=organization_id,
-                                                           period=period)
-            created += was_created
-    except DomainError as error:
-        messages.error(request, error.detail)
-        return redirect("oversight:exports")
+    for organization_id in organizations:
+        _export, was_created = services.export_quarter(actor=request.user, organization_id=organization_id,
+                                                       period=period)
+        created += was_created
     messages.success(request, _("%(period)s: %(created)s new exports, %(existing)s already there.") % {
         "period": period, "created": created, "existing": len(organizations) - created})
     return redirect(reverse("oversight:exports"))

@@ -13,8 +13,9 @@ from pydantic import model_validator
 
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
-from instrumentshare.core.errors import Invalid, NotFound
+from instrumentshare.core.errors import NotFound
 from instrumentshare.core.schemas import StrictSchema
+from instrumentshare.core.spreadsheets import MAX_UPLOAD_BYTES
 
 from .models import ReviewFlag
 from .services import logbook, review, sessions
@@ -194,10 +195,8 @@ class ImportRefusedOut(Schema):
 @router.post("/usage/import", response={200: ImportOut, 422: ImportRefusedOut},
              summary="Upload a logbook (CSV or XLSX); dry_run=true checks every row and changes nothing")
 def import_logbook(request, file: File[UploadedFile], dry_run: bool = True):
-    if file.size > logbook.MAX_BYTES:
-        raise Invalid("file_too_large", "Upload at most 5 MB.")
-    result = logbook.import_logbook(actor=request.auth, data=file.read(), filename=file.name or "logbook.csv",
-                                    dry_run=dry_run)
+    result = logbook.import_logbook(actor=request.auth, data=file.read(MAX_UPLOAD_BYTES + 1),
+                                    filename=file.name or "logbook.csv", dry_run=dry_run)
     errors = [{"line": e.line, "reason": e.reason} for e in result.errors]
     if errors:
         return Status(422, {"code": "invalid_rows", "detail": f"{len(errors)} rows are wrong; nothing was imported.",

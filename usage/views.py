@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from instrumentshare.accounts import queries as people
-from instrumentshare.core.errors import DomainError
+from instrumentshare.core.pages import attempt, refusals_return_to
 
 from .models import ReviewFlag, UsageSession
 from .services import review as review_services
@@ -36,32 +36,24 @@ def booking_panel(request, booking, *, is_booker: bool, is_lab: bool, now) -> st
     return render_to_string("usage/_booking_panel.html", context, request=request)
 
 
-def _act(request, action) -> None:
-    try:
-        action()
-    except DomainError as error:
-        if error.status == 404:
-            raise Http404(error.detail) from error
-        messages.error(request, error.detail)
-
-
 @login_required
 @require_POST
+@refusals_return_to("bookings:detail")
 def check_in(request, booking_id: int):
-    _act(request, lambda: session_services.check_in(user=request.user, booking_id=booking_id))
-    if not list(messages.get_messages(request)):
-        messages.success(request, _("Checked in. Check out when you are done."))
+    session_services.check_in(user=request.user, booking_id=booking_id)
+    messages.success(request, _("Checked in. Check out when you are done."))
     return redirect("bookings:detail", booking_id)
 
 
 @login_required
 @require_POST
+@refusals_return_to("bookings:detail")
 def check_out(request, booking_id: int):
     try:
         samples = max(int(request.POST.get("samples") or 0), 0)
     except ValueError:
         samples = 0
-    _act(request, lambda: session_services.check_out(user=request.user, booking_id=booking_id, samples=samples))
+    session_services.check_out(user=request.user, booking_id=booking_id, samples=samples)
     messages.info(request, _("Checked out."))
     return redirect("bookings:detail", booking_id)
 
@@ -74,15 +66,14 @@ def review(request):
         raise Http404("Not a lab manager.")
     if request.method == "POST":
         try:
-            minutes = request.POST.get("minutes")
-            review_services.resolve_flag(actor=request.user, flag_id=int(request.POST.get("flag", "0") or 0),
-                                         decision=request.POST.get("decision", ""),
-                                         reason=request.POST.get("reason", ""),
-                                         minutes=int(minutes) if minutes not in (None, "") else None)
-        except (DomainError, ValueError) as error:
-            messages.error(request, getattr(error, "detail", _("Give the billable minutes as a whole number.")))
+            flag_id, minutes = int(request.POST.get("flag", "0") or 0), request.POST.get("minutes")
+            minutes = int(minutes) if minutes not in (None, "") else None
+        except ValueError:
+            messages.error(request, _("Give the billable minutes as a whole number."))
         else:
-            messages.success(request, _("Decision recorded."))
+            attempt(request, lambda: review_services.resolve_flag(
+                actor=request.user, flag_id=flag_id, decision=request.POST.get("decision", ""),
+                reason=request.POST.get("reason", ""), minutes=minutes), _("Decision recorded."), named_in_form=True)
         return redirect("usage:review")
     flags = (ReviewFlag.objects.filter(instrument__lab_id__in=lab_ids, state=ReviewFlag.State.OPEN)
              .select_related("instrument", "booking__user", "session__user").order_by("-created_at")[:300])

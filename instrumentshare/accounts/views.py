@@ -2,12 +2,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from instrumentshare.core.errors import DomainError, NotFound
+from instrumentshare.core.errors import DomainError
+from instrumentshare.core.pages import attempt
 
 from . import queries, services
 from .forms import TokenForm
@@ -49,14 +50,8 @@ def account(request):
 @login_required
 @require_POST
 def revoke_token(request, token_id: int):
-    try:
-        services.revoke_api_token(user=request.user, token_id=token_id)
-    except NotFound as error:
-        raise Http404(error.detail) from error  # someone else's token: as if it did not exist
-    except DomainError as error:
-        messages.error(request, error.detail)
-    else:
-        messages.success(request, _("Token revoked."))
+    # someone else's token is a 404, as if it did not exist
+    attempt(request, lambda: services.revoke_api_token(user=request.user, token_id=token_id), _("Token revoked."))
     return redirect("accounts:account")
 
 

@@ -5,7 +5,7 @@ again wherever it is shown.
 names, addresses: stored exactly as typed and never interpreted as markup. Each output escapes for
 its own context: HTML pages through Django's autoescape (``|linebreaksbr`` keeps the lines), the
 charts' data through ``json_script``, invoice PDFs through reportlab's XML escaping, CSV/XLSX with
-the formula guard (``catalog.spreadsheet.safe_cell``, ``billing.exports``), e-mail as text/plain
+the formula guard (``core.spreadsheets``), e-mail as text/plain
 only, iCalendar as RFC 5545 text. JSON API fields are data: a client shows them as text.
 
 **Rich text is the exception**, for the instrument's description (main functions, technical

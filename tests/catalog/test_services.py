@@ -9,6 +9,7 @@ from catalog import services, spreadsheet
 from catalog.hours import parse_day, parse_time
 from catalog.models import Instrument, TrainingRequest
 from instrumentshare.audit.models import AuditEvent
+from instrumentshare.core import spreadsheets
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tests.catalog.conftest import record_fields
 
@@ -113,14 +114,14 @@ def test_opening_hours_as_people_write_them():
 
 
 def test_formula_like_cells_are_quoted_and_others_left_alone():
-    assert spreadsheet.safe_cell("=1+2") == "'=1+2"
-    assert spreadsheet.safe_cell("+86 532") == "'+86 532"
-    assert spreadsheet.safe_cell("-5") == "'-5"
-    assert spreadsheet.safe_cell("@SUM(A1)") == "'@SUM(A1)"
-    assert spreadsheet.safe_cell("\t=1") == "'\t=1"
-    assert spreadsheet.safe_cell("电镜") == "电镜"
-    assert spreadsheet.safe_cell(Decimal("-5")) == Decimal("-5")
-    assert spreadsheet.safe_cell(None) == ""
+    assert spreadsheets.safe_cell("=1+2") == "'=1+2"
+    assert spreadsheets.safe_cell("+86 532") == "'+86 532"
+    assert spreadsheets.safe_cell("-5") == "'-5"
+    assert spreadsheets.safe_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert spreadsheets.safe_cell("\t=1") == "'\t=1"
+    assert spreadsheets.safe_cell("电镜") == "电镜"
+    assert spreadsheets.safe_cell(Decimal("-5")) == Decimal("-5")
+    assert spreadsheets.safe_cell(None) == ""
 
 
 @pytest.mark.parametrize("text,expected", [

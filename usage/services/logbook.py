@@ -7,27 +7,21 @@ Re-uploading the same rows changes nothing: each row's content is its idempotenc
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
 from catalog.models import Instrument
-from catalog.spreadsheet import check_xlsx_archive
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import User
 from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Invalid
+from instrumentshare.core.spreadsheets import read_table
 
 from ..models import UsageSession
 
-MAX_BYTES = 5 * 1024 * 1024
-MAX_ROWS = 5000
-MAX_UNZIPPED = 50 * 1024 * 1024  # an XLSX that inflates beyond this is refused (zip bomb)
-MAX_COLUMNS = 50
 HEADERS = {
     "资产编号": "asset_number", "asset_number": "asset_number",
     "用户名": "username", "username": "username",
@@ -53,44 +47,6 @@ class Result:
     dry_run: bool = True
 
 
-def _rows_from_csv(data: bytes) -> list[list[str]]:
-    # Excel in China saves CSV as GB18030 unless told otherwise; UTF-8 (with or without BOM) first.
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise Invalid("invalid_encoding", "Save the CSV as UTF-8 (or GB18030).")
-    try:
-        return [row for row in csv.reader(io.StringIO(text))]
-    except csv.Error as error:
-        raise Invalid("invalid_file", f"Not a readable CSV file: {error}.") from error
-
-
-def _rows_from_xlsx(data: bytes) -> list[list[str]]:
-    # The archive's sizes and compression ratios are checked before openpyxl inflates anything.
-    check_xlsx_archive(data, max_uncompressed=MAX_UNZIPPED)
-    from openpyxl import load_workbook
-
-    rows = []
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many kinds for a zip that is not a workbook
-        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
-    try:
-        for values in workbook.worksheets[0].iter_rows(values_only=True):
-            rows.append(["" if value is None else value for value in values[:MAX_COLUMNS]])
-            if len(rows) > MAX_ROWS + 1:
-                break
-    except Exception as error:  # a damaged sheet inside a sound archive
-        raise Invalid("invalid_file", "Not a readable XLSX file.") from error
-    finally:
-        workbook.close()
-    return rows
-
-
 def _parse_time(value, zone) -> dt.datetime:
     if isinstance(value, dt.datetime):
         parsed = value
@@ -100,19 +56,8 @@ def _parse_time(value, zone) -> dt.datetime:
     return parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed
 
 
-def read_rows(data: bytes, filename: str) -> list[list]:
-    if len(data) > MAX_BYTES:
-        raise Invalid("file_too_large", "Upload at most 5 MB.")
-    rows = _rows_from_xlsx(data) if filename.lower().endswith(".xlsx") else _rows_from_csv(data)
-    if not rows:
-        raise Invalid("empty_file", "The file has no rows.")
-    if len(rows) - 1 > MAX_ROWS:
-        raise Invalid("too_many_rows", f"Upload at most {MAX_ROWS} rows at a time.")
-    return rows
-
-
 def import_logbook(*, actor, data: bytes, filename: str, dry_run: bool = True) -> Result:
-    rows = read_rows(data, filename)
+    rows = read_table(data, filename)
     header = [HEADERS.get(str(cell).strip().lower() if str(cell).strip().isascii() else str(cell).strip())
               for cell in rows[0]]
     missing = [name for name in REQUIRED if name not in header]
@@ -124,6 +69,8 @@ def import_logbook(*, actor, data: bytes, filename: str, dry_run: bool = True) -
     result = Result(rows=len(rows) - 1, dry_run=dry_run)
     sessions = []
     for line, raw in enumerate(rows[1:], start=2):
+        if raw is None:   # a blank line
+            continue
         values = {name: raw[index] if index < len(raw) else "" for index, name in enumerate(header) if name}
         if not any(str(v).strip() for v in values.values()):
             continue

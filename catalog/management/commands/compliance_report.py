@@ -8,7 +8,8 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
 
-from catalog import compliance, spreadsheet
+from catalog import compliance
+from instrumentshare.core import spreadsheets as sheets
 
 
 class Command(BaseCommand):
@@ -33,9 +34,9 @@ class Command(BaseCommand):
                 self._table(report)
                 return
             if options["format"] == "csv":
-                content = spreadsheet.write_csv(headers, rows)
+                content = sheets.write_csv(headers, rows)
             else:
-                content = spreadsheet.write_xlsx(headers, rows, title="compliance")
+                content = sheets.write_xlsx(headers, rows, title="compliance")
         if options["output"]:
             with open(options["output"], "wb") as handle:
                 handle.write(content)

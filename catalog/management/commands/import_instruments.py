@@ -6,9 +6,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog import services, spreadsheet
+from catalog import services
 from instrumentshare.accounts.models import Lab, User
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.spreadsheets import MAX_UPLOAD_BYTES
 
 
 class Command(BaseCommand):
@@ -26,18 +27,18 @@ class Command(BaseCommand):
         if lab is None or actor is None:
             raise CommandError("Unknown lab or user.")
         path = Path(options["file"])
-        if path.stat().st_size > spreadsheet.MAX_UPLOAD_BYTES:
-            raise CommandError("The file is larger than 5 MB.")
         try:
-            parsed = spreadsheet.parse_instruments(spreadsheet.read_rows(path.read_bytes(), path.name))
-            result = services.import_instruments(actor=actor, lab=lab, rows=parsed.rows,
-                                                 dry_run=not options["commit"])
+            with path.open("rb") as file:
+                imported = services.import_instrument_file(actor=actor, lab=lab, filename=path.name,
+                                                           data=file.read(MAX_UPLOAD_BYTES + 1),
+                                                           dry_run=not options["commit"])
         except DomainError as error:
             raise CommandError(error.detail) from error
-        for problem in spreadsheet.describe_problems(result.problems):
+        result = imported.result
+        for problem in imported.problems:
             self.stdout.write(f"line {problem['line']}: {problem['field']}: {problem['message']}")
-        if parsed.ignored_headers:
-            self.stdout.write(f"ignored columns: {', '.join(parsed.ignored_headers)}")
+        if imported.ignored_headers:
+            self.stdout.write(f"ignored columns: {', '.join(imported.ignored_headers)}")
         if not result.ok:
             raise CommandError(f"{len(result.problems)} problems in {result.rows} rows; nothing imported.")
         if result.dry_run:
