@@ -19,9 +19,10 @@ from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 from instrumentshare.core.schemas import StrictSchema
 
-from . import closing, exports, payments, pdf, queries, services, subsidies
+from . import exports, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
 from .models import BillingAccount, Charge, Invoice, Voucher
+from .services import closing, payments
 
 router = Router(tags=["billing"])
 

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import closing, payments
+from .services import closing, payments
 from .stripe_gateway import StripeUnavailable
 
 logger = logging.getLogger(__name__)

@@ -21,11 +21,12 @@ from instrumentshare.accounts.ratelimit import rate_limit
 from instrumentshare.core.errors import DomainError
 from instrumentshare.core.pages import refusals_return_to
 
-from . import closing, payments, pdf, queries, services, subsidies
+from . import pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
 from .api import export_response, statement_row
 from .forms import CloseForm, CreditNoteForm, ExportForm, TransferForm, VoucherForm, WaiveForm
 from .models import BillingAccount, Invoice
+from .services import closing, payments
 
 ZERO = Decimal("0.00")
 

@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 import time_machine
 
-from billing import closing, services
+from billing import services
 from billing.models import Invoice
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from billing import closing
 from billing.models import BillingPeriod, Charge, Invoice, InvoiceSequence
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
 from usage.models import BillableItem, ServiceRecord
 

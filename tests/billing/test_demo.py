@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from billing import closing
 from billing import demo as billing_demo
 from billing.models import BillingAccount, Charge, Invoice, RateCard, Voucher
+from billing.services import closing
 from catalog import demo as catalog_demo
 from catalog.models import Instrument
 from instrumentshare.accounts import demo as accounts_demo

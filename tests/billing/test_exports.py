@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from billing import closing, exports
+from billing import exports
 from billing.models import BillingAccount, Charge
+from billing.services import closing
 from instrumentshare.core.spreadsheets import guarded
 from tests.billing.conftest import MONTH, after_month, at, make_item
 from tests.conftest import requires_postgres

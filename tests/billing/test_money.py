@@ -10,10 +10,11 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing import closing, exports, services
+from billing import exports, services
 from billing.models import Charge, Invoice, RateCard
 from billing.money import from_minor_units, money, share_of, to_minor_units
 from billing.pricing import price
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
 
 prices = st.decimals(min_value=Decimal("0"), max_value=Decimal("99999.99"), places=2)

@@ -7,8 +7,9 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from billing import closing, services
+from billing import services
 from billing.models import BillingPeriod, Invoice
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,9 @@ import time
 import pytest
 import requests
 
-from billing import closing, stripe_gateway
+from billing import stripe_gateway
 from billing.models import Invoice, Payment, Refund, StripeEvent
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
 from tests.billing.stripe_helpers import WEBHOOK_PATH, LocalStripe
 

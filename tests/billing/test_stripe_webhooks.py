@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from billing import closing
 from billing.models import Invoice, Payment, Refund, StripeEvent
+from billing.services import closing
 from instrumentshare.audit.models import AuditEvent
 from tests.billing.conftest import MONTH, after_month, at, make_item
 from tests.billing.stripe_helpers import WEBHOOK_SECRET, event, intent, post_webhook, sign

@@ -5,8 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing import closing, services, subsidies
+from billing import services, subsidies
 from billing.models import RelatedParty, SubsidyPolicy
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
 
 pytestmark = pytest.mark.django_db

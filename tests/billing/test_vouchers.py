@@ -7,8 +7,9 @@ import pytest
 from django.db import IntegrityError
 from django.db.models import Sum
 
-from billing import closing, services
+from billing import services
 from billing.models import Charge, Invoice, Voucher, VoucherEntry
+from billing.services import closing
 from instrumentshare.audit.models import AuditEvent
 from tests.billing.conftest import MONTH, after_month, at, make_item
 

@@ -5,8 +5,9 @@ import datetime as dt
 
 import pytest
 
-from billing import closing, services
+from billing import services
 from billing.models import Invoice
+from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_card, make_item
 from tests.billing.stripe_helpers import LocalStripe
 from tests.bookings.conftest import make_instrument

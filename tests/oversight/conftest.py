@@ -28,8 +28,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing import closing
 from billing import services as billing
+from billing.services import closing
 from bookings import services as bookings
 from bookings.models import Booking
 from catalog.models import Instrument

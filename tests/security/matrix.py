@@ -135,9 +135,9 @@ def _catalog_and_bookings(world) -> tuple[dict, dict]:
 
 
 def _billing(world, instrument_id: int) -> dict:
-    from billing import closing
     from billing import services as billing
     from billing.models import BillingPeriod, Charge, Invoice
+    from billing.services import closing
     from catalog.models import Instrument
     from instrumentshare.accounts import services as account_services
     from tests.billing.conftest import MONTH, after_month, at, make_card, make_item

@@ -242,8 +242,8 @@ def test_exported_spreadsheets_quote_formulas(world, api_as):
 
 
 def test_hostile_payer_details_and_reasons_stay_text_on_the_invoice_page_and_pdf(world, api_as, billing):  # noqa: F811
-    from billing import closing
     from billing.models import Invoice
+    from billing.services import closing
 
     finance = api_as(world.finance)
     changed = finance.patch(f"/billing/accounts/{billing.lab_a.pk}", {

@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import closing
+from billing.services import closing
 from instrumentshare.core.errors import DomainError
 
 

@@ -25,8 +25,8 @@ from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 from usage.models import ServiceRecord
 
-from . import queries
-from .models import (
+from .. import queries
+from ..models import (
     BillingAccount,
     BillingPeriod,
     Charge,
@@ -38,9 +38,10 @@ from .models import (
     Voucher,
     VoucherEntry,
 )
-from .money import ZERO, money, share_of
-from .pricing import local_day
-from .services import _amount, _reason, _service_record_fields, charge_items
+from ..money import ZERO, money, share_of
+from ..pricing import local_day
+from .charges import charge_items, service_record_fields
+from .common import checked_amount, checked_reason
 
 logger = logging.getLogger(__name__)
 MONTH = re.compile(r"^20\d{2}-(0[1-9]|1[0-2])$")
@@ -77,7 +78,7 @@ def request_close(*, actor, organization_id: int, month: str, now: dt.datetime |
     period.progress_done = period.progress_total = 0
     period.save()
     record(actor=actor, action="billing.period.close_requested", target=period, after={"month": month})
-    from .tasks import close_period_task
+    from ..tasks import close_period_task
 
     transaction.on_commit(lambda: close_period_task.delay(period.pk))
     return period
@@ -266,7 +267,7 @@ def _fill_service_records(charges: list[Charge], account: BillingAccount) -> Non
     records = list(ServiceRecord.objects.filter(item_id__in=list(by_item), fee__isnull=True))
     for service_record in records:
         service_record.fee = by_item[service_record.item_id].amount
-        for name, value in _service_record_fields(account).items():
+        for name, value in service_record_fields(account).items():
             setattr(service_record, name, value)
     ServiceRecord.objects.bulk_update(records, ["fee", "project", "funding_programme"])
 
@@ -346,12 +347,12 @@ def issue_credit_note(*, actor, invoice_id: int, reason: str, amount=None,
         raise NotFound("not_found", "No such invoice.")
     if not queries.can_manage_org_billing(actor, invoice.issuer_id):
         raise Forbidden("forbidden", "Only the issuer's finance officers issue credit notes.")
-    reason = _reason(reason)
+    reason = checked_reason(reason)
     creditable = invoice.amount_due - invoice.credited_amount
     if invoice.state == Invoice.State.CREDITED or creditable <= 0:
         raise Conflict("already_credited", "This invoice is already credited in full.")
-    full = amount is None or _amount(amount) == creditable
-    credit = creditable if full else _amount(amount)
+    full = amount is None or checked_amount(amount) == creditable
+    credit = creditable if full else checked_amount(amount)
     if credit > creditable:
         raise Invalid("invalid_amount", f"At most {creditable} can be credited.")
     issued_on = timezone.localtime(now).date()
@@ -384,7 +385,7 @@ def issue_credit_note(*, actor, invoice_id: int, reason: str, amount=None,
            after={"number": number, "credit_for": invoice.number, "amount_due": note.amount_due})
     refunds = _plan_refunds(invoice, note, now)
     if refunds:
-        from .tasks import send_refund
+        from ..tasks import send_refund
 
         for refund in refunds:
             transaction.on_commit(lambda refund_id=refund.pk: send_refund.delay(refund_id))
@@ -462,7 +463,7 @@ def record_transfer(*, actor, invoice_id: int, amount, reference: str, now: dt.d
     reference = (reference or "").strip()[:200]
     if not reference:
         raise Invalid("reference_required", "Give the bank transfer's reference.")
-    payment = Payment.objects.create(invoice=invoice, method=Payment.Method.TRANSFER, amount=_amount(amount),
+    payment = Payment.objects.create(invoice=invoice, method=Payment.Method.TRANSFER, amount=checked_amount(amount),
                                      currency=invoice.currency, state=Payment.State.SUCCEEDED, reference=reference,
                                      idempotency_key=f"transfer-{invoice.pk}-{now.timestamp()}-{reference}"[:80],
                                      created_by=actor, created_at=now, succeeded_at=now)

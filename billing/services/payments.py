@@ -20,10 +20,10 @@ from django.utils import timezone
 from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, Forbidden, NotFound
 
-from . import queries
-from . import stripe_gateway as gateway
+from .. import queries
+from .. import stripe_gateway as gateway
+from ..models import BillingAccount, Invoice, Payment, Refund, StripeEvent
 from .closing import settle
-from .models import BillingAccount, Invoice, Payment, Refund, StripeEvent
 
 logger = logging.getLogger(__name__)
 OPEN_STATES = (Payment.State.CREATING, Payment.State.PENDING, Payment.State.PROCESSING)
