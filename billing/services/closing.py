@@ -280,6 +280,54 @@ def _waived_ids(charges: list[Charge]) -> set[int]:
                .values_list("adjusts_id", flat=True))
 
 
+def _vouchers_for(company, provider_id: int, month: str) -> list[Voucher]:
+    """The company's active vouchers with a balance, valid on some day of the month and eligible at this
+    provider, locked, earliest-expiring first."""
+    first_day, next_first = (dt.date.fromisoformat(f"{m}-01") for m in (month, queries.next_month(month)))
+    return [v for v in Voucher.objects.select_for_update().filter(
+        company=company, state=Voucher.State.ACTIVE, valid_from__lt=next_first, valid_until__gte=first_day,
+        balance__gt=0).prefetch_related("eligible_providers").order_by("valid_until", "id")
+        if not v.eligible_providers.all() or any(o.pk == provider_id for o in v.eligible_providers.all())]
+
+
+class _VoucherBook:
+    """The vouchers of one company for one invoice, as they pay charge after charge: the balances and
+    the company's yearly use move as each share is taken."""
+
+    def __init__(self, vouchers: list[Voucher], *, company_id: int, year: int, now: dt.datetime):
+        self.vouchers, self.year, self.now = vouchers, year, now
+        self.used = queries.voucher_used_in_year(company_id, year)
+        self.before = {v.pk: v.balance for v in vouchers}
+
+    def pay(self, charge: Charge) -> VoucherEntry | None:
+        """The first voucher valid on the charge's day of use pays its share, within its balance and the
+        yearly cap. Sets ``charge.voucher_amount``; returns the unsaved ledger row, or None."""
+        day = local_day(charge.service_start, charge.instrument.zone)
+        for voucher in self.vouchers:
+            if not voucher.is_valid_on(day):
+                continue
+            headroom = voucher.balance
+            if voucher.yearly_cap is not None:
+                headroom = min(headroom, voucher.yearly_cap - self.used)
+            pay = min(share_of(charge.amount, voucher.share_percent), headroom)
+            if pay <= 0:
+                continue
+            voucher.balance -= pay
+            self.used += pay
+            charge.voucher_amount = pay
+            return VoucherEntry(voucher=voucher, kind=VoucherEntry.Kind.REDEEM, amount=-pay,
+                                balance_after=voucher.balance, charge=charge, year=self.year, created_at=self.now)
+        return None
+
+    def save(self) -> None:
+        changed = [v for v in self.vouchers if v.balance != self.before[v.pk]]
+        Voucher.objects.bulk_update(changed, ["balance"])
+        for voucher in changed:
+            before = self.before[voucher.pk]
+            record(actor=None, action="billing.voucher.redeemed", target=voucher, before={"balance": before},
+                   after={"balance": voucher.balance, "redeemed": before - voucher.balance, "year": self.year})
+
+
 def _voucher_shares(account: BillingAccount, charges: list[Charge], *, provider_id: int, month: str,
                     now: dt.datetime) -> list[VoucherEntry]:
     """The company's vouchers pay their share of each eligible usage charge, earliest-expiring
@@ -289,47 +337,16 @@ def _voucher_shares(account: BillingAccount, charges: list[Charge], *, provider_
     voucher that was valid in December. Sets ``charge.voucher_amount``; returns unsaved ledger rows;
     moves the vouchers' balances."""
     company = account.organization
-    if company.kind != Organization.Kind.COMPANY:
-        return []
-    first_day, next_first = (dt.date.fromisoformat(f"{m}-01") for m in (month, queries.next_month(month)))
-    vouchers = [v for v in Voucher.objects.select_for_update().filter(
-        company=company, state=Voucher.State.ACTIVE, valid_from__lt=next_first, valid_until__gte=first_day,
-        balance__gt=0).prefetch_related("eligible_providers").order_by("valid_until", "id")
-        if not v.eligible_providers.all() or any(o.pk == provider_id for o in v.eligible_providers.all())]
+    vouchers = _vouchers_for(company, provider_id, month) if company.kind == Organization.Kind.COMPANY else []
     if not vouchers:
         return []
-    waived = _waived_ids(charges)
-    already = set(VoucherEntry.objects.filter(charge_id__in=[c.pk for c in charges], kind=VoucherEntry.Kind.REDEEM)
-                  .values_list("charge_id", flat=True))
-    year = int(month[:4])
-    used = queries.voucher_used_in_year(company.pk, year)
-    before = {v.pk: v.balance for v in vouchers}
-    entries = []
-    for charge in charges:
-        if charge.kind != Charge.Kind.USAGE or charge.amount <= 0 or charge.pk in waived or charge.pk in already:
-            continue
-        day = local_day(charge.service_start, charge.instrument.zone)
-        for voucher in vouchers:
-            if not voucher.is_valid_on(day):
-                continue
-            headroom = voucher.balance
-            if voucher.yearly_cap is not None:
-                headroom = min(headroom, voucher.yearly_cap - used)
-            pay = min(share_of(charge.amount, voucher.share_percent), headroom)
-            if pay <= 0:
-                continue
-            voucher.balance -= pay
-            used += pay
-            charge.voucher_amount = pay
-            entries.append(VoucherEntry(voucher=voucher, kind=VoucherEntry.Kind.REDEEM, amount=-pay,
-                                        balance_after=voucher.balance, charge=charge, year=year, created_at=now))
-            break
-    changed = [v for v in vouchers if v.balance != before[v.pk]]
-    Voucher.objects.bulk_update(changed, ["balance"])
-    for voucher in changed:
-        record(actor=None, action="billing.voucher.redeemed", target=voucher, before={"balance": before[voucher.pk]},
-               after={"balance": voucher.balance, "redeemed": before[voucher.pk] - voucher.balance, "year": year})
-    return entries
+    skip = _waived_ids(charges) | set(VoucherEntry.objects.filter(
+        charge_id__in=[c.pk for c in charges], kind=VoucherEntry.Kind.REDEEM).values_list("charge_id", flat=True))
+    book = _VoucherBook(vouchers, company_id=company.pk, year=int(month[:4]), now=now)
+    entries = [book.pay(charge) for charge in charges
+               if charge.kind == Charge.Kind.USAGE and charge.amount > 0 and charge.pk not in skip]
+    book.save()
+    return [entry for entry in entries if entry is not None]
 
 
 # --- credit notes -------------------------------------------------------------------------------

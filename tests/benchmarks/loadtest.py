@@ -149,18 +149,7 @@ def _client(traffic: Traffic, seed: int, context: dict) -> None:
                          params={"period": context["period"], "format": "csv"})
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=300)
-    parser.add_argument("--clients", type=int, default=8)
-    options = parser.parse_args(argv)
-    env = {**os.environ, "DATABASE_URL": _database_url(), "RATE_LIMIT_BOOKINGS": "100000/m",
-           "RATE_LIMIT_EXPORTS": "100000/m", "INSTRUMENTSHARE_VAR_DIR": str(ROOT / "var" / "loadtest")}
-    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
-    print(f"preparing database {DB_NAME} with the demo city…", flush=True)
-    _prepare(env)
-    port = _free_port()
-    log_dir = ROOT / "var" / "loadtest"
+def _start(env: dict, port: int, log_dir) -> tuple[subprocess.Popen, subprocess.Popen]:
     log_dir.mkdir(parents=True, exist_ok=True)
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "instrumentshare.wsgi:application", "-b",
                             f"127.0.0.1:{port}", "-w", "3", "--timeout", "60"], cwd=ROOT, env=env,
@@ -168,44 +157,54 @@ def main(argv=None) -> int:
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "instrumentshare", "worker", "--pool=solo",
                                "-l", "warning"], cwd=ROOT, env=env,
                               stdout=open(log_dir / "worker.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        researcher, finance = _token(base, "researcher"), _token(base, "finance")
-        instruments = [i["id"] for i in requests.get(f"{base}/api/v1/instruments", params={"page_size": 100},
-                                                     timeout=30).json()["items"]]
-        feed = requests.post(f"{base}/api/v1/me/feeds", headers=researcher, json={"scope": "mine"}, timeout=30)
-        feed_path = urlsplit(feed.json()["url"]).path
-        period = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
-        context = {"researcher": researcher, "finance": finance, "instruments": instruments, "feed_path": feed_path,
-                   "period": period}
-        processes = {"gunicorn": _family(web.pid), "celery worker": _family(worker.pid)}
-        memory_start = {name: sum(_rss_kb(pid) for pid in pids) for name, pids in processes.items()}
-        started = time.monotonic()
-        traffic = Traffic(base, deadline=started + options.seconds)
-        threads = [threading.Thread(target=_client, args=(traffic, n, context)) for n in range(options.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(options.seconds + 120)
-        elapsed = time.monotonic() - started
-        memory_end = {name: sum(_rss_kb(pid) for pid in _family(p.pid)) for name, p in
-                      (("gunicorn", web), ("celery worker", worker))}
-    finally:
-        for process in (web, worker):
-            process.send_signal(signal.SIGTERM)
-        for process in (web, worker):
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    return web, worker
+
+
+def _stop(processes) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _traffic_context(base: str) -> dict:
+    """Wait for the server, then what the clients need: tokens, instruments, a feed, last month."""
+    for _ in range(120):
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.5)
+    researcher, finance = _token(base, "researcher"), _token(base, "finance")
+    instruments = [i["id"] for i in requests.get(f"{base}/api/v1/instruments", params={"page_size": 100},
+                                                 timeout=30).json()["items"]]
+    feed = requests.post(f"{base}/api/v1/me/feeds", headers=researcher, json={"scope": "mine"}, timeout=30)
+    period = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    return {"researcher": researcher, "finance": finance, "instruments": instruments,
+            "feed_path": urlsplit(feed.json()["url"]).path, "period": period}
+
+
+def _memory(processes: dict) -> dict:
+    return {name: sum(_rss_kb(pid) for pid in _family(process.pid)) for name, process in processes.items()}
+
+
+def _drive(base: str, context: dict, *, clients: int, seconds: int) -> tuple[Traffic, float]:
+    started = time.monotonic()
+    traffic = Traffic(base, deadline=started + seconds)
+    threads = [threading.Thread(target=_client, args=(traffic, n, context)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 120)
+    return traffic, time.monotonic() - started
+
+
+def _report(traffic: Traffic, elapsed: float, clients: int, memory_start: dict, memory_end: dict) -> dict:
     total = sum(len(values) for values in traffic.latencies.values())
-    report = {"seconds": round(elapsed, 1), "clients": options.clients, "requests": total,
+    report = {"seconds": round(elapsed, 1), "clients": clients, "requests": total,
               "throughput_per_s": round(total / elapsed, 1), "errors": len(traffic.errors), "kinds": {},
               "memory_kb": {name: {"start": memory_start[name], "end": memory_end[name]} for name in memory_start}}
     print(f"\n{'kind':<14}{'count':>8}{'p50 ms':>10}{'p99 ms':>10}  statuses")
@@ -218,12 +217,42 @@ def main(argv=None) -> int:
                                  "statuses": statuses}
         print(f"{kind:<14}{len(values):>8}{p50:>10.1f}{p99:>10.1f}  {statuses}")
     print(f"\n{total} requests in {elapsed:.0f} s = {total / elapsed:.1f}/s, errors: {len(traffic.errors)}")
+    return report
+
+
+def _memory_grew(report: dict) -> list[str]:
     grew = []
     for name, figures in report["memory_kb"].items():
         print(f"memory {name}: {figures['start'] / 1024:.0f} MB at the start, {figures['end'] / 1024:.0f} MB "
               f"at the end")
         if figures["end"] > figures["start"] * MEMORY_ALLOWANCE + 30 * 1024:
             grew.append(name)
+    return grew
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8)
+    options = parser.parse_args(argv)
+    env = {**os.environ, "DATABASE_URL": _database_url(), "RATE_LIMIT_BOOKINGS": "100000/m",
+           "RATE_LIMIT_EXPORTS": "100000/m", "INSTRUMENTSHARE_VAR_DIR": str(ROOT / "var" / "loadtest")}
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+    print(f"preparing database {DB_NAME} with the demo city…", flush=True)
+    _prepare(env)
+    port = _free_port()
+    web, worker = _start(env, port, ROOT / "var" / "loadtest")
+    processes = {"gunicorn": web, "celery worker": worker}
+    base = f"http://127.0.0.1:{port}"
+    try:
+        context = _traffic_context(base)
+        memory_start = _memory(processes)
+        traffic, elapsed = _drive(base, context, clients=options.clients, seconds=options.seconds)
+        memory_end = _memory(processes)
+    finally:
+        _stop((web, worker))
+    report = _report(traffic, elapsed, options.clients, memory_start, memory_end)
+    grew = _memory_grew(report)
     out = ROOT / "var" / "bench" / f"loadtest-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

@@ -420,22 +420,35 @@ def test_k8s_kustomization_lists_every_manifest_but_the_secret_and_the_job():
     assert manifests - resources == K8S_APPLIED_ALONE
 
 
-def test_k8s_web_probes_service_and_ingress():
+def _web_container():
     web = k8s_object("Deployment", "instrumentshare-web")
     (container,) = pod_spec(web)["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    return web, container, ports
+
+
+def _allowed_hosts() -> list[str]:
+    return k8s_object("ConfigMap", "instrumentshare-env")["data"]["ALLOWED_HOSTS"].split(",")
+
+
+def test_k8s_web_probes():
+    _web, container, ports = _web_container()
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["command"] == ["gunicorn", "--config", "deploy/gunicorn.conf.py",
                                     "instrumentshare.wsgi:application"]
-    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": 8000}
     # The probes reach the pod by IP, so they send a Host that ALLOWED_HOSTS accepts.
-    allowed = k8s_object("ConfigMap", "instrumentshare-env")["data"]["ALLOWED_HOSTS"].split(",")
+    allowed = _allowed_hosts()
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         if probe in container:
             assert container[probe]["httpGet"]["port"] in (*ports, *ports.values())
             headers = {h["name"]: h["value"] for h in container[probe]["httpGet"].get("httpHeaders", [])}
             assert headers.get("Host") in allowed, probe
+
+
+def test_k8s_web_service_and_ingress():
+    web, _container, ports = _web_container()
     labels = web["spec"]["template"]["metadata"]["labels"]
     service = k8s_object("Service", "instrumentshare-web")
     assert service["spec"]["selector"].items() <= labels.items()
@@ -446,7 +459,7 @@ def test_k8s_web_probes_service_and_ingress():
     assert backends and all(b["name"] == "instrumentshare-web" for b in backends)
     assert all(b["port"].get("name", b["port"].get("number")) in service_ports for b in backends)
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "20m"
-    assert {rule["host"] for rule in ingress["spec"]["rules"]} <= set(allowed)
+    assert {rule["host"] for rule in ingress["spec"]["rules"]} <= set(_allowed_hosts())
 
 
 def test_k8s_worker_beat_and_migrate_job():
@@ -580,7 +593,7 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-def test_dockerfile_base_user_and_locked_install():
+def test_dockerfile_base_and_user():
     instructions = dockerfile_instructions()
     assert [args for op, args in instructions if op == "FROM"][-1] == "python:3.11-slim"
     users = [(index, args) for index, (op, args) in enumerate(instructions) if op == "USER"]
@@ -589,16 +602,25 @@ def test_dockerfile_base_user_and_locked_install():
     assert last_user not in {"root", "0"}
     runs = [args for op, args in instructions if op == "RUN"]
     assert any("--uid" in run and last_user in run for run in runs), "the USER is created in the image"
+    order = [op for op, _ in instructions]
+    assert order.index("USER") < len(order) - 1 - order[::-1].index("CMD")
+
+
+def test_dockerfile_installs_only_from_the_lock():
+    instructions = dockerfile_instructions()
+    runs = [args for op, args in instructions if op == "RUN"]
     installs = [m.group(1) for run in runs for m in re.finditer(r"pip install\s+(.*?)(?:&&|\|\||;|$)", run)]
     assert "-r requirements.lock" in [i.strip() for i in installs]
     assert "--no-deps ." in [i.strip() for i in installs]
     assert all(i.strip() in {"-r requirements.lock", "--no-deps ."} for i in installs), (
         f"install only from the lock, and the project without dependencies: {installs}")
     assert any(args.split()[0] == "requirements.lock" for op, args in instructions if op == "COPY")
-    collect = [run for run in runs if "collectstatic --noinput" in run]
+
+
+def test_dockerfile_collects_static_and_serves_with_gunicorn():
+    instructions = dockerfile_instructions()
+    collect = [args for op, args in instructions if op == "RUN" and "collectstatic --noinput" in args]
     assert collect and "SECRET_KEY=" in collect[0]
-    order = [op for op, _ in instructions]
-    assert order.index("USER") < len(order) - 1 - order[::-1].index("CMD")
     cmd = json.loads([args for op, args in instructions if op == "CMD"][-1])
     assert cmd == ["gunicorn", "--config", "deploy/gunicorn.conf.py", "instrumentshare.wsgi:application"]
     env = dockerfile_env()

@@ -56,60 +56,89 @@ def _parse_time(value, zone) -> dt.datetime:
     return parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed
 
 
-def import_logbook(*, actor, data: bytes, filename: str, dry_run: bool = True) -> Result:
-    rows = read_table(data, filename)
+class _RowRefused(ValueError):
+    """One row of the file is wrong; the reason is what the user reads beside its line number."""
+
+
+class _Reader:
+    """Turns the rows of one file into sessions, looking each instrument and user up once."""
+
+    def __init__(self, actor, header: list[str | None]):
+        self.header = header
+        self.instruments = {i.asset_number: i for i in Instrument.objects.filter(
+            lab_id__in=people.managed_lab_ids(actor))}
+        self.users: dict[str, User | None] = {}
+
+    def values(self, raw: list) -> dict:
+        return {name: raw[index] if index < len(raw) else "" for index, name in enumerate(self.header) if name}
+
+    def user(self, username: str) -> User | None:
+        if not username:
+            return None
+        if username not in self.users:
+            self.users[username] = User.objects.filter(username=username).first()
+        if self.users[username] is None:
+            raise _RowRefused(f"unknown user {username}")
+        return self.users[username]
+
+    def session(self, values: dict) -> UsageSession:
+        instrument = self.instruments.get(str(values.get("asset_number", "")).strip())
+        if instrument is None:
+            raise _RowRefused("unknown asset number, or not an instrument of your labs")
+        start, end = _times(values, instrument.zone)
+        username = str(values.get("username") or "").strip()
+        user = self.user(username)
+        samples = _samples(values.get("samples"))
+        key = f"{instrument.pk}|{username}|{start.isoformat()}|{end.isoformat()}"
+        return UsageSession(instrument=instrument, user=user, start=start, end=end, samples=samples,
+                            source=UsageSession.Source.IMPORT,
+                            external_ref="import-" + hashlib.sha256(key.encode()).hexdigest()[:40])
+
+
+def _times(values: dict, zone) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        start, end = _parse_time(values["start"], zone), _parse_time(values["end"], zone)
+    except (ValueError, TypeError) as error:
+        raise _RowRefused("start and end must be dates and times, e.g. 2026-11-03 09:30") from error
+    if start >= end:
+        raise _RowRefused("end must be after start")
+    if end - start > dt.timedelta(days=7):
+        raise _RowRefused("a session longer than 7 days is not plausible")
+    return start, end
+
+
+def _samples(value) -> int:
+    try:
+        samples = int(value or 0)
+    except (ValueError, TypeError):
+        samples = -1
+    if samples < 0:
+        raise _RowRefused("samples must be a whole number")
+    return samples
+
+
+def _header(row: list) -> list[str | None]:
     header = [HEADERS.get(str(cell).strip().lower() if str(cell).strip().isascii() else str(cell).strip())
-              for cell in rows[0]]
+              for cell in row]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise Invalid("missing_columns", f"Missing columns: {', '.join(missing)}.")
-    managed = people.managed_lab_ids(actor)
-    instruments = {i.asset_number: i for i in Instrument.objects.filter(lab_id__in=managed)}
-    users = {}
+    return header
+
+
+def import_logbook(*, actor, data: bytes, filename: str, dry_run: bool = True) -> Result:
+    rows = read_table(data, filename)
+    reader = _Reader(actor, _header(rows[0]))
     result = Result(rows=len(rows) - 1, dry_run=dry_run)
     sessions = []
     for line, raw in enumerate(rows[1:], start=2):
-        if raw is None:   # a blank line
-            continue
-        values = {name: raw[index] if index < len(raw) else "" for index, name in enumerate(header) if name}
+        values = reader.values(raw) if raw is not None else {}
         if not any(str(v).strip() for v in values.values()):
-            continue
-        instrument = instruments.get(str(values.get("asset_number", "")).strip())
-        if instrument is None:
-            result.errors.append(RowError(line, "unknown asset number, or not an instrument of your labs"))
-            continue
+            continue   # a blank line
         try:
-            start = _parse_time(values["start"], instrument.zone)
-            end = _parse_time(values["end"], instrument.zone)
-        except (ValueError, TypeError):
-            result.errors.append(RowError(line, "start and end must be dates and times, e.g. 2026-11-03 09:30"))
-            continue
-        if start >= end:
-            result.errors.append(RowError(line, "end must be after start"))
-            continue
-        if end - start > dt.timedelta(days=7):
-            result.errors.append(RowError(line, "a session longer than 7 days is not plausible"))
-            continue
-        username = str(values.get("username") or "").strip()
-        user = None
-        if username:
-            if username not in users:
-                users[username] = User.objects.filter(username=username).first()
-            user = users[username]
-            if user is None:
-                result.errors.append(RowError(line, f"unknown user {username}"))
-                continue
-        try:
-            samples = int(values.get("samples") or 0)
-            if samples < 0:
-                raise ValueError
-        except (ValueError, TypeError):
-            result.errors.append(RowError(line, "samples must be a whole number"))
-            continue
-        key = f"{instrument.pk}|{username}|{start.isoformat()}|{end.isoformat()}"
-        ref = "import-" + hashlib.sha256(key.encode()).hexdigest()[:40]
-        sessions.append(UsageSession(instrument=instrument, user=user, start=start, end=end, samples=samples,
-                                     source=UsageSession.Source.IMPORT, external_ref=ref))
+            sessions.append(reader.session(values))
+        except _RowRefused as refused:
+            result.errors.append(RowError(line, str(refused)))
     if result.errors or dry_run:
         return result
     with transaction.atomic():
