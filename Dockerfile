@@ -22,6 +22,11 @@ RUN groupadd --system --gid 10001 instrumentshare \
 
 WORKDIR /app
 
+# The CJK font invoice PDFs embed (billing/pdf.py), from Debian's packages.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from the lock only, so this layer is reused until the lock changes.
 COPY requirements.lock ./
 RUN python -m venv /opt/venv \

@@ -1,5 +1,18 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.utils.translation import gettext_lazy as _
+
+
+@checks.register()
+def invoice_font(app_configs=None, **kwargs):
+    from .pdf import font_path
+
+    if font_path() is None:
+        return [checks.Warning(
+            "No CJK TrueType font to embed in invoice PDFs: a viewer without Chinese fonts shows boxes.",
+            hint="Install Debian's fonts-wqy-microhei or set INVOICE_FONT_PATH to a .ttf/.ttc file.",
+            id="billing.W001")]
+    return []
 
 
 class BillingConfig(AppConfig):

@@ -251,6 +251,11 @@ USE_TZ = True
 TIME_ZONE = "Asia/Shanghai"  # display default; everything is stored in UTC
 DEFAULT_INSTRUMENT_TIME_ZONE = "Asia/Shanghai"
 DEFAULT_CURRENCY = "CNY"
+# The CJK TrueType font invoice PDFs embed (billing/pdf.py): INVOICE_FONT_PATH, else Debian's
+# fonts-wqy-microhei (installed by the image and by make test). Without one, PDFs fall back to a
+# font that is not embedded and `manage.py check` warns (billing.W001).
+INVOICE_FONT_PATHS = ([os.environ["INVOICE_FONT_PATH"]] if os.environ.get("INVOICE_FONT_PATH") else [
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"])
 
 # --- static, media ------------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -6,6 +6,8 @@
 #               a holiday) so that no test depends on the day it runs
 #   postgresql - the server binaries: make test starts a throwaway server of its own for the tests
 #               that need PostgreSQL (the SQL forms of the charge rules checked against Python's)
+#   fonts-wqy-microhei - the CJK font invoices embed (the image installs it too)
+#   poppler-utils - pdffonts, pdftotext, pdftoppm: the tests read the invoices as a viewer would
 # Installed where missing and we may (root with apt-get); otherwise the tests that need them
 # are skipped with that reason.
 missing=""
@@ -13,6 +15,8 @@ missing=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$missing fonts-wqy-microhei"
+command -v pdffonts >/dev/null 2>&1 || missing="$missing poppler-utils"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing from Debian's packages:$missing"
