@@ -188,11 +188,16 @@ class _Writer:
     def event(self, row, *, cancelled: bool = False) -> str:
         uid, sequence, start, end, updated_at, state = row[:6]
         changed = utc(updated_at)
+        if not self.private:
+            # Busy time only, under UIDs of its own ("busy-"): a calendar that imports this feed beside the
+            # person's own feed or invitations holds two different events, not one UID twice.
+            return (f"BEGIN:VEVENT\r\nUID:busy-{uid}@instrumentshare\r\nSEQUENCE:{sequence}\r\n"
+                    f"DTSTAMP:{changed}\r\nDTSTART:{utc(start)}\r\nDTEND:{utc(end)}\r\n"
+                    f"LAST-MODIFIED:{changed}\r\nSTATUS:CONFIRMED\r\n"
+                    "SUMMARY:已预约 Booked\r\nTRANSP:OPAQUE\r\nEND:VEVENT\r\n")
         head = (f"BEGIN:VEVENT\r\nUID:{uid}@instrumentshare\r\nSEQUENCE:{sequence}\r\n"
                 f"DTSTAMP:{self.stamp or changed}\r\nDTSTART:{utc(start)}\r\nDTEND:{utc(end)}\r\n"
                 f"LAST-MODIFIED:{changed}\r\nSTATUS:{'CANCELLED' if cancelled else STATUS[state]}\r\n")
-        if not self.private:
-            return head + "SUMMARY:已预约 Booked\r\nTRANSP:OPAQUE\r\nEND:VEVENT\r\n"
         url = f"{self.site}/bookings/{row.booking_id}/"
         return (head + self._place(row) + self._attendee(row)
                 + fold("DESCRIPTION:" + escape_text(f"{row.purpose}\n{url}")) + CRLF
@@ -218,7 +223,12 @@ def invitation(booking: Booking, method: str, *, now: dt.datetime | None = None)
     return "".join(parts).encode()
 
 
-def feed(rows: Iterable[tuple], *, name: str, private: bool = True) -> bytes:
+class Feed(NamedTuple):
+    body: bytes
+    last_modified: dt.datetime | None   # the latest change of any event in it (an empty feed: None)
+
+
+def feed(rows: Iterable[tuple], *, name: str, private: bool = True) -> Feed:
     """A subscribed calendar of ``rows`` (``FEED_FIELDS`` tuples, or ``PUBLIC_FEED_FIELDS`` when not private).
 
     Each DTSTAMP is the booking's last change, so an unchanged feed is the same bytes (an ETag holds).
@@ -226,6 +236,10 @@ def feed(rows: Iterable[tuple], *, name: str, private: bool = True) -> bytes:
     writer = _Writer(stamp=None, private=private)
     make = EventRow._make if private else tuple
     parts = _calendar_head(name=name)
-    parts += [writer.event(make(row)) for row in rows]
+    last = None
+    for row in rows:
+        event = make(row)
+        parts.append(writer.event(event))
+        last = event[4] if last is None or event[4] > last else last
     parts.append("END:VCALENDAR\r\n")
-    return "".join(parts).encode()
+    return Feed("".join(parts).encode(), last)

@@ -196,7 +196,7 @@ def _window(now: dt.datetime):
     return now - dt.timedelta(days=FEED_PAST_DAYS), now + dt.timedelta(days=FEED_FUTURE_DAYS)
 
 
-def private_feed(plain: str, *, now: dt.datetime | None = None) -> bytes | None:
+def private_feed(plain: str, *, now: dt.datetime | None = None) -> ical.Feed | None:
     """The feed behind a secret token, or None when the token is unknown or revoked."""
     token = FeedToken.objects.select_related("user").filter(digest=token_digest(plain or "")).first()
     if token is None or token.revoked_at is not None or not token.user.is_active:
@@ -215,9 +215,11 @@ def private_feed(plain: str, *, now: dt.datetime | None = None) -> bytes | None:
     return ical.feed(rows, name=name)
 
 
-def public_instrument_feed(instrument, *, now: dt.datetime | None = None) -> bytes:
-    """Busy times of one instrument, with no personal data."""
+def public_instrument_feed(instrument, *, now: dt.datetime | None = None) -> ical.Feed:
+    """Busy times of one instrument, with no personal data: the bookings that hold its time (cancelled and
+    rejected ones free it, so they are not there)."""
     start, end = _window(now or timezone.now())
-    rows = Booking.objects.filter(instrument=instrument, start__lt=end, end__gt=start).order_by("start", "id")
+    rows = Booking.objects.filter(instrument=instrument, state__in=Booking.ACTIVE_STATES, start__lt=end,
+                                  end__gt=start).order_by("start", "id")
     rows = rows.values_list(*ical.PUBLIC_FEED_FIELDS)[:20000]
     return ical.feed(rows, name=f"{instrument.name_zh} 占用 Busy", private=False)

@@ -4,6 +4,7 @@ queue, feed links, and the calendar feeds themselves. Thin: every write is one s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -12,9 +13,10 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date, quote_etag, url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import conditional_page, require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
@@ -411,21 +413,30 @@ def revoke_feed(request, feed_id: int):
 # --- calendar feeds -------------------------------------------------------------------------------
 
 
-# An unchanged feed is the same bytes, so a calendar polling with If-None-Match gets a 304, not megabytes.
-@conditional_page
+def _calendar(request, feed, cache_control: str) -> HttpResponse:
+    """A feed's response with its ETag (of the bytes) and Last-Modified (its latest change), on GET and HEAD
+    alike: a calendar polling with If-None-Match or If-Modified-Since gets a 304, not megabytes."""
+    response = HttpResponse(b"" if request.method == "HEAD" else feed.body, content_type=CALENDAR)
+    response["Content-Length"] = str(len(feed.body))
+    response["Cache-Control"] = cache_control
+    etag = quote_etag(hashlib.md5(feed.body, usedforsecurity=False).hexdigest())
+    last_modified = int(feed.last_modified.timestamp()) if feed.last_modified else None
+    response["ETag"] = etag
+    if last_modified:
+        response["Last-Modified"] = http_date(last_modified)
+    return get_conditional_response(request, etag=etag, last_modified=last_modified, response=response)
+
+
+@require_safe
 def private_feed(request, token: str):
-    body = queries.private_feed(token)
-    if body is None:
+    feed = queries.private_feed(token)
+    if feed is None:
         raise Http404("No such feed.")
-    response = HttpResponse(body, content_type=CALENDAR)
-    response["Cache-Control"] = "private, max-age=300"
-    return response
+    return _calendar(request, feed, "private, max-age=300")
 
 
-@conditional_page
+@require_safe
 def instrument_feed(request, instrument_id: int):
     instrument = get_object_or_404(Instrument, pk=instrument_id, listing_state=Instrument.ListingState.PUBLISHED)
-    response = HttpResponse(queries.public_instrument_feed(instrument), content_type=CALENDAR)
-    response["Cache-Control"] = "public, max-age=300"
-    return response
+    return _calendar(request, queries.public_instrument_feed(instrument), "public, max-age=300")
 

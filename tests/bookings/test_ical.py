@@ -27,7 +27,7 @@ def _booking(world, instrument, start, *, hours=2, purpose="x", state=Booking.St
 
 def _feed(world, *, now) -> bytes:
     _token, plain = feeds.create_feed_token(user=world.researcher)
-    return queries.private_feed(plain, now=now)
+    return queries.private_feed(plain, now=now).body
 
 
 def _lines_are_folded(body: bytes) -> None:
@@ -77,13 +77,13 @@ def test_an_unchanged_feed_is_the_same_bytes_and_a_change_shows(world, instrumen
     start = dt.datetime(2030, 5, 7, 2, 0, tzinfo=dt.UTC)
     booking = _booking(world, instrument, start, state=Booking.State.PENDING)
     _token, plain = feeds.create_feed_token(user=world.researcher)
-    first = queries.private_feed(plain, now=start)
-    assert queries.private_feed(plain, now=start + dt.timedelta(minutes=5)) == first
+    first = queries.private_feed(plain, now=start).body
+    assert queries.private_feed(plain, now=start + dt.timedelta(minutes=5)).body == first
     [event] = Calendar.from_ical(first).walk("VEVENT")
     assert str(event["STATUS"]) == "TENTATIVE" and event["ATTENDEE"].params["PARTSTAT"] == "NEEDS-ACTION"
     booking.state, booking.sequence = Booking.State.CONFIRMED, 1
     booking.save()
-    [event] = Calendar.from_ical(queries.private_feed(plain, now=start)).walk("VEVENT")
+    [event] = Calendar.from_ical(queries.private_feed(plain, now=start).body).walk("VEVENT")
     assert str(event["STATUS"]) == "CONFIRMED" and int(event["SEQUENCE"]) == 1
     assert event.decoded("DTSTAMP") == event.decoded("LAST-MODIFIED") >= booking.created_at.replace(microsecond=0)
 
@@ -91,7 +91,7 @@ def test_an_unchanged_feed_is_the_same_bytes_and_a_change_shows(world, instrumen
 def test_the_public_feed_says_busy_and_nothing_else(world, instrument):
     start = dt.datetime(2030, 5, 7, 2, 0, tzinfo=dt.UTC)
     _booking(world, instrument, start, purpose=AWKWARD)
-    body = queries.public_instrument_feed(instrument, now=start)
+    body = queries.public_instrument_feed(instrument, now=start).body
     [event] = Calendar.from_ical(body).walk("VEVENT")
     assert str(event["SUMMARY"]) == "已预约 Booked" and str(event["TRANSP"]) == "OPAQUE"
     assert "ATTENDEE" not in event and "DESCRIPTION" not in event and b"Cryo" not in body
@@ -126,3 +126,29 @@ def test_a_calendar_polling_an_unchanged_feed_gets_not_modified(world, api_as, i
     booking.save()
     changed = Client().get(path, HTTP_IF_NONE_MATCH=first["ETag"])
     assert changed.status_code == 200 and b"changed" in changed.content and changed["ETag"] != first["ETag"]
+
+
+def test_the_public_feed_has_uids_of_its_own_and_drops_what_no_longer_holds_time(world, instrument):
+    start = dt.datetime(2030, 5, 7, 2, 0, tzinfo=dt.UTC)
+    kept = _booking(world, instrument, start)
+    _booking(world, instrument, start + dt.timedelta(hours=3), state=Booking.State.CANCELLED)
+    _booking(world, instrument, start + dt.timedelta(hours=6), state=Booking.State.REJECTED)
+    public = Calendar.from_ical(queries.public_instrument_feed(instrument, now=start).body)
+    uids = [str(event["UID"]) for event in public.walk("VEVENT")]
+    assert uids == [f"busy-{kept.uid}@instrumentshare"]   # never the booking's own UID; the cancelled one is gone
+    _token, plain = feeds.create_feed_token(user=world.researcher)
+    private = Calendar.from_ical(queries.private_feed(plain, now=start).body)
+    assert not set(uids) & {str(event["UID"]) for event in private.walk("VEVENT")}
+
+
+def test_feeds_answer_head_and_conditional_requests_with_etag_and_last_modified(world, instrument):
+    _booking(world, instrument, dt.datetime.now(dt.UTC) + dt.timedelta(days=3))   # inside the feed's window
+    url = f"/bookings/feeds/instrument/{instrument.pk}.ics"
+    full = Client().get(url)
+    head = Client().head(url)
+    assert full.status_code == head.status_code == 200 and head.content == b""
+    assert head["ETag"] == full["ETag"] and head["Last-Modified"] == full["Last-Modified"]
+    assert head["Content-Length"] == str(len(full.content))
+    assert Client().get(url, HTTP_IF_NONE_MATCH=full["ETag"]).status_code == 304
+    assert Client().head(url, HTTP_IF_MODIFIED_SINCE=full["Last-Modified"]).status_code == 304
+    assert Client().post(url).status_code == 405
