@@ -380,6 +380,7 @@ class ExportParams(Schema):
     period: str = Field(..., pattern=MONTH_PATTERN)
     format: str = Field("csv", pattern="^(csv|xlsx)$")
     organization_id: Id | None = None
+    lang: str = Field("zh", pattern="^(zh|en)$", description="The headers' language: zh (default) or en")
 
 
 class VoucherIn(StrictSchema):
@@ -764,7 +765,8 @@ def list_payments(request, limit: int = Query(100, ge=1, le=500)):
 # --- exports ----------------------------------------------------------------------------------
 
 
-def export_response(user, *, period: str, format: str, organization_id: int | None = None) -> StreamingHttpResponse:
+def export_response(user, *, period: str, format: str, organization_id: int | None = None,
+                    lang: str = "zh") -> StreamingHttpResponse:
     if not queries.is_finance(user):
         raise Forbidden("forbidden", "Exports are for finance officers.")
     charges = queries.provider_charges(user).filter(period=period)
@@ -775,10 +777,10 @@ def export_response(user, *, period: str, format: str, organization_id: int | No
     rows = exports.export_queryset(charges)
     if format == "xlsx":
         response = StreamingHttpResponse(
-            exports.xlsx_stream(rows, title=period),
+            exports.xlsx_stream(rows, title=period, lang=lang),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     else:
-        response = StreamingHttpResponse(exports.csv_stream(rows), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(exports.csv_stream(rows, lang=lang), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="charges-{period}.{format}"'
     response["Cache-Control"] = "no-store"
     return response
@@ -788,7 +790,7 @@ def export_response(user, *, period: str, format: str, organization_id: int | No
             throttle=export_throttle())
 def export(request, params: Query[ExportParams]):
     return export_response(request.auth, period=params.period, format=params.format,
-                           organization_id=params.organization_id)
+                           organization_id=params.organization_id, lang=params.lang)
 
 
 # --- vouchers ---------------------------------------------------------------------------------

@@ -40,11 +40,33 @@ from .money import ZERO
 CHUNK = 2000
 FILE_CHUNK = 64 * 1024
 
-HEADERS = [
-    "charge_id", "period", "service_start", "kind", "account_number", "account_name", "project", "funding_programme",
-    "payer", "provider", "instrument", "asset_number", "user", "service_record", "quantity", "unit", "unit_price",
-    "surcharge", "amount", "voucher_share", "amount_due", "currency", "invoice_number", "reason",
+# The columns: a stable key (what programs and the tests name), and the header people read, in Chinese
+# (the default) or English (``lang=en``).
+COLUMNS = [
+    ("charge_id", "费用编号", "Charge"), ("period", "账期", "Period"), ("service_start", "服务开始", "Service start"),
+    ("kind", "类型", "Kind"), ("account_number", "账户编号", "Account number"), ("account_name", "账户名称", "Account"),
+    ("project", "项目", "Project"), ("funding_programme", "资助计划", "Funding programme"),
+    ("payer", "付款方", "Payer"), ("provider", "服务方", "Provider"), ("instrument", "仪器", "Instrument"),
+    ("asset_number", "资产编号", "Asset number"),
+    ("user", "用户", "User"), ("service_record", "服务记录", "Service record"), ("quantity", "数量", "Quantity"),
+    ("unit", "单位", "Unit"), ("unit_price", "单价", "Unit price"), ("surcharge", "附加费", "Surcharge"),
+    ("amount", "金额", "Amount"), ("voucher_share", "创新券支付", "Paid by voucher"),
+    ("amount_due", "应付金额", "Amount due"), ("currency", "币种", "Currency"), ("invoice_number", "发票号", "Invoice"),
+    ("reason", "原因", "Reason"),
 ]
+HEADERS = [key for key, _zh, _en in COLUMNS]
+LANGUAGES = ("zh", "en")
+
+
+def header_row(lang: str = "zh") -> list[str]:
+    """The headers in ``lang`` (zh or en; anything else is zh)."""
+    return [en if lang == "en" else zh for _key, zh, en in COLUMNS]
+
+
+def label(key: str, lang: str = "zh") -> str:
+    return header_row(lang)[HEADERS.index(key)]
+
+
 FIELDS = [
     "id", "period", "service_start", "kind", "account__number", "account__name", "account__kind",
     "account__funding_programme", "account__billing_name", "account__organization__name_zh", "provider__name_zh",
@@ -88,8 +110,13 @@ def export_queryset(charges: QuerySet[Charge]) -> ExportRows:
     return ExportRows(charges)
 
 
-def _cells(row: tuple, zone) -> list:
-    """One row of ``HEADERS`` from one tuple of ``FIELDS``: text guarded, time local, numbers as numbers."""
+def _plain_text(value: str | None) -> str:
+    return value or ""
+
+
+def _cells(row: tuple, zone, guarded=guarded) -> list:
+    """One row of ``HEADERS`` from one tuple of ``FIELDS``: text guarded (for CSV; an XLSX cell typed as
+    text is never a formula, so there it is written as it is), time local, numbers as numbers."""
     (charge_id, period, start, kind, number, name, account_kind, programme, billing_name, payer, provider,
      instrument, asset, username, full_name, record, quantity, unit, unit_price, surcharge, amount, voucher,
      currency, invoice, reason) = row
@@ -134,18 +161,18 @@ class _Line:
 COPY_BATCH = 2000  # rows per chunk sent
 
 
-def csv_stream(rows: Iterable[tuple]) -> Iterator[bytes]:
+def csv_stream(rows: Iterable[tuple], *, lang: str = "zh") -> Iterator[bytes]:
     """The CSV file in chunks: ``rows`` from ``export_queryset`` (or any iterable of ``FIELDS`` tuples)."""
     zone = timezone.get_current_timezone()
     if isinstance(rows, ExportRows) and _database_may_write(rows.charges, zone):
-        yield from _csv_by_copy(rows.charges, zone.key)
+        yield from _csv_by_copy(rows.charges, zone.key, lang)
     else:
-        yield from _csv_by_rows(rows, zone)
+        yield from _csv_by_rows(rows, zone, lang)
 
 
-def _csv_by_rows(rows: Iterable[tuple], zone) -> Iterator[bytes]:
+def _csv_by_rows(rows: Iterable[tuple], zone, lang: str) -> Iterator[bytes]:
     writer = csv.writer(_Line())
-    yield (BOM + writer.writerow(HEADERS)).encode()
+    yield (BOM + writer.writerow(header_row(lang))).encode()
     totals = Totals()
     batch: list[str] = []
     for row in rows:
@@ -214,13 +241,13 @@ def _crlf(messages: list) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _csv_by_copy(charges: QuerySet[Charge], zone_name: str) -> Iterator[bytes]:
+def _csv_by_copy(charges: QuerySet[Charge], zone_name: str, lang: str) -> Iterator[bytes]:
     writer = csv.writer(_Line())
     statement, params = copy_query(charges, zone_name)
     with transaction.atomic(using=charges.db), connections[charges.db].cursor() as cursor:
         # The rows and their totals from one snapshot, however long the download takes.
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield (BOM + writer.writerow(HEADERS)).encode()
+        yield (BOM + writer.writerow(header_row(lang))).encode()
         batch: list = []
         with cursor.cursor.copy(statement, params) as copy:
             for row in copy:
@@ -370,10 +397,10 @@ class _Sheet:
                 f'<c r="T{r}" s="{MONEY_STYLE}"><v>{c[19]}</v></c><c r="U{r}" s="{MONEY_STYLE}"><v>{c[20]}</v></c>'
                 f'{t("V", r, c[21])}{t("W", r, c[22])}{t("X", r, c[23])}</row>')
 
-    def header(self) -> str:
+    def header(self, lang: str) -> str:
         self.number += 1
         cells = "".join(f'<c r="{letter}1" t="inlineStr"><is><t>{xml_text(name)}</t></is></c>'
-                        for letter, name in zip(LETTERS, HEADERS, strict=True))
+                        for letter, name in zip(LETTERS, header_row(lang), strict=True))
         return f'<row r="1">{cells}</row>'
 
 
@@ -383,7 +410,7 @@ def _sheet_name(title: str) -> str:
     return name.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
 
 
-def xlsx_stream(rows: Iterable[tuple], *, title: str = "charges") -> Iterator[bytes]:
+def xlsx_stream(rows: Iterable[tuple], *, title: str = "charges", lang: str = "zh") -> Iterator[bytes]:
     zone = timezone.get_current_timezone()
     totals = Totals()
     sheet = _Sheet()
@@ -396,9 +423,9 @@ def xlsx_stream(rows: Iterable[tuple], *, title: str = "charges") -> Iterator[by
                 f'{XML_HEAD}<workbook xmlns="{MAIN}" xmlns:r="{DOCUMENT}"><sheets>'
                 f'<sheet name="{_sheet_name(title)}" sheetId="1" r:id="rId1"/></sheets></workbook>'))
             with package.open("xl/worksheets/sheet1.xml", "w") as part:
-                batch = [f'{XML_HEAD}<worksheet xmlns="{MAIN}"><sheetData>', sheet.header()]
+                batch = [f'{XML_HEAD}<worksheet xmlns="{MAIN}"><sheetData>', sheet.header(lang)]
                 for row in rows:
-                    cells = _cells(row, zone)
+                    cells = _cells(row, zone, guarded=_plain_text)
                     totals.add(cells)
                     batch.append(sheet.data_row(cells))
                     if len(batch) >= 1000:

@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -121,7 +121,8 @@ def exports_download(request):
         return redirect("billing:finance")
     organization = form.cleaned_data.get("organization")
     return export_response(user, period=form.cleaned_data["period"], format=form.cleaned_data["format"],
-                           organization_id=organization.pk if organization else None)
+                           organization_id=organization.pk if organization else None,
+                           lang="en" if translation.get_language() == "en" else "zh")   # the page's language
 
 
 @login_required

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 from openpyxl.utils import get_column_letter
 
-from instrumentshare.core.spreadsheets import safe_cell, write_csv
+from instrumentshare.core.spreadsheets import write_csv
 
 from . import evaluation as evaluation_module
 from . import queries
@@ -57,6 +57,15 @@ def chart_csv(chart: Chart) -> bytes:
 # --- the evaluation workbook ----------------------------------------------------------------------
 
 
+def _text_cell(sheet, text: str):
+    """A cell typed as text: a spreadsheet never runs it as a formula (so it needs no apostrophe)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=text)
+    cell.data_type = "s"
+    return cell
+
+
 def _sheet(workbook, title: str, headers: list[str], kinds: list[str], rows: list[list]):
     """One sheet, streamed (write-only mode: memory and time stay linear in the rows)."""
     from openpyxl.cell import WriteOnlyCell
@@ -70,7 +79,7 @@ def _sheet(workbook, title: str, headers: list[str], kinds: list[str], rows: lis
     bold = Font(bold=True)
     header_cells = []
     for header in headers:
-        cell = WriteOnlyCell(sheet, value=safe_cell(str(header)))
+        cell = _text_cell(sheet, str(header))
         cell.font = bold
         header_cells.append(cell)
     sheet.append(header_cells)
@@ -78,8 +87,10 @@ def _sheet(workbook, title: str, headers: list[str], kinds: list[str], rows: lis
     for row in rows:
         cells = []
         for value, kind in zip(row, kinds, strict=True):
-            value = float(value) if isinstance(value, Decimal) else safe_cell(value)
-            if kind in formats and value not in (None, ""):
+            value = float(value) if isinstance(value, Decimal) else ("" if value is None else value)
+            if isinstance(value, str):
+                value = _text_cell(sheet, value)
+            elif kind in formats and value not in (None, ""):
                 cell = WriteOnlyCell(sheet, value=value)
                 cell.number_format = formats[kind]
                 value = cell

@@ -1,10 +1,11 @@
 """Spreadsheet files in and out, safely. The one place for the formula guard, the byte order mark and the
 reading of uploads; the catalog's instrument sheets, the usage logbooks and billing's exports use it.
 
-Writing: a text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a
-carriage return) gets a leading apostrophe, which spreadsheet programs show as text and our importers
+Writing: in CSV, a text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or
+a carriage return) gets a leading apostrophe, which spreadsheet programs show as text and our importers
 take off again (``guarded``, and ``guarded_sql`` for exports the database writes itself, generated from
-the same prefixes). CSV is UTF-8 with a byte order mark, which Excel needs to read Chinese.
+the same prefixes). In XLSX a cell typed as text is never a formula: text is written as it is. CSV is
+UTF-8 with a byte order mark, which Excel needs to read Chinese.
 
 Reading: files come from outside. Uploads are capped (5 MB, 5,000 rows, 100 columns), and an XLSX
 file's zip members are measured before openpyxl inflates anything (a few kilobytes can otherwise
@@ -75,18 +76,28 @@ def write_csv(headers: list[str], rows: Iterable[list]) -> bytes:
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
+def _typed(row) -> list:
+    return [float(v) if isinstance(v, Decimal) else ("" if v is None else v) for v in row]
+
+
 def write_xlsx(headers: list[str], rows: Iterable[list], *, title: str = "Sheet1") -> bytes:
+    """A workbook of one sheet: text cells typed as text (a spreadsheet never runs them as formulas, so unlike
+    CSV they need no apostrophe), numbers as numbers, dates as dates."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     workbook = Workbook(write_only=False)
     sheet = workbook.active
     sheet.title = title[:31]
-    sheet.append([safe_cell(h) for h in headers])
+    sheet.append(_typed([*headers]))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+        cell.data_type = "s"
     for row in rows:
-        sheet.append([float(v) if isinstance(v, Decimal) else safe_cell(v) for v in row])
+        sheet.append(_typed(row))
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"   # typed as text: never run as a formula, so no apostrophe is needed
     sheet.freeze_panes = "A2"
     for index, header in enumerate(headers, start=1):
         sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = max(10, min(40, len(header) * 2))

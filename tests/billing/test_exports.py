@@ -39,6 +39,25 @@ def month_of_charges(world, billing):
     return Charge.objects.filter(period=MONTH)
 
 
+def keyed(rows) -> list[dict]:
+    """CSV rows under the columns' stable keys (the file's headers are in the user's language)."""
+    keys = dict(zip(exports.header_row("zh"), exports.HEADERS, strict=True))
+    return [{keys[name]: value for name, value in row.items()} for row in rows]
+
+
+def test_headers_are_chinese_by_default_and_english_on_request(world, api_as, month_of_charges):
+    for fmt in ("csv", "xlsx"):
+        for lang, first in ((None, "费用编号"), ("en", "Charge")):
+            params = {"period": MONTH, "format": fmt, **({"lang": lang} if lang else {})}
+            _chunks, body = read(api_as(world.finance).get("/billing/export", params))
+            if fmt == "csv":
+                header = next(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+            else:
+                header = next(load_workbook(io.BytesIO(body), read_only=True).active.iter_rows(values_only=True))
+            assert header[0] == first and len(header) == len(exports.HEADERS)
+    assert api_as(world.finance).get("/billing/export", {"period": MONTH, "lang": "fr"}).status_code == 422
+
+
 def read(response) -> bytes:
     assert isinstance(response, StreamingHttpResponse)
     chunks = list(response.streaming_content)
@@ -52,7 +71,7 @@ def test_the_csv_streams_with_a_bom_one_row_per_charge_and_a_total_that_adds_up(
     chunks, body = read(response)
     assert len(chunks) > 3   # streamed in pieces, not built whole
     assert body.startswith("\ufeff".encode())
-    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    rows = keyed(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     data, total = rows[:-1], rows[-1]
     assert len(data) == month_of_charges.count() == ROWS + 1
     expected = sum(c.amount for c in month_of_charges)
@@ -65,7 +84,7 @@ def test_the_csv_streams_with_a_bom_one_row_per_charge_and_a_total_that_adds_up(
 
 def test_text_that_a_spreadsheet_would_run_is_quoted(world, api_as, month_of_charges):
     _chunks, body = read(api_as(world.finance).get("/billing/export", {"period": MONTH, "format": "csv"}))
-    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    rows = keyed(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     names = {r["account_name"] for r in rows[:-1]}
     assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in names
     assert not any(name.startswith("=") for name in names)
@@ -79,13 +98,14 @@ def test_the_xlsx_has_typed_cells_and_totals(world, api_as, month_of_charges):
     sheet = load_workbook(io.BytesIO(body), read_only=True).active
     rows = list(sheet.iter_rows(values_only=True))
     header, data, total = rows[0], rows[1:-1], rows[-1]
-    amount = header.index("amount")
+    amount = header.index(exports.label("amount"))
     assert len(data) == ROWS + 1
     assert all(isinstance(row[amount], int | float) for row in data)
-    assert hasattr(data[0][header.index("service_start")], "year")
+    assert hasattr(data[0][header.index(exports.label("service_start"))], "year")
     assert Decimal(str(total[amount])) == sum(c.amount for c in month_of_charges)
-    names = {row[header.index("account_name")] for row in data}
-    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in names
+    names = {row[header.index(exports.label("account_name"))] for row in data}
+    # A cell typed as text is never run as a formula: the name is there as it was typed, no apostrophe.
+    assert "=HYPERLINK(\"http://evil.example\",\"click\")" in names
 
 
 def test_exports_are_for_finance_and_only_of_their_organization(world, api_as, month_of_charges):
@@ -177,8 +197,8 @@ def test_the_xlsx_reads_back_text_numbers_and_times_as_written(world, awkward_ch
     assert sheet.title == "2026-10"
     rows = list(sheet.iter_rows(values_only=True))
     header, data, total = rows[0], rows[1:-1], rows[-1]
-    assert list(header) == exports.HEADERS
-    expected = [exports._cells(row, timezone.get_current_timezone())
+    assert list(header) == exports.header_row("zh")
+    expected = [exports._cells(row, timezone.get_current_timezone(), guarded=exports._plain_text)
                 for row in exports.export_queryset(awkward_charges)]
     assert len(data) == len(expected)
     for got, want in zip(data, expected, strict=True):
@@ -190,9 +210,9 @@ def test_the_xlsx_reads_back_text_numbers_and_times_as_written(world, awkward_ch
             else:
                 assert (cell if cell is not None else "") == ("" if value is None else value), exports.HEADERS[index]
     assert total[0] == "TOTAL" and total[1] == len(data)
-    amount = header.index("amount")
+    amount = header.index(exports.label("amount"))
     assert Decimal(str(total[amount])) == sum(c.amount for c in awkward_charges)
-    cell = sheet.cell(row=2, column=header.index("amount") + 1)
+    cell = sheet.cell(row=2, column=amount + 1)
     assert cell.number_format == "#,##0.00" and sheet.cell(row=2, column=3).number_format == "yyyy-mm-dd hh:mm"
     assert sheet.cell(row=len(rows), column=1).font.b
 

@@ -16,6 +16,7 @@ from billing.money import from_minor_units, money, share_of, to_minor_units
 from billing.pricing import price
 from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_item
+from tests.billing.test_exports import keyed
 
 prices = st.decimals(min_value=Decimal("0"), max_value=Decimal("99999.99"), places=2)
 amounts = st.decimals(min_value=Decimal("-99999999.99"), max_value=Decimal("99999999.99"), places=2)
@@ -91,7 +92,7 @@ def test_no_rounding_drift_between_charges_lines_invoices_and_export(world, bill
                 line.voucher_amount for line in lines)
             assert invoice.amount_due == invoice.subtotal - invoice.voucher_amount
         body = b"".join(exports.csv_stream(exports.export_queryset(Charge.objects.filter(period=MONTH))))
-        rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+        rows = keyed(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
         total = rows[-1]
         assert Decimal(total["amount"]) == sum(i.subtotal for i in Invoice.objects.all())
         assert Decimal(total["voucher_share"]) == sum(i.voucher_amount for i in Invoice.objects.all())
