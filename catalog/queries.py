@@ -14,6 +14,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization
 from instrumentshare.core.errors import Forbidden, NotFound
 
+from . import search_text
 from .extensions import free_instruments
 from .models import (
     Category,
@@ -122,7 +123,9 @@ def leaf_categories() -> QuerySet[Category]:
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
-SEARCH_FIELDS = ("name_zh", "name_en", "model_number", "manufacturer", "main_functions")
+SEARCH_FIELDS = (
+    "name_zh", "name_en", "model_number", "manufacturer", "main_functions", "category__name_zh", "category__name_en",
+)
 SORTS = {
     "name": (F("name_zh").asc(), F("id").asc()),
     "value": (F("original_value").desc(), F("id").asc()),
@@ -152,12 +155,7 @@ def search_instruments(
     Price range waits for billing's rate cards: the fee today is free text, so there is nothing
     to compare a price against and the parameter is not accepted until there is.
     """
-    queryset = visible_instruments(user)
-    for word in text.split()[:8]:
-        match = Q()
-        for name in SEARCH_FIELDS:
-            match |= Q(**{f"{name}__icontains": word})
-        queryset = queryset.filter(match)
+    queryset = _text_filter(visible_instruments(user), text)
     if category:
         queryset = queryset.filter(category_filter(category))
     if organization:
@@ -169,6 +167,28 @@ def search_instruments(
     if free_filter is not None:
         queryset = free_filter(queryset)
     return queryset.order_by(*SORTS.get(sort, SORTS["name"]))
+
+
+def _text_filter(queryset: QuerySet[Instrument], text: str) -> QuerySet[Instrument]:
+    """Every word matches some field, through its synonyms (``catalog.search_text``); if that finds
+    nothing among the visible instruments, long Chinese words may match by most of their bigrams."""
+    query_words = search_text.words(text)
+    exact = queryset
+    for word in query_words:
+        exact = exact.filter(search_text.word_match(word, SEARCH_FIELDS))
+    fuzzable = [word for word in query_words if search_text.fuzzable(word)]
+    if not fuzzable or exact.exists():
+        return exact
+    fuzzy = queryset
+    for index, word in enumerate(query_words):
+        if not search_text.fuzzable(word):
+            fuzzy = fuzzy.filter(search_text.word_match(word, SEARCH_FIELDS))
+            continue
+        score, bar = search_text.fuzzy_score(word, SEARCH_FIELDS)
+        name = f"fuzz_{index}"
+        either = search_text.word_match(word, SEARCH_FIELDS) | Q(**{f"{name}__gte": bar})
+        fuzzy = fuzzy.alias(**{name: score}).filter(either)
+    return fuzzy
 
 
 @dataclass
