@@ -150,12 +150,27 @@ def _default_sender() -> str:
     return settings.DEFAULT_FROM_EMAIL.split("<")[-1].rstrip(">")
 
 
+def organizer_address() -> str:
+    """Where calendar clients send their replies (iMIP REPLY goes to the ORGANIZER): the mailbox the
+    platform reads (``IMIP_ADDRESS``), by default the sender of the invitations."""
+    return settings.IMIP_ADDRESS or _default_sender()
+
+
+def _organizer(lab: str, sender: str) -> str:
+    """The lab as the organizer's name, the platform's mailbox as its address; if that mailbox is not the
+    sender's, SENT-BY says who sends on its behalf, so clients see sender and organizer agree (RFC 6047 3)."""
+    address = organizer_address()
+    sent_by = "" if address.casefold() == sender.casefold() else f';SENT-BY="mailto:{sender}"'
+    return fold(f"ORGANIZER;CN={quote_parameter(lab)}{sent_by}:mailto:{address}")
+
+
 class _Writer:
     """Writes VEVENTs of one calendar; lines that only depend on the instrument or the person are built once."""
 
-    def __init__(self, *, stamp: str | None, private: bool):
+    def __init__(self, *, stamp: str | None, private: bool, rsvp: bool = False):
         self.stamp = stamp  # None: each event's DTSTAMP is its last change (a feed, RFC 5545 3.8.7.2)
         self.private = private
+        self.rsvp = ";RSVP=TRUE" if rsvp else ""  # an invitation asks for a reply: Decline cancels the booking
         self.site = settings.SITE_URL
         self.sender = _default_sender()
         self.places: dict[tuple, str] = {}
@@ -170,7 +185,8 @@ class _Writer:
             lines = self.places[key] = CRLF.join((
                 fold("SUMMARY:" + escape_text(summary(row.instrument_name_zh, row.instrument_name_en))),
                 fold("LOCATION:" + escape_text(location(row.address, row.room, row.lab_name_zh))),
-                fold(f"ORGANIZER;CN={quote_parameter(lab)}:mailto:{row.lab_email or self.sender}"),
+                _organizer(lab, self.sender),
+                *([fold("CONTACT:" + escape_text(f"{lab} <{row.lab_email}>"))] if row.lab_email else []),
             )) + CRLF
         return lines
 
@@ -182,7 +198,7 @@ class _Writer:
             name = row.user_full_name or f"{row.user_first_name} {row.user_last_name}".strip() or row.username
             partstat = "ACCEPTED" if row.state == Booking.State.CONFIRMED else "NEEDS-ACTION"
             line = self.people[key] = fold(f"ATTENDEE;CN={quote_parameter(name)};ROLE=REQ-PARTICIPANT;"
-                                           f"PARTSTAT={partstat}:mailto:{row.user_email}") + CRLF
+                                           f"PARTSTAT={partstat}{self.rsvp}:mailto:{row.user_email}") + CRLF
         return line
 
     def event(self, row, *, cancelled: bool = False) -> str:
@@ -216,7 +232,7 @@ def _calendar_head(*, method: str | None = None, name: str | None = None) -> lis
 
 def invitation(booking: Booking, method: str, *, now: dt.datetime | None = None) -> bytes:
     """One booking as an iTIP message: METHOD:REQUEST for new/changed, METHOD:CANCEL otherwise."""
-    writer = _Writer(stamp=utc(now or timezone.now()), private=True)
+    writer = _Writer(stamp=utc(now or timezone.now()), private=True, rsvp=method == "REQUEST")
     parts = _calendar_head(method=method)
     parts.append(writer.event(row_of(booking), cancelled=method == "CANCEL"))
     parts.append("END:VCALENDAR\r\n")

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import notifications
+from .services import notifications, replies
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
@@ -21,3 +21,9 @@ def sweep_outbox() -> int:
 @shared_task(acks_late=True)
 def send_due_reminders() -> int:
     return notifications.send_all(notifications.queue_due_reminders())
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, max_retries=3, retry_backoff=True)
+def read_replies() -> int:
+    """The calendar replies in the organizer's mailbox (nothing to do unless IMIP_IMAP_URL is set)."""
+    return sum(outcome.action == "cancelled" for outcome in replies.read_mailbox())

@@ -179,6 +179,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
+    "calendar-replies": {"task": "bookings.tasks.read_replies", "schedule": timedelta(minutes=1)},
     "billing-stripe-sync": {"task": "billing.tasks.sync_stripe", "schedule": timedelta(minutes=15)},
     "oversight-statistics": {"task": "oversight.tasks.refresh_statistics_task", "schedule": timedelta(hours=1)},
     "oversight-national-export": {"task": "oversight.tasks.export_national_task", "schedule": timedelta(days=1)},
@@ -278,6 +279,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # --- e-mail -------------------------------------------------------------------------------
 EMAIL_URL = os.environ.get("EMAIL_URL", "")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "InstrumentShare <noreply@instrumentshare.local>")
+# The mailbox calendar clients reply to (the invitations' ORGANIZER); read by `manage.py read_replies`.
+IMIP_ADDRESS = os.environ.get("IMIP_ADDRESS", "")
+# Where `read_replies` fetches those replies: imaps://user:password@host:993/INBOX (or imap:// for STARTTLS).
+IMIP_IMAP_URL = os.environ.get("IMIP_IMAP_URL", "")
 if EMAIL_URL:
     _mail = urlsplit(EMAIL_URL)
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

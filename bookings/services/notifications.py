@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from email.mime.text import MIMEText
+from email.utils import format_datetime, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -32,7 +33,42 @@ def method_for(notification: Notification) -> str:
     return "CANCEL" if notification.kind == Notification.Kind.CANCELLATION else "REQUEST"
 
 
-def build_message(notification: Notification) -> EmailMultiAlternatives:
+class Invitation(EmailMultiAlternatives):
+    """The iMIP shape Outlook, Gmail and Apple Mail all take as a meeting (RFC 6047):
+
+    multipart/mixed
+      multipart/alternative
+        text/plain                      the bilingual text
+        text/calendar; method=REQUEST   the iTIP message itself, METHOD equal to the MIME parameter
+      application/ics  invite.ics       the same calendar as a file, for clients that only import
+    """
+
+    def __init__(self, *args, calendar: bytes, method: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.attach_alternative(calendar.decode(), "text/calendar")
+        self.attach("invite.ics", calendar, "application/ics")
+
+    def _create_mime_attachment(self, content, mimetype):
+        if mimetype != "text/calendar":
+            return super()._create_mime_attachment(content, mimetype)
+        part = MIMEText(content, "calendar", "utf-8")  # base64: the CRLF line ends iCalendar requires survive
+        part.set_param("method", self.method)
+        return part
+
+
+def mail_domain() -> str:
+    """The domain of the configured sender: Message-IDs are ours, not the host's ("@localhost")."""
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "instrumentshare.invalid"
+
+
+def message_id(notification: Notification) -> str:
+    """One Message-ID per notification row (a booking's revision and kind): a rare resend after a crash
+    is the same message to the mail client, which shows it once."""
+    return f"<{notification.kind}.{notification.booking_id}.{notification.sequence}.{notification.pk}@{mail_domain()}>"
+
+
+def build_message(notification: Notification, *, now: dt.datetime | None = None) -> Invitation:
     booking = notification.booking
     method = method_for(notification)
     zone = booking.instrument.zone
@@ -49,13 +85,14 @@ def build_message(notification: Notification) -> EmailMultiAlternatives:
         body = render_to_string("bookings/email/notification.txt", context)
     state_en = "awaiting approval" if booking.state == Booking.State.PENDING else "confirmed"
     subject = SUBJECTS[(notification.kind, method)].format(name=booking.instrument.name_zh, state_en=state_en)
-    message = EmailMultiAlternatives(subject=subject, body=body, to=[booking.user.email])
-    message.extra_headers["X-InstrumentShare-Booking"] = str(booking.pk)
-    calendar = MIMEText(ical.invitation(booking, method).decode(), "calendar", "utf-8")
-    calendar.set_param("method", method)
-    calendar.add_header("Content-Disposition", "attachment", filename="invite.ics")
-    message.attach(calendar)
-    return message
+    headers = {
+        "X-InstrumentShare-Booking": str(booking.pk),
+        "Message-ID": message_id(notification),
+        "Date": format_datetime((now or timezone.now()).astimezone(dt.UTC)),
+        "Auto-Submitted": "auto-generated",  # RFC 3834: no vacation replies to a robot
+    }
+    return Invitation(subject=subject, body=body, to=[booking.user.email], headers=headers,
+                      calendar=ical.invitation(booking, method, now=now), method=method)
 
 
 BATCH = 50  # rows locked, mailed and marked per transaction: also the most a crash mid-batch can mail twice
