@@ -29,9 +29,10 @@ install-bench: $(VENV)/.bench
 
 ## Set up and start the service on the embedded default, with demo data.
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
+	@echo "setting up the demo database (a minute the first time)..."
+	@LOG_LEVEL=$${LOG_LEVEL:-WARNING} $(PY) manage.py migrate --noinput -v 0
+	@LOG_LEVEL=$${LOG_LEVEL:-WARNING} $(PY) manage.py seed_demo -v 0
+	@$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
 
 ## Install everything and run the whole test suite (lint first): on the embedded default, then the
 ## tests that need PostgreSQL on a throwaway server of their own (tests/with_postgres.py).

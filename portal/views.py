@@ -1,8 +1,10 @@
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import FileResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
 
 from instrumentshare.accounts import queries
 
@@ -12,6 +14,12 @@ def home(request):
     if request.user.is_authenticated:
         context["memberships"] = queries.memberships_of(request.user)
     return render(request, "portal/home.html", context)
+
+
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """Browsers ask for /favicon.ico on every site whatever the page says: the icon, not a 404."""
+    return FileResponse(open(finders.find("favicon.ico"), "rb"), content_type="image/x-icon")  # noqa: SIM115
 
 
 def healthz(request):

@@ -16,6 +16,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "EMAIL_URL": "smtp://mail.example.cn:25",
+    "DEFAULT_FROM_EMAIL": "InstrumentShare <noreply@instruments.example.cn>",
+    "SITE_URL": "https://instruments.example.cn",
 }
 
 
@@ -33,6 +35,15 @@ def test_check_deploy_with_production_settings_reports_nothing():
     result = _manage("check", "--deploy", "--fail-level", "DEBUG", env_extra=PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_requires_a_sender_of_our_own_and_the_public_address():
+    env = {**PRODUCTION_ENV, "DEFAULT_FROM_EMAIL": "", "SITE_URL": ""}
+    env = {key: value for key, value in env.items() if value}
+    result = _manage("check", "--deploy", env_extra=env)
+    assert result.returncode != 0
+    assert "portal.E001" in result.stderr and "noreply@instrumentshare.local" in result.stderr
+    assert "portal.E002" in result.stderr and "127.0.0.1:8000" in result.stderr
 
 
 def test_embedded_default_is_sqlite_eager_celery_and_file_mail():
@@ -149,3 +160,31 @@ def test_metrics_count_requests_and_show_the_outbox():
     assert 'instrumentshare_http_requests_total{method="GET",route="healthz",status="200"}' in body
     assert "instrumentshare_outbox_pending 0.0" in body
     assert "instrumentshare_celery_queue_depth" in body
+
+
+@pytest.mark.django_db
+def test_favicon_and_the_home_page_search_box():
+    client = Client()
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/x-icon"
+    assert b"".join(icon.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    home = client.get("/").content.decode()
+    assert 'rel="icon"' in home
+    assert 'role="search"' in home and 'action="/instruments/"' in home and 'name="q"' in home
+
+
+def test_rundemo_serves_links_on_its_own_port_and_prints_the_logins_last(tmp_path):
+    env = {"INSTRUMENTSHARE_VAR_DIR": str(tmp_path)}
+    assert _manage("migrate", "--noinput", "-v", "0", env_extra=env).returncode == 0
+    code = ("import threading, io; from django.core.management import call_command; from django.conf import settings;"
+            "from unittest import mock;"
+            "mock.patch('django.core.management.commands.runserver.Command.handle',"
+            " lambda *a, **k: print('SITE_URL=' + settings.SITE_URL)).start();"
+            "call_command('rundemo', '--port', '8765')")
+    result = _manage("shell", "-c", code, env_extra=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert "SITE_URL=http://127.0.0.1:8765" in lines[-1]
+    assert "http://127.0.0.1:8765/" in result.stdout
+    assert len(lines) < 40, result.stdout  # the URL and the logins table, little else
+    assert "researcher" in result.stdout

@@ -1,3 +1,7 @@
+import io
+import logging
+import os
+
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -14,18 +18,23 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, host, port, **options):
+        url = f"http://{host}:{port}/"
+        if "SITE_URL" not in os.environ:
+            settings.SITE_URL = url.rstrip("/")  # links in e-mails and feeds lead to the port served here
+        if "LOG_LEVEL" not in os.environ:
+            logging.getLogger().setLevel(logging.WARNING)  # the periodic jobs' INFO lines would bury the logins
         beat = None
         if settings.CELERY_TASK_ALWAYS_EAGER:
             beat = EmbeddedBeat()
             beat.start()
-            self.stdout.write(f"periodic jobs run in-process: {', '.join(beat.entries)}")
-        url = f"http://{host}:{port}/"
-        self.stdout.write(self.style.SUCCESS(f"\nInstrumentShare is starting at {url}\n"))
-        print_logins(self.stdout)
         mail_to = getattr(settings, "EMAIL_FILE_PATH", None)
-        self.stdout.write(f"E-mail goes to {'files under ' + str(mail_to) if mail_to else 'SMTP'}\n")
+        self.stdout.write(f"Periodic jobs run in-process. E-mail goes to "
+                          f"{'files under ' + str(mail_to) if mail_to else 'SMTP'}. Stop with Ctrl-C.\n")
+        self.stdout.write(self.style.SUCCESS(f"\nInstrumentShare: {url}\n"))
+        print_logins(self.stdout)
         try:
-            call_command("runserver", f"{host}:{port}", use_reloader=False)
+            # runserver's own banner would print after the logins: its output is dropped, requests still log.
+            call_command("runserver", f"{host}:{port}", use_reloader=False, stdout=io.StringIO())
         finally:
             if beat:
                 beat.stop()
