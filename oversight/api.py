@@ -291,6 +291,38 @@ def refreshes(request):
     return StatRefresh.objects.order_by("-year")
 
 
+class RefreshIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    year: int = Field(ge=2000, le=2100)
+
+
+class ProgressOut(Schema):
+    year: int
+    state: Literal["idle", "queued", "running", "done"]
+    done: int = 0
+    total: int | None = None
+    refreshed_at: dt.datetime | None = None
+
+
+def _progress(year: int) -> dict:
+    progress = queries.refresh_progress(year) or {}
+    last = queries.last_refresh(year)
+    return {"year": year, "state": progress.get("state", "idle"), "done": progress.get("done") or 0,
+            "total": progress.get("total"), "refreshed_at": last.refreshed_at if last else None}
+
+
+@router.post("/refreshes", response={202: ProgressOut}, summary="Refresh a year's statistics now (the bureau)")
+def refresh_now(request, data: RefreshIn):
+    services.request_refresh(actor=request.user, years=[data.year])
+    return Status(202, _progress(data.year))
+
+
+@router.get("/refreshes/{year}", response=ProgressOut, summary="A year's refresh: queued, running, done")
+def refresh_state(request, year: int):
+    _scope(request)
+    return _progress(_year(year))
+
+
 # --- evaluation -----------------------------------------------------------------------------------
 
 

@@ -116,6 +116,16 @@ def last_refresh(year: int) -> StatRefresh | None:
     return StatRefresh.objects.filter(year=year).first()
 
 
+def refresh_progress(year: int) -> dict | None:
+    """A queued or running refresh of ``year`` ({state, done, total, ...}), or None (the cache may be down)."""
+    from django.core.cache import cache
+
+    try:
+        return cache.get(f"oversight:refresh-progress:{year}")
+    except Exception:  # noqa: BLE001 - any cache backend's failure: no progress to show
+        return None
+
+
 def years_available() -> list[int]:
     years = set(StatRefresh.objects.values_list("year", flat=True)) | {current_year()}
     return sorted(years, reverse=True)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -67,6 +68,49 @@ class _RefreshLock:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [REFRESH_LOCK_ID])
 
 
+# --- progress of a refresh (in the cache: Redis in production, shared by web and workers) ---------
+
+PROGRESS_KEY = "oversight:refresh-progress:{year}"
+PROGRESS_SECONDS = 6 * 3600
+
+
+def _set_progress(year: int, **state) -> None:
+    """What the dashboard shows while a refresh is queued or running. Best effort: a cache that is
+    down costs the progress bar, never the refresh."""
+    key = PROGRESS_KEY.format(year=year)
+    try:
+        cache.set(key, {**(cache.get(key) or {}), **state, "year": year}, PROGRESS_SECONDS)
+    except Exception as error:  # noqa: BLE001 - any cache backend's failure
+        logger.warning("refresh progress of %s not recorded: %s", year, error)
+
+
+def request_refresh(*, actor, years: list[int] | None = None, reason: str = "on demand",
+                    now: dt.datetime | None = None) -> list[int]:
+    """Queue a refresh of the figures now (the bureau's button; a month's close). Returns the years queued.
+
+    ``actor`` None is the platform itself (a close that finished); a person must be the bureau."""
+    from .tasks import refresh_statistics_task
+
+    if actor is not None and not people.is_platform_admin(actor):
+        raise Forbidden("forbidden", "Only the platform administrator may refresh the statistics.")
+    now = now or timezone.now()
+    years = sorted(set(years or years_to_refresh(today=timezone.localdate(now))))
+    for year in years:
+        _set_progress(year, state="queued", requested_at=now.isoformat(), done=0, total=None, reason=reason)
+    with transaction.atomic():
+        if actor is not None:
+            record(actor=actor, action="statistics.refresh_requested", now=now,
+                   target=("oversight.statistics", "refresh", "statistics"), after={"years": years})
+        for year in years:
+            transaction.on_commit(lambda year=year: refresh_statistics_task.delay(year=year))
+    return years
+
+
+def refresh_after_close(period) -> None:
+    """``billing.period_closed``: the month's income and invoices count at once, not at the next hourly run."""
+    request_refresh(actor=None, years=[int(period.month[:4])], reason=f"period {period.month} closed")
+
+
 def refresh_statistics(*, year: int, now: dt.datetime | None = None, block_size: int = BLOCK) -> RefreshSummary:
     """Recompute one year's summary rows from the records and replace them, block by block.
 
@@ -81,6 +125,8 @@ def refresh_statistics(*, year: int, now: dt.datetime | None = None, block_size:
             summary.skipped = True
             return summary
         last_id = 0
+        total = Instrument.objects.count()
+        _set_progress(year, state="running", started_at=timezone.now().isoformat(), done=0, total=total)
         while True:
             ids = list(Instrument.objects.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)
                        [:block_size])
@@ -88,6 +134,7 @@ def refresh_statistics(*, year: int, now: dt.datetime | None = None, block_size:
                 break
             _refresh_block(year, ids[0], ids[-1], summary)
             last_id = ids[-1]
+            _set_progress(year, done=min(total, summary.instruments))
         # Rows of instruments beyond the last one (none unless ids were reused) go too.
         _delete_year_rows(year, last_id + 1, None)
         _analyze_summary_tables()
@@ -95,6 +142,7 @@ def refresh_statistics(*, year: int, now: dt.datetime | None = None, block_size:
         StatRefresh.objects.update_or_create(year=year, defaults={
             "refreshed_at": now or timezone.now(), "seconds": Decimal(str(summary.seconds)),
             "instruments": summary.instruments, "month_rows": summary.month_rows})
+        _set_progress(year, state="done", done=total, total=total, finished_at=timezone.now().isoformat())
     logger.info("statistics %s refreshed: %s", year, summary)
     return summary
 

@@ -6,6 +6,8 @@ app_name = "oversight"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("refresh", views.refresh_now, name="refresh"),
+    path("freshness", views.freshness, name="freshness"),
     path("charts/<slug:key>.csv", views.chart_csv, name="chart_csv"),
     path("statistics/", views.statistics, name="statistics"),
     path("statistics.csv", views.statistics_csv, name="statistics_csv"),

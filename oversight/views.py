@@ -110,6 +110,34 @@ def dashboard(request):
     })
 
 
+@login_required
+@require_POST
+def refresh_now(request):
+    """The bureau's "refresh now": the figures are recomputed in the background, the page shows progress."""
+    if not people.is_platform_admin(request.user):
+        raise Http404("Not found.")
+    year = _int(request.POST.get("year"))
+    if year is None or not 2000 <= year <= 2100:
+        messages.error(request, _("Choose a year between 2000 and 2100."))
+        return redirect("oversight:dashboard")
+    services.request_refresh(actor=request.user, years=[year])
+    messages.success(request, _("The statistics of %(year)s are being refreshed.") % {"year": year})
+    return redirect(f"{reverse('oversight:dashboard')}?year={year}")
+
+
+@login_required
+@require_GET
+def freshness(request):
+    """The freshness line alone, polled while a refresh runs; when it has finished, the page reloads."""
+    _scope(request)
+    year = _year(request)
+    response = render(request, "oversight/_freshness_fragment.html", {"year": year})
+    progress = queries.refresh_progress(year)
+    if request.headers.get("HX-Request") and (not progress or progress.get("state") == "done"):
+        response["HX-Refresh"] = "true"  # the new figures, at once
+    return response
+
+
 def _dashboard_figures(scope: Scope, view: charts.View, refresh) -> dict:
     """The totals and the charts. They read only the summary tables, which change only when a
     refresh runs, so they are cached under the refresh's time (and the day, for the pro-rata

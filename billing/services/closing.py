@@ -26,6 +26,7 @@ from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 from usage.models import ServiceRecord
 
 from .. import queries
+from ..extensions import period_closed
 from ..models import (
     BillingAccount,
     BillingPeriod,
@@ -130,6 +131,7 @@ def _close(period: BillingPeriod, now: dt.datetime) -> BillingPeriod:
         record(actor=period.started_by, action="billing.period.closed", target=period,
                after={"month": month, "charges_created": run.created, "invoices_issued": period.invoices_issued,
                       "unassigned_items": run.unassigned, "unpriced_items": run.unpriced, "moved_to_next": moved})
+        transaction.on_commit(lambda: period_closed.collect(period))  # e.g. the dashboard's income, at once
     return period
 
 
