@@ -313,12 +313,13 @@ def _progress(year: int) -> dict:
 
 @router.post("/refreshes", response={202: ProgressOut}, summary="Refresh a year's statistics now (the bureau)")
 def refresh_now(request, data: RefreshIn):
+    _scope(request)  # no view of the statistics: 404; a view but not the bureau: 403
     services.request_refresh(actor=request.user, years=[data.year])
     return Status(202, _progress(data.year))
 
 
-@router.get("/refreshes/{year}", response=ProgressOut, summary="A year's refresh: queued, running, done")
-def refresh_state(request, year: int):
+@router.get("/refreshes/progress", response=ProgressOut, summary="A year's refresh: queued, running, done")
+def refresh_state(request, year: int | None = None):
     _scope(request)
     return _progress(_year(year))
 

@@ -43,13 +43,13 @@ def test_the_bureau_refreshes_on_demand_and_sees_progress(world, django_capture_
     services.request_refresh(actor=world.bureau, years=[2025], now=dt.datetime(2026, 12, 2, 1, tzinfo=dt.UTC))
     queued = client.get("/oversight/?year=2025").content.decode()
     assert "hx-trigger=\"every 2s\"" in queued and 'data-testid="refresh-state"' in queued
-    assert client.get("/api/v1/oversight/refreshes/2025").json()["state"] == "queued"
+    assert client.get("/api/v1/oversight/refreshes/progress?year=2025").json()["state"] == "queued"
     assert AuditEvent.objects.filter(action="statistics.refresh_requested").count() == 1
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/oversight/refresh", {"year": "2025"})
     assert response.status_code == 302 and response["Location"] == "/oversight/?year=2025"
-    state = client.get("/api/v1/oversight/refreshes/2025").json()
+    state = client.get("/api/v1/oversight/refreshes/progress?year=2025").json()
     assert state["state"] == "done" and state["done"] == state["total"] == 3 and state["refreshed_at"]
     polled = client.get("/oversight/freshness?year=2025", HTTP_HX_REQUEST="true")
     assert polled["HX-Refresh"] == "true"  # finished: the page reloads with the new figures

@@ -166,6 +166,9 @@ MATRIX = {
     "GET /api/v1/oversight/statistics/monthly": OVERSIGHT_SCOPED,
     "GET /api/v1/oversight/charts/{key}": OVERSIGHT_SCOPED,
     "GET /api/v1/oversight/refreshes": OVERSIGHT_SCOPED,
+    "GET /api/v1/oversight/refreshes/progress": OVERSIGHT_SCOPED,
+    "POST /api/v1/oversight/refreshes": "anonymous:401 logger:401 manager:403 other_manager:403 finance:403 "
+                                        "other_finance:403 bureau:ok *:404",
     "GET /api/v1/oversight/instruments/{instrument_id}/statistics": OVERSIGHT_OF_A,
     "GET /api/v1/oversight/organizations/{organization_id}/statistics": OVERSIGHT_OF_A,
     "GET /api/v1/oversight/labs/{lab_id}/statistics": OVERSIGHT_OF_A,
@@ -248,6 +251,7 @@ def bodies(ids: dict) -> dict:
         # oversight
         "POST /api/v1/oversight/exports": {"organization_id": ids["organization_id"], "period": "2025-Q4"},
         "POST /api/v1/oversight/purchase-checks": {"lab": ids["lab_id"], "category": "010102", "value": "600000"},
+        "POST /api/v1/oversight/refreshes": {"year": 2025},
     }
 
 

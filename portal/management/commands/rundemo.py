@@ -21,11 +21,12 @@ class Command(BaseCommand):
         url = f"http://{host}:{port}/"
         if "SITE_URL" not in os.environ:
             settings.SITE_URL = url.rstrip("/")  # links in e-mails and feeds lead to the port served here
+        beat = EmbeddedBeat() if settings.CELERY_TASK_ALWAYS_EAGER else None
         if "LOG_LEVEL" not in os.environ:
-            logging.getLogger().setLevel(logging.WARNING)  # the periodic jobs' INFO lines would bury the logins
-        beat = None
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            beat = EmbeddedBeat()
+            # After the beat is built: loading the task modules sets Django (and its logging) up once more.
+            # The periodic jobs' INFO lines would bury the logins; warnings and errors still show.
+            logging.getLogger().setLevel(logging.WARNING)
+        if beat:
             beat.start()
         mail_to = getattr(settings, "EMAIL_FILE_PATH", None)
         self.stdout.write(f"Periodic jobs run in-process. E-mail goes to "
