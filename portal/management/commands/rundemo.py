@@ -23,8 +23,9 @@ class Command(BaseCommand):
             settings.SITE_URL = url.rstrip("/")  # links in e-mails and feeds lead to the port served here
         beat = EmbeddedBeat() if settings.CELERY_TASK_ALWAYS_EAGER else None
         if "LOG_LEVEL" not in os.environ:
-            # After the beat is built: loading the task modules sets Django (and its logging) up once more.
-            # The periodic jobs' INFO lines would bury the logins; warnings and errors still show.
+            # The periodic jobs' INFO lines would bury the logins; warnings and errors still show. Celery's
+            # Django fixup sets Django (and its logging) up again when a task runs: the setting changes too.
+            settings.LOGGING["root"]["level"] = "WARNING"
             logging.getLogger().setLevel(logging.WARNING)
         if beat:
             beat.start()
