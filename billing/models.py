@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from bookings.models import Booking
 from catalog.models import Instrument
@@ -210,7 +211,7 @@ class BillingPeriod(models.Model):
     class State(models.TextChoices):
         OPEN = "open", _("Open")
         CLOSING = "closing", _("Closing")
-        CLOSED = "closed", _("Closed")
+        CLOSED = "closed", pgettext_lazy("billing period", "Closed")
         FAILED = "failed", _("Failed")
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="billing_periods")

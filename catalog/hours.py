@@ -22,10 +22,10 @@ def parse_time(text: str) -> int:
     """Minutes after midnight for "HH:MM"; "24:00" is the end of the day."""
     match = _TIME.match(text.strip())
     if not match:
-        raise Invalid("invalid_time", f"“{text}” is not a time like 08:30.")
+        raise Invalid("invalid_time", _("“%(text)s” is not a time like 08:30.") % {"text": text})
     minute = int(match.group(1)) * 60 + int(match.group(2))
     if minute > 1440:
-        raise Invalid("invalid_time", f"“{text}” is after 24:00.")
+        raise Invalid("invalid_time", _("“%(text)s” is after 24:00.") % {"text": text})
     return minute
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization
@@ -335,9 +336,11 @@ def free_time_filter(start, end, hours):
     if start is None or end is None or not hours:
         return None
     if start.utcoffset() is None or end.utcoffset() is None:
-        raise Invalid("naive_datetime", "free_from and free_to need a time zone offset.")
+        raise Invalid("naive_datetime", gettext("The free-time window needs a time zone offset."))
     if start >= end or end - start > dt.timedelta(days=MAX_FREE_WINDOW_DAYS):
-        raise Invalid("invalid_range", f"free_from must be before free_to, at most {MAX_FREE_WINDOW_DAYS} days apart.")
+        raise Invalid("invalid_range", gettext(
+            "The free-time window must end after it starts and span at most %(days)s days.",
+        ) % {"days": MAX_FREE_WINDOW_DAYS})
     if not free_instruments:
         return None
     minutes = int(float(hours) * 60)

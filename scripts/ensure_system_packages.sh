@@ -8,6 +8,8 @@
 #               that need PostgreSQL (the SQL forms of the charge rules checked against Python's)
 #   fonts-wqy-microhei - the CJK font invoices embed (the image installs it too)
 #   poppler-utils - pdffonts, pdftotext, pdftoppm: the tests read the invoices as a viewer would
+#   gettext   - msgfmt, xgettext, msgattrib: the messages are extracted afresh and every one must be
+#               translated (tests/test_translations.py)
 #   dovecot-imapd - a real IMAP server: the tests deliver calendar replies (Decline) to a throwaway
 #               mailbox and read them back as the platform does
 # Installed where missing and we may (root with apt-get); otherwise the tests that need them
@@ -19,6 +21,7 @@ command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$missing fonts-wqy-microhei"
 command -v pdffonts >/dev/null 2>&1 || missing="$missing poppler-utils"
+command -v msgattrib >/dev/null 2>&1 || missing="$missing gettext"
 [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null 2>&1 || missing="$missing dovecot-imapd"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

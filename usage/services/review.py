@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.audit.services import record
@@ -19,9 +20,9 @@ def resolve_flag(*, actor, flag_id: int, decision: str, reason: str = "", minute
     if flag is None or not people.is_lab_manager(actor, flag.instrument.lab_id):
         raise NotFound("not_found", "No such flag.")
     if decision not in ("accepted", "corrected", "waived"):
-        raise Invalid("invalid_decision", "Decision is accepted, corrected or waived.")
+        raise Invalid("invalid_decision", gettext("Decision is accepted, corrected or waived."))
     if decision != "accepted" and not (reason or "").strip():
-        raise Invalid("reason_required", "Corrections and waivers need a reason.")
+        raise Invalid("reason_required", gettext("Corrections and waivers need a reason."))
     if flag.state != ReviewFlag.State.OPEN:
         if flag.state == decision:
             return flag
