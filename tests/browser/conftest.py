@@ -45,3 +45,11 @@ def login(page):
         return page
 
     return do_login
+
+
+def follow_nav(page, url_name: str) -> None:
+    """Click a navigation entry as a person would: through the menu when the entries are folded into it."""
+    toggle = page.locator("[data-testid=nav-toggle]")
+    if toggle.is_visible():
+        toggle.click()
+    page.locator(f"[data-testid=nav] a[data-nav='{url_name}']").click()

@@ -11,6 +11,7 @@ from billing.services import closing
 from tests.billing.conftest import MONTH, after_month, at, make_card, make_item
 from tests.billing.stripe_helpers import LocalStripe
 from tests.bookings.conftest import make_instrument
+from tests.browser.conftest import follow_nav
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,7 @@ def company_invoice(world):
 
 def test_a_company_user_sees_the_voucher_share_and_the_amount_due(world, company_invoice, page, login):
     login("company_user")
-    page.click("[data-testid=nav] a[data-nav='billing:mine']")
+    follow_nav(page, "billing:mine")
     page.click(f"text={company_invoice.number}")
     assert page.locator("[data-testid=invoice-number]").inner_text() == company_invoice.number
     assert page.locator("[data-testid=subtotal]").inner_text() == "450.00"

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from oversight import services
 from tests.bookings.conftest import make_instrument
+from tests.browser.conftest import follow_nav
 from tests.oversight.conftest import YEAR, bill_city, build_city
 
 pytestmark = pytest.mark.browser
@@ -28,7 +29,7 @@ def test_the_bureau_sees_the_charts_drawn_and_the_non_compliant_instruments(worl
     services.refresh_statistics(year=YEAR)
 
     login("bureau")
-    page.locator("[data-testid=nav] a[data-nav='oversight:dashboard']").click()
+    follow_nav(page, "oversight:dashboard")
     page.wait_for_url("**/oversight/")
     page.select_option("select[name=year]", str(YEAR))
     page.wait_for_url(re.compile(rf"/oversight/\?year={YEAR}"))
