@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "EMAIL_URL": "smtp://mail.example.cn:25",
+    "METRICS_TOKEN": "a-long-random-scraper-token-for-the-check",
 }
 
 
@@ -33,6 +34,20 @@ def test_check_deploy_with_production_settings_reports_nothing():
     result = _manage("check", "--deploy", "--fail-level", "DEBUG", env_extra=PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_refuses_public_metrics():
+    env = {key: value for key, value in PRODUCTION_ENV.items() if key != "METRICS_TOKEN"}
+    result = _manage("check", "--deploy", env_extra=env)
+    assert result.returncode != 0
+    assert "portal.E001" in result.stdout + result.stderr
+
+
+def test_log_level_is_case_insensitive():
+    result = _manage("shell", "-c", "import logging; print(logging.getLogger().level)",
+                     env_extra={"LOG_LEVEL": "warning"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(30)
 
 
 def test_embedded_default_is_sqlite_eager_celery_and_file_mail():
