@@ -94,7 +94,10 @@ class Notification(models.Model):
     """The outbox: a message to send, written in the same transaction as the change it announces.
 
     A task sends it after commit; a periodic job sends whatever is still pending (the broker was
-    down, a worker died). The unique key means one revision is mailed once.
+    down, a worker died). A failed try is retried with exponential backoff up to a ceiling and never
+    abandoned; a row that cannot be sent at all (no address) is ``failed`` and can be sent again from
+    the admin. Delivery is at least once: a crash between the SMTP hand-off and the commit that marks
+    the row can mail it again, with the same Message-ID (one per revision), so the client sees one.
     """
 
     class Kind(models.TextChoices):
@@ -111,10 +114,12 @@ class Notification(models.Model):
     kind = models.CharField(max_length=15, choices=Kind.choices)
     sequence = models.PositiveIntegerField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = SafeDateTimeField(default=timezone.now)
     sent_at = SafeDateTimeField(null=True, blank=True)
+    # After a failed try: not before this moment (exponential backoff to a ceiling, never given up).
+    next_attempt_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -198,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
                              "kwargs": {"days": int(os.environ.get("RECONCILE_WINDOW_DAYS", "7"))}},
 }
 
+# An outbox row pending longer than this is overdue: a metric (instrumentshare_outbox_overdue) to
+# alert on, and the admin's list of notifications shows it.
+OUTBOX_ALERT_MINUTES = int(os.environ.get("OUTBOX_ALERT_MINUTES", "15"))
+
 # --- auth ---------------------------------------------------------------------------------
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
