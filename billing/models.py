@@ -205,7 +205,9 @@ class Rate(models.Model):
 class BillingPeriod(models.Model):
     """A month of one provider organization's charges. Closing it issues the invoices, once.
 
-    The close runs as a task; its progress is kept here so any web process can show it.
+    The close runs as a task; its progress is kept here so any web process can show it. Its figures
+    (``invoices_issued``) are counted from its invoices when it closes, never added up run by run, so
+    a close interrupted and finished later says what exists.
     """
 
     class State(models.TextChoices):
@@ -227,6 +229,9 @@ class BillingPeriod(models.Model):
                                    related_name="+")
     started_at = SafeDateTimeField(null=True, blank=True)
     closed_at = SafeDateTimeField(null=True, blank=True)
+    # Moved by a running close after every account: a close whose heartbeat is older than
+    # billing.services.closing.STUCK_AFTER has lost its worker and may be run again.
+    heartbeat_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-month", "organization_id"]

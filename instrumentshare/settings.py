@@ -177,9 +177,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # connection timeout, and no retries (bookings.services.lifecycle._dispatch); the outbox sweep
 # sends what could not be handed over.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
-# A task whose worker died unacknowledged is handed out again after this many seconds.
+# Task time limits match the longest task: a month's close of a large provider and the yearly
+# statistics refresh of a whole city take minutes at the benchmark scale (docs/operations.md). The soft
+# limit lets a task record its failure (a close is marked failed and can be requested again); the hard
+# limit stops one that hangs.
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "840"))
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "900"))
+# A task whose worker died unacknowledged is handed out again after this many seconds: just above
+# the hard limit, so a task still running is never handed out twice, and a dead worker's task waits
+# minutes, not Redis's default hour.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(CELERY_TASK_TIME_LIMIT + 60))),
     # How often a worker sweeps for such tasks (seconds, and every Nth sweep scans Redis).
     "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
     "unacked_restore_throttle": int(os.environ.get("CELERY_UNACKED_RESTORE_THROTTLE", "10")),

@@ -50,6 +50,11 @@ def test_log_level_is_case_insensitive():
     assert result.stdout.strip().splitlines()[-1] == str(30)
 
 
+def test_task_limits_match_the_longest_task_and_redelivery_waits_minutes(settings):
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT < visibility <= 20 * 60
+
+
 def test_embedded_default_is_sqlite_eager_celery_and_file_mail():
     code = (
         "from django.conf import settings as s;"
