@@ -3,6 +3,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from instrumentshare.accounts import queries
 
@@ -12,6 +13,17 @@ def home(request):
     if request.user.is_authenticated:
         context["memberships"] = queries.memberships_of(request.user)
     return render(request, "portal/home.html", context)
+
+
+def audit_heads(request):
+    """Public: the audit trail's seal head at the end of each of the last 30 days (platform zone).
+    Anyone may note one; ``verify_audit --expect-head HASH`` then proves the trail was not rewritten
+    since (see ``instrumentshare.audit.services``)."""
+    from instrumentshare.audit.services import daily_heads
+
+    zone = timezone.get_default_timezone()
+    heads = daily_heads(days=30, today=timezone.localdate(timezone=zone), zone=zone)
+    return render(request, "portal/audit_heads.html", {"heads": heads})
 
 
 def healthz(request):
