@@ -2,7 +2,8 @@
 
 Each operation gets, as each role: every string of a schema-valid body and every query parameter
 with a NUL in it; years 1 and 9999 for every moment; its ranges reversed and a hundred years long;
-a malformed ``multipart/form-data`` body; a NUL in a path segment. Then values that reached the
+a malformed ``multipart/form-data`` body; a NUL in a path segment; and every status it answers must be
+listed for it in the OpenAPI document. Then values that reached the
 database before the rules (a downtime, a qualification expiry and a logger session in year 9999)
 must not break any page, for any role, nor the hourly statistics refresh.
 
@@ -52,6 +53,10 @@ def _operations() -> list[tuple[str, dict]]:
 
 def _declared_query(spec: dict) -> dict[str, dict]:
     return {p["name"]: p.get("schema", {}) for p in spec.get("parameters", []) if p.get("in") == "query"}
+
+
+def _documented(spec: dict, status: int) -> bool:
+    return status in spec["responses"] or str(status) in spec["responses"]
 
 
 def _is_moment_schema(schema: dict) -> bool:
@@ -141,6 +146,8 @@ def test_no_operation_answers_a_server_error_to_hostile_input(operation, matrix,
             response = rolled_back(_send, client, method, path, headers, **request)
             if response.status_code >= 500:
                 errors.append((role, request, response.status_code, response.content[:300]))
+            elif not _documented(spec, response.status_code):
+                errors.append((role, request, response.status_code, "not in the OpenAPI document"))
         broken = re.sub(r"/\d+(/|$)", "/%00\\1", path, count=1)
         if broken != path:
             response = rolled_back(_send, client, method, broken, headers, body={})
