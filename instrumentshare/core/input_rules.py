@@ -58,8 +58,9 @@ def _querydict_fields(querydict, location: str) -> Iterator[str]:
 
 
 def _json_fields(request: HttpRequest) -> Iterator[str]:
-    if not request.content_type or "json" not in request.content_type or not request.body:
-        return
+    if not request.content_type or "json" not in request.content_type or not _fits_in_memory(request) \
+            or not request.body:
+        return  # a body over the limit is the API's 413, said in JSON
     try:
         data = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
