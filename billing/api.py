@@ -17,7 +17,7 @@ from instrumentshare.accounts.auth import PUBLIC_AUTH
 from instrumentshare.accounts.models import Organization, User
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.schemas import StrictSchema
+from instrumentshare.core.schemas import BoundedDate, StrictSchema
 
 from . import exports, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
@@ -93,8 +93,8 @@ class AccountIn(StrictSchema):
     name: str = Text(200, 1)
     funding_programme: str = Text(200, default="")
     pi_id: Id | None = None
-    valid_from: dt.date | None = None
-    valid_until: dt.date | None = None
+    valid_from: BoundedDate | None = None
+    valid_until: BoundedDate | None = None
     budget_cap: Decimal | None = Field(None, ge=0, max_digits=13, decimal_places=2)
     budget_warning_percent: int = Field(80, ge=0, le=100)
     billing_name: str = Text(200, default="")
@@ -109,8 +109,8 @@ class AccountPatch(StrictSchema):
     name: str | None = Text(200, 1, default=None)
     funding_programme: str | None = Text(200, default=None)
     pi_id: Id | None = None
-    valid_from: dt.date | None = None
-    valid_until: dt.date | None = None
+    valid_from: BoundedDate | None = None
+    valid_until: BoundedDate | None = None
     budget_cap: Decimal | None = Field(None, ge=0, max_digits=13, decimal_places=2)
     budget_warning_percent: int | None = Field(None, ge=0, le=100)
     billing_name: str | None = Text(200, default=None)
@@ -152,7 +152,7 @@ class RateIn(StrictSchema):
 
 
 class RateCardIn(StrictSchema):
-    valid_from: dt.date
+    valid_from: BoundedDate
     rates: list[RateIn] = Field(..., min_length=1, max_length=9)
     minimum_charge: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
     assisted_surcharge: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
@@ -388,8 +388,8 @@ class VoucherIn(StrictSchema):
     amount: Decimal = Field(..., gt=0, max_digits=13, decimal_places=2)
     share_percent: Decimal = Field(..., gt=0, le=100, max_digits=5, decimal_places=2)
     yearly_cap: Decimal | None = Field(None, gt=0, max_digits=13, decimal_places=2)
-    valid_from: dt.date
-    valid_until: dt.date
+    valid_from: BoundedDate
+    valid_until: BoundedDate
     eligible_provider_ids: list[Id] = Field(default_factory=list, max_length=200)
     number: str | None = Text(40, 1, default=None)
 

@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.accounts.models import Organization
+from instrumentshare.core.time import BoundedDateField
 
 MONTH = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", _("A period is a month written YYYY-MM."))
 
@@ -52,8 +53,8 @@ class VoucherForm(forms.Form):
                                        min_value=0.01, max_value=100, initial=40)
     yearly_cap = forms.DecimalField(label=_("Yearly cap per company"), required=False, max_digits=13,
                                     decimal_places=2, min_value=0.01)
-    valid_from = forms.DateField(label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}))
-    valid_until = forms.DateField(label=_("Valid until"), widget=forms.DateInput(attrs={"type": "date"}))
+    valid_from = BoundedDateField(label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}))
+    valid_until = BoundedDateField(label=_("Valid until"), widget=forms.DateInput(attrs={"type": "date"}))
     eligible_providers = forms.ModelMultipleChoiceField(
         label=_("Eligible providers (none: all)"), required=False,
         queryset=Organization.objects.exclude(kind=Organization.Kind.COMPANY))

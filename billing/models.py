@@ -22,6 +22,7 @@ from django.utils.translation import pgettext_lazy
 from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Lab, Organization
+from instrumentshare.core.time import SafeDateTimeField
 from usage.models import BillableItem
 
 MONEY = {"max_digits": 13, "decimal_places": 2}
@@ -66,7 +67,7 @@ class BillingAccount(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default=settings.DEFAULT_CURRENCY)
     is_active = models.BooleanField(_("active"), default=True)
     stripe_customer_id = models.CharField(max_length=100, blank=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["organization__name_zh", "number"]
@@ -127,10 +128,10 @@ class AccountAuthorization(models.Model):
     account = models.ForeignKey(BillingAccount, on_delete=models.CASCADE, related_name="authorizations")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_authorizations")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    requested_at = models.DateTimeField(default=timezone.now)
+    requested_at = SafeDateTimeField(default=timezone.now)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_at = SafeDateTimeField(null=True, blank=True)
     note = models.CharField(max_length=300, blank=True)
 
     class Meta:
@@ -167,7 +168,7 @@ class RateCard(models.Model):
     note = models.CharField(_("note"), max_length=300, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["instrument_id", "-valid_from"]
@@ -205,7 +206,9 @@ class Rate(models.Model):
 class BillingPeriod(models.Model):
     """A month of one provider organization's charges. Closing it issues the invoices, once.
 
-    The close runs as a task; its progress is kept here so any web process can show it.
+    The close runs as a task; its progress is kept here so any web process can show it. Its figures
+    (``invoices_issued``) are counted from its invoices when it closes, never added up run by run, so
+    a close interrupted and finished later says what exists.
     """
 
     class State(models.TextChoices):
@@ -225,8 +228,11 @@ class BillingPeriod(models.Model):
     error = models.CharField(max_length=500, blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    started_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
+    started_at = SafeDateTimeField(null=True, blank=True)
+    closed_at = SafeDateTimeField(null=True, blank=True)
+    # Moved by a running close after every account: a close whose heartbeat is older than
+    # billing.services.closing.STUCK_AFTER has lost its worker and may be run again.
+    heartbeat_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-month", "organization_id"]
@@ -266,7 +272,7 @@ class Charge(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                              related_name="charges")
     period = models.CharField(max_length=7, validators=[PERIOD_VALIDATOR])
-    service_start = models.DateTimeField()
+    service_start = SafeDateTimeField()
     user_class = models.CharField(max_length=10, choices=UserClass.choices, blank=True)
     unit = models.CharField(max_length=8, choices=BillableItem.Unit.choices, blank=True)
     # Hours for the hour unit (minutes / 60, to 4 places, for reading), else the count.
@@ -283,7 +289,7 @@ class Charge(models.Model):
     invoice = models.ForeignKey("Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="charges")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["service_start", "id"]
@@ -378,8 +384,8 @@ class Invoice(models.Model):
     account_number = models.CharField(max_length=60)
     account_name = models.CharField(max_length=200)
     funding_programme = models.CharField(max_length=200, blank=True)
-    issued_at = models.DateTimeField(default=timezone.now)
-    paid_at = models.DateTimeField(null=True, blank=True)
+    issued_at = SafeDateTimeField(default=timezone.now)
+    paid_at = SafeDateTimeField(null=True, blank=True)
 
     objects = InvoiceQuerySet.as_manager()
 
@@ -480,7 +486,7 @@ class Voucher(models.Model):
     currency = models.CharField(max_length=3, default=settings.DEFAULT_CURRENCY)
     issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                   related_name="+")
-    issued_at = models.DateTimeField(default=timezone.now)
+    issued_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["valid_until", "id"]
@@ -515,7 +521,7 @@ class VoucherEntry(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="voucher_entries")
     year = models.PositiveSmallIntegerField(help_text=_("The calendar year the yearly cap counts it in."))
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["voucher_id", "id"]
@@ -570,9 +576,9 @@ class Payment(models.Model):
     reference = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    succeeded_at = models.DateTimeField(null=True, blank=True)
-    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now)
+    succeeded_at = SafeDateTimeField(null=True, blank=True)
+    last_event_at = SafeDateTimeField(null=True, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
 
     class Meta:
@@ -597,8 +603,8 @@ class Refund(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.CREATING)
     idempotency_key = models.CharField(max_length=80, unique=True)
     stripe_refund = models.CharField(max_length=100, null=True, blank=True, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    succeeded_at = models.DateTimeField(null=True, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now)
+    succeeded_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -612,10 +618,10 @@ class StripeEvent(models.Model):
 
     event_id = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=100)
-    created = models.DateTimeField(help_text=_("When Stripe says the event happened."))
+    created = SafeDateTimeField(help_text=_("When Stripe says the event happened."))
     object_id = models.CharField(max_length=100, blank=True)
     payload = models.JSONField()
-    received_at = models.DateTimeField(default=timezone.now)
+    received_at = SafeDateTimeField(default=timezone.now)
     outcome = models.CharField(max_length=200, blank=True)
 
     class Meta:

@@ -12,7 +12,7 @@ from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import NotFound
-from instrumentshare.core.schemas import StrictSchema
+from instrumentshare.core.schemas import BoundedDateTime, StrictSchema
 
 from . import queries, services
 from .models import Booking, FeedToken
@@ -22,8 +22,8 @@ router = Router(tags=["bookings"])
 
 class BookingIn(StrictSchema):
     instrument_id: int
-    start: datetime = Field(..., description="With an offset, e.g. 2026-12-01T09:00:00+08:00")
-    end: datetime
+    start: BoundedDateTime = Field(..., description="With an offset, e.g. 2026-12-01T09:00:00+08:00")
+    end: BoundedDateTime
     purpose: str = Field(..., min_length=1, max_length=2000)
     lab_id: int | None = Field(None, description="The lab to charge; default: the booker's first lab")
     account_id: int | None = Field(None, description="The billing account to charge; default: the booker's "
@@ -31,8 +31,8 @@ class BookingIn(StrictSchema):
 
 
 class RescheduleIn(StrictSchema):
-    start: datetime
-    end: datetime
+    start: BoundedDateTime
+    end: BoundedDateTime
 
 
 class ReasonIn(StrictSchema):
@@ -86,8 +86,8 @@ class ListParams(Schema):
     scope: str = Field("mine", pattern="^(mine|lab)$")
     lab_id: int | None = None
     state: str | None = Field(None, pattern="^(pending|confirmed|rejected|cancelled|completed|no_show)$")
-    start: datetime | None = None
-    end: datetime | None = None
+    start: BoundedDateTime | None = None
+    end: BoundedDateTime | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -186,7 +186,7 @@ def reschedule_booking(request, booking_id: int, payload: RescheduleIn):
 
 @router.get("/instruments/{instrument_id}/availability", response=AvailabilityOut, auth=PUBLIC_AUTH,
             summary="Free intervals (UTC) of an instrument between start and end")
-def instrument_availability(request, instrument_id: int, start: datetime, end: datetime):
+def instrument_availability(request, instrument_id: int, start: BoundedDateTime, end: BoundedDateTime):
     start, end = queries.checked_range(start, end)
     instrument = get_object_or_404(Instrument.objects.select_related("policy"), pk=instrument_id)
     if not catalog_queries.can_see(request.auth, instrument):

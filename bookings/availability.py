@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from catalog.models import Instrument
+from instrumentshare.core.time import showable
 
 from .models import Booking
 
@@ -218,10 +219,11 @@ _BOOKINGS_SQL = (
 
 
 def _aware(value) -> dt.datetime:
-    """A UTC datetime from either backend (SQLite hands a UNION's timestamps back as text)."""
+    """A UTC datetime from either backend (SQLite hands a UNION's timestamps back as text), read as
+    the model fields read it: a stored year 9999 as a moment every zone can show (``core.time``)."""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return showable(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
 
 def _date(value) -> dt.date:

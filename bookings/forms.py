@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.time import BoundedDateTimeField
 
 from .extensions import booking_parts
 
@@ -38,8 +39,8 @@ def wall_clock(value: str | None, zone) -> dt.datetime | None:
 
 
 class BookingTimesForm(forms.Form):
-    start = forms.DateTimeField(label=_("Start"), widget=LocalDateTimeInput(), input_formats=LOCAL_FORMATS)
-    end = forms.DateTimeField(label=_("End"), widget=LocalDateTimeInput(), input_formats=LOCAL_FORMATS)
+    start = BoundedDateTimeField(label=_("Start"), widget=LocalDateTimeInput(), input_formats=LOCAL_FORMATS)
+    end = BoundedDateTimeField(label=_("End"), widget=LocalDateTimeInput(), input_formats=LOCAL_FORMATS)
 
     def __init__(self, *args, instrument, **kwargs):
         initial = dict(kwargs.pop("initial", None) or {})

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Lab
+from instrumentshare.core.time import SafeDateTimeField
 
 
 class Booking(models.Model):
@@ -35,23 +36,23 @@ class Booking(models.Model):
     # charged to is billing's own row (billing.BookingAccount): bookings knows nothing of billing.
     charged_lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="charged_bookings", null=True,
                                     db_index=False)
-    start = models.DateTimeField(_("start"))
-    end = models.DateTimeField(_("end"))
+    start = SafeDateTimeField(_("start"))
+    end = SafeDateTimeField(_("end"))
     # end + the instrument's buffer at booking time: the range the exclusion constraint protects.
-    blocked_until = models.DateTimeField()
+    blocked_until = SafeDateTimeField()
     state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.CONFIRMED)
     purpose = models.TextField(_("purpose"), max_length=2000)
     is_internal = models.BooleanField(_("internal use"), default=True, help_text=_("Derived from organizations."))
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     sequence = models.PositiveIntegerField(default=0, help_text=_("iCalendar SEQUENCE, raised on every change."))
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
+    updated_at = SafeDateTimeField(auto_now=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_at = SafeDateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="+")
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = SafeDateTimeField(null=True, blank=True)
     reason = models.TextField(_("reason"), blank=True, max_length=2000)
     late_cancellation = models.BooleanField(_("late cancellation"), default=False)
     direction = models.CharField(_("service direction"), max_length=12, default="research",
@@ -93,7 +94,10 @@ class Notification(models.Model):
     """The outbox: a message to send, written in the same transaction as the change it announces.
 
     A task sends it after commit; a periodic job sends whatever is still pending (the broker was
-    down, a worker died). The unique key means one revision is mailed once.
+    down, a worker died). A failed try is retried with exponential backoff up to a ceiling and never
+    abandoned; a row that cannot be sent at all (no address) is ``failed`` and can be sent again from
+    the admin. Delivery is at least once: a crash between the SMTP hand-off and the commit that marks
+    the row can mail it again, with the same Message-ID (one per revision), so the client sees one.
     """
 
     class Kind(models.TextChoices):
@@ -110,10 +114,12 @@ class Notification(models.Model):
     kind = models.CharField(max_length=15, choices=Kind.choices)
     sequence = models.PositiveIntegerField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now)
+    sent_at = SafeDateTimeField(null=True, blank=True)
+    # After a failed try: not before this moment (exponential backoff to a ceiling, never given up).
+    next_attempt_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -137,8 +143,8 @@ class FeedToken(models.Model):
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.MINE)
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     digest = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now)
+    revoked_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -152,7 +158,7 @@ class UserCredit(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit")
     score = models.IntegerField(default=100)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = SafeDateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.score}"
@@ -165,7 +171,7 @@ class CreditEvent(models.Model):
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     kind = models.CharField(max_length=20)  # no_show, late_cancel, ban_lifted, restored
     delta = models.IntegerField()
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                               related_name="+")
 

@@ -14,7 +14,7 @@ from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.accounts.services import token_digest
-from instrumentshare.core.errors import Invalid
+from instrumentshare.core.errors import Invalid, NotFound
 
 from . import availability, ical
 from .extensions import booking_parts
@@ -30,9 +30,13 @@ def my_bookings(user) -> QuerySet[Booking]:
 
 
 def lab_bookings(user, lab_id: int | None = None) -> QuerySet[Booking]:
+    """The bookings on the instruments of the labs ``user`` manages, or of one of them. A lab they do
+    not manage is "not found", as every object the caller may not see (never an empty list)."""
     lab_ids = people.managed_lab_ids(user)
     if lab_id is not None:
-        lab_ids = lab_ids & {lab_id}
+        if lab_id not in lab_ids:
+            raise NotFound("not_found", "No such lab.")
+        lab_ids = {lab_id}
     return bookings().filter(instrument__lab_id__in=lab_ids)
 
 

@@ -24,6 +24,7 @@ from instrumentshare.accounts.models import Lab, User
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core import spreadsheets as sheets
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.schemas import BoundedDate, BoundedDateTime
 from instrumentshare.core.text import clean_rich_text
 
 from . import compliance, queries, services, spreadsheet
@@ -281,8 +282,8 @@ class InstrumentChanges(Schema):
     country: str | None = Field(None, max_length=60)
     manufacturer: str | None = Field(None, max_length=200)
     model_number: str | None = Field(None, max_length=120)
-    purchase_date: date | None = None
-    acceptance_date: date | None = None
+    purchase_date: BoundedDate | None = None
+    acceptance_date: BoundedDate | None = None
     purpose: PurposeCode | None = None
     specifications: str | None = Field(None, max_length=20000)
     main_functions: str | None = Field(None, max_length=20000)
@@ -369,7 +370,7 @@ class OpeningHoursIn(Schema):
 class OpeningExceptionIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    date: date
+    date: BoundedDate
     closed: bool = True
     opens: str | None = Field(None, pattern=r"^\d{1,2}:\d{2}$")
     closes: str | None = Field(None, pattern=r"^\d{1,2}:\d{2}$")
@@ -379,8 +380,8 @@ class OpeningExceptionIn(Schema):
 class DowntimeIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    start: datetime = Field(..., description="Without an offset, read in the instrument's zone")
-    end: datetime
+    start: BoundedDateTime = Field(..., description="Without an offset, read in the instrument's zone")
+    end: BoundedDateTime
     kind: Literal["planned", "unplanned"] = "planned"
     reason: str = Field(..., min_length=1, max_length=300)
 
@@ -435,7 +436,7 @@ class QualificationIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(..., min_length=1, max_length=150)
-    expires_at: datetime | None = None
+    expires_at: BoundedDateTime | None = None
     note: str = Field("", max_length=300)
 
 
@@ -558,8 +559,8 @@ class SearchParams(Schema):
     sort: Literal["name", "value", "newest"] = "name"
     page: int = Field(1, ge=1, le=1_000_000)
     page_size: int = Field(queries.DEFAULT_PAGE_SIZE, ge=1, le=queries.MAX_PAGE_SIZE)
-    free_from: datetime | None = Field(None, description="With free_to and free_hours: free in this window")
-    free_to: datetime | None = None
+    free_from: BoundedDateTime | None = Field(None, description="With free_to and free_hours: free in this window")
+    free_to: BoundedDateTime | None = None
     free_hours: float | None = Field(None, gt=0, le=24 * 31, description="Contiguous free hours needed")
 
 

@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.time import BoundedDateField, BoundedDateTimeField
 
 from . import queries
 from .hours import WEEKDAYS, format_day, parse_day, parse_time
@@ -37,10 +38,10 @@ class SearchForm(forms.Form):
                                    choices=[("", _("Any"))] + list(Instrument.ShareMode.choices))
     sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
-    free_from = forms.DateTimeField(label=_("Free from"), required=False,
+    free_from = BoundedDateTimeField(label=_("Free from"), required=False,
                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                     help_text=_("Times in Asia/Shanghai"))
-    free_to = forms.DateTimeField(label=_("Free until"), required=False,
+    free_to = BoundedDateTimeField(label=_("Free until"), required=False,
                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     free_hours = forms.DecimalField(label=_("For at least (hours)"), required=False, min_value=0.5,
                                     max_value=24 * 31, decimal_places=1)
@@ -83,6 +84,7 @@ class InstrumentForm(forms.ModelForm):
     class Meta:
         model = Instrument
         fields = [name for name in INSTRUMENT_FIELDS if name != "category_id"]
+        field_classes = {"purchase_date": BoundedDateField, "acceptance_date": BoundedDateField}
         widgets = {
             "purchase_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "acceptance_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -177,7 +179,7 @@ def _time_field(label, placeholder: str):
 
 
 class OpeningExceptionForm(forms.Form):
-    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    date = BoundedDateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
     closed = forms.BooleanField(label=_("Closed all day"), required=False, initial=True)
     opens = _time_field(_("Opens"), "08:30")
     closes = _time_field(_("Closes"), "17:30")
@@ -194,15 +196,15 @@ class OpeningExceptionForm(forms.Form):
 
 
 class DowntimeForm(forms.Form):
-    start = forms.DateTimeField(label=_("From"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    end = forms.DateTimeField(label=_("Until"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    start = BoundedDateTimeField(label=_("From"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    end = BoundedDateTimeField(label=_("Until"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     kind = forms.ChoiceField(label=_("Kind"), choices=Downtime.Kind.choices)
     reason = forms.CharField(label=_("Reason"), max_length=300)
 
 
 class QualificationForm(forms.Form):
     username = forms.CharField(label=_("Username"), max_length=150)
-    expires = forms.DateField(label=_("Expires"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    expires = BoundedDateField(label=_("Expires"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     note = forms.CharField(label=_("Note"), required=False, max_length=300)
 
 

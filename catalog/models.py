@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.accounts.models import Lab, Organization
+from instrumentshare.core.time import SafeDateTimeField
 
 from .reference import validate_subject_code
 
@@ -131,11 +132,11 @@ class Instrument(models.Model):
     customs_supervised = models.BooleanField(_("customs-supervised import"), default=False)
     listing_state = models.CharField(_("listing"), max_length=20, choices=ListingState.choices,
                                      default=ListingState.DRAFT)
-    published_at = models.DateTimeField(_("first published"), null=True, blank=True)
+    published_at = SafeDateTimeField(_("first published"), null=True, blank=True)
     warmup_minutes = models.PositiveIntegerField(_("warm-up allowance (minutes)"), default=0)
     postprocessing_minutes = models.PositiveIntegerField(_("post-processing allowance (minutes)"), default=0)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
+    updated_at = SafeDateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name_zh", "id"]
@@ -278,12 +279,12 @@ class Downtime(models.Model):
         UNPLANNED = "unplanned", _("Unplanned repair")
 
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="downtimes")
-    start = models.DateTimeField(_("from"))
-    end = models.DateTimeField(_("until"))
+    start = SafeDateTimeField(_("from"))
+    end = SafeDateTimeField(_("until"))
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.PLANNED)
     reason = models.CharField(_("reason"), max_length=300)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["start"]
@@ -300,9 +301,9 @@ class Qualification(models.Model):
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="qualifications")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualifications")
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    granted_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    granted_at = SafeDateTimeField(default=timezone.now)
+    expires_at = SafeDateTimeField(_("expires"), null=True, blank=True)
+    revoked_at = SafeDateTimeField(null=True, blank=True)
     note = models.CharField(_("note"), max_length=300, blank=True)
 
     class Meta:
@@ -327,7 +328,7 @@ class TrainingRequest(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_requests")
     message = models.TextField(_("message"), blank=True, max_length=2000)
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
@@ -356,11 +357,11 @@ class ListingChangeRequest(models.Model):
     kind = models.CharField(max_length=12, choices=Kind.choices)
     justification = models.TextField(_("justification"), max_length=4000)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    requested_at = models.DateTimeField(default=timezone.now)
+    requested_at = SafeDateTimeField(default=timezone.now)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_at = SafeDateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True, max_length=2000)
 
     class Meta:

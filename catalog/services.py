@@ -362,7 +362,8 @@ def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime
 
 
 @transaction.atomic
-def revoke_qualification(*, actor, qualification_id: int, reason: str = "") -> Qualification:
+def revoke_qualification(*, actor, qualification_id: int, reason: str) -> Qualification:
+    """Revoke, with the reason the audit trail and the researcher will read (required)."""
     qualification = Qualification.objects.select_for_update().filter(pk=qualification_id).first()
     if qualification is None:
         raise NotFound("not_found", "No such qualification.")
@@ -370,6 +371,8 @@ def revoke_qualification(*, actor, qualification_id: int, reason: str = "") -> Q
     if not queries.can_see(actor, instrument):
         raise NotFound("not_found", "No such qualification.")
     _require_manager(actor, instrument.lab_id)
+    if not (reason or "").strip():
+        raise Invalid("reason_required", "Say why the qualification is revoked.")
     if qualification.revoked_at is None:
         qualification.revoked_at = timezone.now()
         qualification.save(update_fields=["revoked_at"])

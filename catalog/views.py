@@ -320,7 +320,8 @@ def qualifications(request, instrument_id: int):
 def qualification_action(request, instrument_id: int, item_id: int, action: str):
     instrument = _managed(request, instrument_id)
     if action == "revoke":
-        attempt(request, lambda: services.revoke_qualification(actor=request.user, qualification_id=item_id),
+        attempt(request, lambda: services.revoke_qualification(actor=request.user, qualification_id=item_id,
+                                                             reason=request.POST.get("reason", "")),
                  _("Qualification revoked."))
     elif action == "decline":
         attempt(request, lambda: services.decline_training_request(actor=request.user,

@@ -18,7 +18,55 @@ from instrumentshare.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "properties": {
+        "code": {"type": "string"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "retry_after": {"type": "integer"},
+    },
+    "required": ["code", "detail"],
+}
+# What any operation can answer besides its own success statuses: a malformed body, a refusal, an
+# object the caller may not see, invalid input (control characters, times out of bounds), a spent
+# budget, a dependency down; and for writes, a conflict and a body too large; for routes that need
+# a caller, 401. Each is {"code": ..., "detail": ...}.
+ERROR_STATUSES = {
+    400: "Malformed request (a body that is not JSON, broken multipart)",
+    403: "Seen but not allowed",
+    404: "Not found, or not visible to the caller",
+    422: "Invalid input; `errors` names each field",
+    429: "Too many requests; see Retry-After",
+    503: "A dependency is unavailable; see Retry-After",
+}
+WRITE_STATUSES = {409: "Conflicts with the current state", 413: "Request body too large"}
+
+
+class InstrumentShareAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        document_errors(schema)
+        return schema
+
+
+def document_errors(schema: dict) -> None:
+    """Add the error statuses every operation can answer to the OpenAPI document, once, here."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            statuses = dict(ERROR_STATUSES)
+            if method != "get":
+                statuses.update(WRITE_STATUSES)
+            if operation.get("security"):
+                statuses[401] = "Not authenticated"
+            for status, description in statuses.items():
+                operation["responses"].setdefault(status, {"description": description, **error})
+
+
+api = InstrumentShareAPI(
     title="InstrumentShare API",
     version="1",
     description=(

@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Control characters and malformed bodies: a 422/400 before any view, form or limiter reads them.
+    "instrumentshare.core.input_rules.InputRulesMiddleware",
     "instrumentshare.core.pages.RefusalMiddleware",   # a DomainError on a page: a message, never a 500
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -152,7 +154,10 @@ else:
 # --- cache, Celery ------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Short timeouts: with Redis down a request must not wait; the rate limiter then counts per
+    # process (accounts.auth) and other readers answer 503 with Retry-After (core.middleware_db).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -168,12 +173,25 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task whose worker died unacknowledged is handed out again after this many seconds.
+# Publishing on the request path (after commit) must not wait for a broker that is down: a short
+# connection timeout, and no retries (bookings.services.lifecycle._dispatch); the outbox sweep
+# sends what could not be handed over.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+# Task time limits match the longest task: a month's close of a large provider and the yearly
+# statistics refresh of a whole city take minutes at the benchmark scale (docs/operations.md). The soft
+# limit lets a task record its failure (a close is marked failed and can be requested again); the hard
+# limit stops one that hangs.
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "840"))
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "900"))
+# A task whose worker died unacknowledged is handed out again after this many seconds: just above
+# the hard limit, so a task still running is never handed out twice, and a dead worker's task waits
+# minutes, not Redis's default hour.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(CELERY_TASK_TIME_LIMIT + 60))),
     # How often a worker sweeps for such tasks (seconds, and every Nth sweep scans Redis).
     "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
     "unacked_restore_throttle": int(os.environ.get("CELERY_UNACKED_RESTORE_THROTTLE", "10")),
+    "socket_connect_timeout": 1,
 }
 CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
@@ -188,6 +206,10 @@ CELERY_BEAT_SCHEDULE = {
                              "schedule": timedelta(seconds=int(os.environ.get("RECONCILE_EVERY_SECONDS", "900"))),
                              "kwargs": {"days": int(os.environ.get("RECONCILE_WINDOW_DAYS", "7"))}},
 }
+
+# An outbox row pending longer than this is overdue: a metric (instrumentshare_outbox_overdue) to
+# alert on, and the admin's list of notifications shows it.
+OUTBOX_ALERT_MINUTES = int(os.environ.get("OUTBOX_ALERT_MINUTES", "15"))
 
 # --- auth ---------------------------------------------------------------------------------
 PASSWORD_HASHERS = [
@@ -365,7 +387,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

@@ -10,6 +10,7 @@ from portal.metrics import metrics_view
 urlpatterns = [
     path("", portal_views.home, name="home"),
     path("favicon.ico", portal_views.favicon, name="favicon"),
+    path("audit/heads/", portal_views.audit_heads, name="audit_heads"),
     path("healthz", portal_views.healthz, name="healthz"),
     path("readyz", portal_views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

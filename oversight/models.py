@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Category, Instrument
 from instrumentshare.accounts.models import Lab, Organization
+from instrumentshare.core.time import SafeDateTimeField
 
 MONEY = {"max_digits": 15, "decimal_places": 2, "default": Decimal("0.00")}
 
@@ -161,7 +162,7 @@ class StatRefresh(models.Model):
     """When a year's statistics were last computed, so pages can say how fresh they are."""
 
     year = models.PositiveSmallIntegerField(unique=True)
-    refreshed_at = models.DateTimeField()
+    refreshed_at = SafeDateTimeField()
     seconds = models.DecimalField(max_digits=9, decimal_places=2, default=Decimal("0"))
     instruments = models.PositiveIntegerField(default=0)
     month_rows = models.PositiveIntegerField(default=0)
@@ -185,7 +186,7 @@ class NationalExport(models.Model):
     period = models.CharField(_("quarter"), max_length=7)  # 2026-Q1
     year = models.PositiveSmallIntegerField()
     quarter = models.PositiveSmallIntegerField()
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
     payload = models.JSONField()
@@ -194,7 +195,7 @@ class NationalExport(models.Model):
     service_record_count = models.PositiveIntegerField(default=0)
     transport = models.CharField(max_length=100, blank=True)
     destination = models.CharField(max_length=500, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_at = SafeDateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
 
@@ -222,7 +223,7 @@ class PurchaseCheck(models.Model):
     instrument_count = models.PositiveIntegerField(default=0)
     average_hours = models.DecimalField(max_digits=10, decimal_places=1, default=Decimal("0"))
     saturated = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "-id"]

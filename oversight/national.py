@@ -31,6 +31,7 @@ from django.utils.module_loading import import_string
 
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Organization
+from instrumentshare.audit.services import seal_head
 from usage.models import ServiceRecord
 
 from . import evaluation, queries
@@ -234,7 +235,15 @@ def build_payload(*, organization: Organization, year: int, quarter: int, now: d
         "instruments": [instrument_record(i, hours.get(i.pk, {})) for i in instruments],
         "service_records": [service_record(record) for record in records.iterator(chunk_size=2000)],
         "annual_report": annual_report(organization, year, quarter),
+        # The audit trail's seal head when this was built: the bureau keeps it, so a later rewrite
+        # of the trail is caught by ``verify_audit --expect-head`` (instrumentshare.audit.services).
+        "audit_head": _audit_head(),
     }
+
+
+def _audit_head() -> dict | None:
+    head = seal_head()
+    return head and {"seq": head["seq"], "hash": head["hash"], "sealed_at": _time(head["sealed_at"])}
 
 
 def canonical_bytes(payload: dict) -> bytes:

@@ -7,6 +7,7 @@ finance officer their organizations; a lab manager their labs; anyone else nothi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +35,7 @@ from catalog import queries as catalog_queries
 from catalog.models import Category, Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization
+from instrumentshare.core.dependencies import CACHE_DOWN
 
 from .conf import setting
 from .models import (
@@ -424,6 +426,7 @@ def external_users_by_district(scope: Scope, *, year: int, organization_id=None,
 # The dashboard's compliance panel reads every mandatory instrument of the city (10^4 of them), so
 # its answer is cached; any change to an instrument, an exemption, a lab or an organization moves
 # the version below (oversight.apps connects the signals), and the date is in the key.
+logger = logging.getLogger(__name__)
 COMPLIANCE_VERSION_KEY = "oversight:compliance-version"
 CACHE_SECONDS = 600
 
@@ -433,10 +436,15 @@ def compliance_version() -> int:
 
 
 def compliance_changed(**_signal) -> None:
+    """Called on every write that can change compliance: it must never fail the write. With the cache
+    (Redis) down the version cannot move; answers cached before stay at most CACHE_SECONDS."""
     try:
-        cache.incr(COMPLIANCE_VERSION_KEY)
-    except ValueError:  # not set yet (or evicted): any new value is a new version
-        cache.set(COMPLIANCE_VERSION_KEY, int(time.time()), None)
+        try:
+            cache.incr(COMPLIANCE_VERSION_KEY)
+        except ValueError:  # not set yet (or evicted): any new value is a new version
+            cache.set(COMPLIANCE_VERSION_KEY, int(time.time()), None)
+    except CACHE_DOWN as error:
+        logger.warning("compliance cache version not moved: the cache is unavailable (%s)", error)
 
 
 def scope_key(scope: Scope) -> str:

@@ -46,13 +46,14 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear, NullIf
+from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear, Least, NullIf
 from django.utils import timezone
 
 from billing.models import Charge, Invoice
 from bookings.models import Booking
 from catalog.models import Instrument, ListingChangeRequest
 from instrumentshare.accounts.models import Membership
+from instrumentshare.core.time import MAX_DURATION
 from usage.models import ServiceRecord, UsageSession
 
 from .conf import quota_hours
@@ -104,6 +105,9 @@ def _minutes(seconds: int) -> int:
 
 
 DURATION = ExpressionWrapper(F("end") - F("start"), output_field=DurationField())
+# A session counts at most the longest plausible session (``core.time.MAX_DURATION``): a session
+# stored with an end in year 9999 must not overflow the yearly minutes.
+SESSION_DURATION = Least(DURATION, Value(MAX_DURATION["usage_session"], output_field=DurationField()))
 
 # External use of a session: the booking says so; without a booking, the user's organizations do.
 _MEMBER_OF_OWNER = Exists(Membership.objects.filter(
@@ -230,7 +234,7 @@ def _add_sessions(block: Block, by_id: dict, zone, filters: dict, start, end) ->
     sessions = UsageSession.objects.filter(**filters, start__gte=start, start__lt=end, end__isnull=False) \
         .annotate(external=SESSION_IS_EXTERNAL, month=ExtractMonth("start", tzinfo=zone)).order_by()
     groups = sessions.values("instrument_id", "month", "external", "user_id", "user__organization_id",
-                             "user__organization__district").annotate(count=Count("id"), used=Sum(DURATION))
+                             "user__organization__district").annotate(count=Count("id"), used=Sum(SESSION_DURATION))
     for row in groups.iterator(chunk_size=5000):
         measures = block.measures(row["instrument_id"], row["month"])
         seconds = _seconds(row["used"])

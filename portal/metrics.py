@@ -55,6 +55,16 @@ class LiveCollector:
         outbox = GaugeMetricFamily("instrumentshare_outbox_pending", "Notifications not sent yet")
         outbox.add_metric([], Notification.objects.filter(state=Notification.State.PENDING).count())
         yield outbox
+        from bookings.services.notifications import overdue
+
+        late = GaugeMetricFamily("instrumentshare_outbox_overdue",
+                                 "Notifications pending longer than OUTBOX_ALERT_MINUTES: alert when above 0")
+        late.add_metric([], overdue().count())
+        yield late
+        dead = GaugeMetricFamily("instrumentshare_outbox_failed",
+                                 "Notifications that cannot be sent as they are (no address): send again in the admin")
+        dead.add_metric([], Notification.objects.filter(state=Notification.State.FAILED).count())
+        yield dead
 
 
 def _registry() -> CollectorRegistry:

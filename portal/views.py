@@ -4,6 +4,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
 
 from instrumentshare.accounts import queries
@@ -20,6 +21,17 @@ def home(request):
 def favicon(request):
     """Browsers ask for /favicon.ico on every site whatever the page says: the icon, not a 404."""
     return FileResponse(open(finders.find("favicon.ico"), "rb"), content_type="image/x-icon")  # noqa: SIM115
+
+
+def audit_heads(request):
+    """Public: the audit trail's seal head at the end of each of the last 30 days (platform zone).
+    Anyone may note one; ``verify_audit --expect-head HASH`` then proves the trail was not rewritten
+    since (see ``instrumentshare.audit.services``)."""
+    from instrumentshare.audit.services import daily_heads
+
+    zone = timezone.get_default_timezone()
+    heads = daily_heads(days=30, today=timezone.localdate(timezone=zone), zone=zone)
+    return render(request, "portal/audit_heads.html", {"heads": heads})
 
 
 def healthz(request):

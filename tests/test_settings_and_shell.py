@@ -18,6 +18,7 @@ PRODUCTION_ENV = {
     "EMAIL_URL": "smtp://mail.example.cn:25",
     "DEFAULT_FROM_EMAIL": "InstrumentShare <noreply@instruments.example.cn>",
     "SITE_URL": "https://instruments.example.cn",
+    "METRICS_TOKEN": "a-long-random-scraper-token-for-the-check",
 }
 
 
@@ -44,6 +45,25 @@ def test_check_deploy_requires_a_sender_of_our_own_and_the_public_address():
     assert result.returncode != 0
     assert "portal.E001" in result.stderr and "noreply@instrumentshare.local" in result.stderr
     assert "portal.E002" in result.stderr and "127.0.0.1:8000" in result.stderr
+
+
+def test_check_deploy_refuses_public_metrics():
+    env = {key: value for key, value in PRODUCTION_ENV.items() if key != "METRICS_TOKEN"}
+    result = _manage("check", "--deploy", env_extra=env)
+    assert result.returncode != 0
+    assert "portal.E003" in result.stdout + result.stderr
+
+
+def test_log_level_is_case_insensitive():
+    result = _manage("shell", "-c", "import logging; print(logging.getLogger().level)",
+                     env_extra={"LOG_LEVEL": "warning"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(30)
+
+
+def test_task_limits_match_the_longest_task_and_redelivery_waits_minutes(settings):
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT < visibility <= 20 * 60
 
 
 def test_embedded_default_is_sqlite_eager_celery_and_file_mail():

@@ -14,8 +14,9 @@ from pydantic import model_validator
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.core.errors import NotFound
-from instrumentshare.core.schemas import StrictSchema
+from instrumentshare.core.schemas import BoundedDateTime, StrictSchema
 from instrumentshare.core.spreadsheets import MAX_UPLOAD_BYTES
+from instrumentshare.core.time import MAX_DURATION
 
 from .models import ReviewFlag
 from .services import logbook, review, sessions
@@ -30,14 +31,15 @@ class LoggerAuth(HttpBearer):
         return sessions.instrument_for_logger_token(token)
 
 
-class EventIn(Schema):
+class EventIn(StrictSchema):
     event_id: str = Field(..., min_length=1, max_length=100, description="The logger's own id: resends are ignored")
     type: Literal["start", "stop", "session"]
     session_id: str = Field(..., min_length=1, max_length=100)
-    at: datetime | None = Field(None, description="For start and stop events")
-    start: datetime | None = Field(None, description="For whole sessions")
-    end: datetime | None = None
-    user: str | None = Field(None, max_length=150, description="The platform username, if the logger knows it")
+    at: BoundedDateTime | None = Field(None, description="For start and stop events")
+    start: BoundedDateTime | None = Field(None, description="For whole sessions")
+    end: BoundedDateTime | None = None
+    user: str | None = Field(None, max_length=150, description="The platform username, if the logger knows it: "
+                             "a member of the instrument's lab, someone qualified on it or who booked it")
     samples: int | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")
@@ -49,10 +51,12 @@ class EventIn(Schema):
             raise ValueError(f"a {self.type} event needs 'at'")
         if self.type == "session" and (self.start is None or self.end is None or self.start > self.end):
             raise ValueError("a session needs 'start' before 'end'")
+        if self.type == "session" and self.end - self.start > MAX_DURATION["usage_session"]:
+            raise ValueError(f"a session lasts at most {MAX_DURATION['usage_session'].days} days")
         return self
 
 
-class EventsIn(Schema):
+class EventsIn(StrictSchema):
     events: list[EventIn] = Field(..., min_length=1, max_length=sessions.MAX_EVENTS_PER_REQUEST)
 
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Lab
+from instrumentshare.core.time import SafeDateTimeField
 
 
 class LoggerToken(models.Model):
@@ -29,9 +30,9 @@ class LoggerToken(models.Model):
     prefix = models.CharField(max_length=16)
     digest = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now)
+    last_seen_at = SafeDateTimeField(null=True, blank=True)
+    revoked_at = SafeDateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -54,15 +55,15 @@ class UsageSession(models.Model):
     # Matched by reconciliation, never typed.
     booking = models.ForeignKey(Booking, on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="usage_sessions")
-    start = models.DateTimeField(_("start"), null=True, blank=True)
-    end = models.DateTimeField(_("end"), null=True, blank=True)
+    start = SafeDateTimeField(_("start"), null=True, blank=True)
+    end = SafeDateTimeField(_("end"), null=True, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
     # The logger's own session id (start and stop events carry it), unique per instrument.
     external_ref = models.CharField(max_length=100, null=True, blank=True)
     samples = models.PositiveIntegerField(_("samples"), default=0)
     auto_closed = models.BooleanField(_("closed by the platform"), default=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = SafeDateTimeField(default=timezone.now)
+    updated_at = SafeDateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["start", "id"]
@@ -93,9 +94,9 @@ class UsageEvent(models.Model):
     event_id = models.CharField(max_length=100)
     kind = models.CharField(max_length=10)  # start, stop, session
     session_ref = models.CharField(max_length=100)
-    occurred_at = models.DateTimeField()
+    occurred_at = SafeDateTimeField()
     payload = models.JSONField(default=dict)
-    received_at = models.DateTimeField(default=timezone.now)
+    received_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["instrument", "event_id"], name="usage_event_once")]
@@ -145,13 +146,13 @@ class BillableItem(models.Model):
     booked_minutes = models.PositiveIntegerField(default=0)
     used_minutes = models.PositiveIntegerField(default=0)
     samples = models.PositiveIntegerField(default=0)
-    service_start = models.DateTimeField()
-    service_end = models.DateTimeField()
+    service_start = SafeDateTimeField()
+    service_end = SafeDateTimeField()
     state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN)
     corrected = models.BooleanField(default=False, help_text=_("Set by a lab manager; reconciliation keeps it."))
     note = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
+    updated_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["service_start", "id"]
@@ -177,6 +178,7 @@ class ReviewFlag(models.Model):
         EARLY_FINISH = "early_finish", _("Early finish")
         UNBOOKED = "unbooked", _("Unbooked use")
         OPEN_SESSION = "open_session", _("Session left open")
+        STOP_WITHOUT_START = "stop_no_start", _("Stop without a start")
         NO_SHOW = "no_show", _("No-show")
 
     class State(models.TextChoices):
@@ -193,9 +195,9 @@ class ReviewFlag(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="+")
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = SafeDateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True, max_length=2000)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
@@ -239,14 +241,14 @@ class ServiceRecord(models.Model):
     direction = models.CharField(max_length=12, choices=Direction.choices, default=Direction.RESEARCH)
     project = models.CharField(max_length=200, blank=True)
     funding_programme = models.CharField(max_length=200, blank=True)
-    start = models.DateTimeField()
-    end = models.DateTimeField()
+    start = SafeDateTimeField()
+    end = SafeDateTimeField()
     hours = models.DecimalField(max_digits=10, decimal_places=2)
     samples = models.PositiveIntegerField(default=0)
     fee = models.DecimalField(max_digits=13, decimal_places=2, null=True, blank=True)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
-    rated_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    rated_at = SafeDateTimeField(null=True, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["start", "id"]

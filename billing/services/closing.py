@@ -47,7 +47,8 @@ from .common import checked_amount, checked_reason
 logger = logging.getLogger(__name__)
 MONTH = re.compile(r"^20\d{2}-(0[1-9]|1[0-2])$")
 SERIES = {Invoice.Kind.INVOICE: "INV", Invoice.Kind.CREDIT_NOTE: "CN"}
-STUCK_AFTER = dt.timedelta(hours=1)
+# A running close beats after every account (seconds apart); one silent this long has lost its worker.
+STUCK_AFTER = dt.timedelta(minutes=5)
 
 
 def checked_month(month: str) -> str:
@@ -71,8 +72,7 @@ def request_close(*, actor, organization_id: int, month: str, now: dt.datetime |
     if month >= queries.month_of(timezone.localtime(now).date()):
         raise Conflict("period_not_over", "A month can be closed once it is over.")
     period = _period_for_update(organization_id, month)
-    stuck = period.state == BillingPeriod.State.CLOSING and period.started_at and \
-        now - period.started_at > STUCK_AFTER   # the worker died: every step can run again
+    stuck = period.state == BillingPeriod.State.CLOSING and is_stuck(period, now)  # every step can run again
     if period.state == BillingPeriod.State.CLOSED or (period.state == BillingPeriod.State.CLOSING and not stuck):
         return period
     period.state, period.started_by, period.started_at, period.error = BillingPeriod.State.CLOSING, actor, now, ""
@@ -83,6 +83,12 @@ def request_close(*, actor, organization_id: int, month: str, now: dt.datetime |
 
     transaction.on_commit(lambda: close_period_task.delay(period.pk))
     return period
+
+
+def is_stuck(period: BillingPeriod, now: dt.datetime | None = None) -> bool:
+    """A close in progress whose heartbeat (or start, before the first beat) is older than STUCK_AFTER."""
+    last = period.heartbeat_at or period.started_at
+    return bool(last) and (now or timezone.now()) - last > STUCK_AFTER
 
 
 def _period_for_update(organization_id: int, month: str) -> BillingPeriod:
@@ -115,18 +121,20 @@ def _close(period: BillingPeriod, now: dt.datetime) -> BillingPeriod:
                        .order_by("account_id").values_list("account_id", flat=True).distinct())
     BillingPeriod.objects.filter(pk=period.pk).update(progress_total=len(account_ids), progress_done=0,
                                                       charges_created=F("charges_created") + run.created,
-                                                      unassigned_items=run.unassigned + run.unpriced)
-    issued = 0
+                                                      unassigned_items=run.unassigned + run.unpriced,
+                                                      heartbeat_at=timezone.now())
     for account_id in account_ids:
-        if issue_invoice(organization_id=organization_id, account_id=account_id, month=month, now=now):
-            issued += 1
-        BillingPeriod.objects.filter(pk=period.pk).update(progress_done=F("progress_done") + 1)
+        issue_invoice(organization_id=organization_id, account_id=account_id, month=month, now=now)
+        BillingPeriod.objects.filter(pk=period.pk).update(progress_done=F("progress_done") + 1,
+                                                          heartbeat_at=timezone.now())
     with transaction.atomic():
         # A charge that arrived while its account was being invoiced goes to the next month.
         late = Charge.objects.filter(provider_id=organization_id, period=month, invoice__isnull=True)
         moved = late.update(period=queries.next_month(month))
+        # Counted from the invoices, not added up: a close interrupted and resumed says what exists.
+        issued = Invoice.objects.filter(issuer_id=organization_id, period=month, kind=Invoice.Kind.INVOICE).count()
         BillingPeriod.objects.filter(pk=period.pk).update(
-            state=BillingPeriod.State.CLOSED, closed_at=now, invoices_issued=F("invoices_issued") + issued)
+            state=BillingPeriod.State.CLOSED, closed_at=now, invoices_issued=issued, heartbeat_at=timezone.now())
         period.refresh_from_db()
         record(actor=period.started_by, action="billing.period.closed", target=period,
                after={"month": month, "charges_created": run.created, "invoices_issued": period.invoices_issued,

@@ -67,7 +67,8 @@ def _dispatch(notification_id: int) -> None:
     from ..tasks import send_notification
 
     try:
-        send_notification.delay(notification_id)
+        # No retries here: this runs on the request path, and the outbox sweep delivers later.
+        send_notification.apply_async((notification_id,), retry=False)
     except Exception as error:  # noqa: BLE001 - broker down: the outbox sweep sends it later
         logger.warning("could not enqueue notification %s (%s); the outbox sweep will send it", notification_id,
                        error)

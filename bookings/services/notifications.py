@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from email.mime.text import MIMEText
 from email.utils import format_datetime, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db import OperationalError, connections, transaction
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+
+from instrumentshare.audit.services import record
 
 from .. import ical
 from ..models import Booking, Notification
@@ -63,9 +66,9 @@ def mail_domain() -> str:
 
 
 def message_id(notification: Notification) -> str:
-    """One Message-ID per notification row (a booking's revision and kind): a rare resend after a crash
-    is the same message to the mail client, which shows it once."""
-    return f"<{notification.kind}.{notification.booking_id}.{notification.sequence}.{notification.pk}@{mail_domain()}>"
+    """The same Message-ID for every send of one revision (booking, kind, sequence), in the sender's
+    domain: a rare second send after a crash is, to the mail client, the message it already has."""
+    return f"<booking-{notification.booking_id}.{notification.kind}.{notification.sequence}@{mail_domain()}>"
 
 
 def build_message(notification: Notification, *, now: dt.datetime | None = None) -> Invitation:
@@ -93,6 +96,16 @@ def build_message(notification: Notification, *, now: dt.datetime | None = None)
     }
     return Invitation(subject=subject, body=body, to=[booking.user.email], headers=headers,
                       calendar=ical.invitation(booking, method, now=now), method=method)
+
+
+# Backoff after a failed try: 1, 2, 4 ... minutes, at most an hour between tries, never given up.
+BACKOFF_FIRST = dt.timedelta(minutes=1)
+BACKOFF_CEILING = dt.timedelta(hours=1)
+
+
+def next_attempt(attempts: int, now: dt.datetime) -> dt.datetime:
+    """When to try again after ``attempts`` failed tries."""
+    return now + min(BACKOFF_CEILING, BACKOFF_FIRST * 2 ** min(max(attempts - 1, 0), 20))
 
 
 BATCH = 50  # rows locked, mailed and marked per transaction: also the most a crash mid-batch can mail twice
@@ -161,18 +174,56 @@ def _send_locked(ids: list[int], mailer: Mailer, *, raise_errors: bool) -> int:
     The rows stay locked (SKIP LOCKED) from the read to the commit that marks them, so two workers given
     the same row send it once, and a row already sent is left alone. A failed message is counted on its
     row and left pending for the next sweep; the others go on, unless the server cannot be reached at
-    all (``ServerUnavailable`` is raised after the commit). A crash between the SMTP hand-off and the
-    commit can send a batch again later: e-mail is at-least-once, never lost.
+    all (``ServerUnavailable`` is raised after the commit). A database error at the commit that marks
+    the mailed rows (a restart, a killed connection) is retried on a new connection for about 8 s. Only
+    a crash of the process between the SMTP hand-off and that commit sends a batch again later, with the
+    same Message-IDs: e-mail is at least once, never lost, and seen once.
     """
+    failure: Exception | None = None
+    sent: list[int] = []
+    try:
+        failure = _send_and_mark(ids, mailer, sent)
+    except OperationalError:
+        if not sent:
+            raise
+        # The mail went out but the commit that marks it failed (the database restarted, a
+        # connection was killed): mark it on a new connection, so the sweep does not send it again.
+        _mark_sent_retrying(sent)
+    if failure is not None and (raise_errors or isinstance(failure, ServerUnavailable)):
+        raise failure
+    return len(sent)
+
+
+MARK_TRIES = 6  # 0.25 + 0.5 + 1 + 2 + 4 s: a restart or a failover
+
+
+def _mark_sent_retrying(sent: list[int]) -> None:
+    for attempt in range(MARK_TRIES):
+        try:
+            for each in connections.all():
+                each.close_if_unusable_or_obsolete()
+            Notification.objects.filter(pk__in=sent, state=Notification.State.PENDING).update(
+                state=Notification.State.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1)
+            logger.warning("notifications %s marked sent after a database error", sent)
+            return
+        except OperationalError:
+            if attempt == MARK_TRIES - 1:
+                raise
+            for each in connections.all():
+                each.close()
+            time.sleep(0.25 * 2 ** attempt)
+
+
+def _send_and_mark(ids: list[int], mailer: Mailer, sent: list[int]) -> Exception | None:
+    """Mail the pending rows of ``ids`` (appending to ``sent``) and mark them, in one transaction."""
     failure: Exception | None = None
     with transaction.atomic():
         rows = list(Notification.objects.select_for_update(skip_locked=True, of=("self",))
                     .select_related("booking__instrument__lab", "booking__user")
                     .filter(pk__in=ids, state=Notification.State.PENDING).order_by("id"))
         if not rows:
-            return 0
+            return None
         superseded = _superseded(rows, timezone.now())
-        sent: list[int] = []
         for notification in rows:
             if notification.pk in superseded or not notification.booking.user.email:
                 stale = notification.pk in superseded
@@ -185,8 +236,9 @@ def _send_locked(ids: list[int], mailer: Mailer, *, raise_errors: bool) -> int:
             except Exception as error:
                 failure = failure or error
                 logger.warning("notification %s failed: %s", notification.pk, error)
-                Notification.objects.filter(pk=notification.pk).update(attempts=F("attempts") + 1,
-                                                                       last_error=str(error)[:500])
+                Notification.objects.filter(pk=notification.pk).update(
+                    attempts=F("attempts") + 1, last_error=str(error)[:500],
+                    next_attempt_at=next_attempt(notification.attempts + 1, timezone.now()))
                 if isinstance(error, ServerUnavailable):
                     failure = error
                     break
@@ -194,9 +246,7 @@ def _send_locked(ids: list[int], mailer: Mailer, *, raise_errors: bool) -> int:
                 sent.append(notification.pk)
         Notification.objects.filter(pk__in=sent).update(state=Notification.State.SENT, sent_at=timezone.now(),
                                                          attempts=F("attempts") + 1)
-    if failure is not None and (raise_errors or isinstance(failure, ServerUnavailable)):
-        raise failure
-    return len(sent)
+    return failure
 
 
 def send(notification_id: int) -> bool:
@@ -221,9 +271,31 @@ def send_all(notification_ids: list[int]) -> int:
 
 def pending_ids(*, older_than: dt.timedelta = dt.timedelta(seconds=0), limit: int = 500,
                 after_id: int = 0) -> list[int]:
-    cutoff = timezone.now() - older_than
-    return list(Notification.objects.filter(state=Notification.State.PENDING, created_at__lte=cutoff, attempts__lt=10,
+    """Pending rows due for a try: no attempt cap (a row is never abandoned), only the backoff."""
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return list(Notification.objects.filter(due, state=Notification.State.PENDING, created_at__lte=now - older_than,
                                             pk__gt=after_id).order_by("id").values_list("id", flat=True)[:limit])
+
+
+def overdue(*, minutes: int | None = None) -> QuerySet[Notification]:
+    """Pending longer than OUTBOX_ALERT_MINUTES: the metric and the admin's alert."""
+    minutes = settings.OUTBOX_ALERT_MINUTES if minutes is None else minutes
+    return Notification.objects.filter(state=Notification.State.PENDING,
+                                       created_at__lt=timezone.now() - dt.timedelta(minutes=minutes))
+
+
+@transaction.atomic
+def send_again(*, actor, notification_ids: list[int]) -> int:
+    """Put failed (or long-pending) rows back in the outbox for the next sweep, with a fresh backoff."""
+    rows = Notification.objects.select_for_update().filter(pk__in=notification_ids).exclude(
+        state=Notification.State.SENT)
+    changed = list(rows.values_list("id", "booking_id"))
+    rows.update(state=Notification.State.PENDING, next_attempt_at=None, last_error="")
+    for notification_id, booking_id in changed:
+        record(actor=actor, action="notification.requeued", target=Booking.objects.get(pk=booking_id),
+               after={"notification_id": notification_id})
+    return len(changed)
 
 
 def sweep_outbox(*, older_than: dt.timedelta = dt.timedelta(minutes=1), limit: int = 5000) -> int:

@@ -7,7 +7,7 @@ from datetime import datetime
 from ninja import Field, Router, Schema, Status
 
 from instrumentshare.accounts.ratelimit import export_throttle
-from instrumentshare.core.schemas import StrictSchema
+from instrumentshare.core.schemas import BoundedDateTime, StrictSchema
 
 from . import queries, services
 
@@ -24,7 +24,7 @@ class TokenRequestIn(Schema):
 class TokenCreateIn(StrictSchema):
     name: str = Field(..., min_length=1, max_length=100)
     scope: str = Field("write", pattern="^(read|write)$")
-    expires_at: datetime | None = None
+    expires_at: BoundedDateTime | None = None
 
 
 class TokenOut(Schema):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache as shared_cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
@@ -10,7 +15,10 @@ from ninja.throttling import AuthRateThrottle
 from ninja.utils import check_csrf
 
 from instrumentshare.accounts.models import ApiToken
+from instrumentshare.core.dependencies import CACHE_DOWN
 from instrumentshare.core.errors import Forbidden
+
+logger = logging.getLogger(__name__)
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -97,6 +105,18 @@ class _PerThread:
         setattr(instance._per_thread, self.name, value)
 
 
+process_cache = LocMemCache("throttle-fallback", {"MAX_ENTRIES": 100_000})
+_degraded_logged_at = [0.0]
+
+
+def _log_degraded(error: Exception) -> None:
+    """One warning a minute per process while the shared cache is down, not one per request."""
+    now = time.monotonic()
+    if now - _degraded_logged_at[0] >= 60:
+        _degraded_logged_at[0] = now
+        logger.warning("rate limits: the shared cache is unavailable (%s); counting per process", error)
+
+
 class UserRateThrottle(AuthRateThrottle):
     """A per-user budget (per token or session user; per address when anonymous), rate from settings.
 
@@ -107,6 +127,7 @@ class UserRateThrottle(AuthRateThrottle):
     key = _PerThread()
     history = _PerThread()
     now = _PerThread()
+    cache = _PerThread()
 
     def __init__(self, setting_name: str):
         import threading
@@ -124,7 +145,15 @@ class UserRateThrottle(AuthRateThrottle):
         # Read the budget on every request, so a changed setting applies without a restart.
         self.rate = getattr(settings, self.setting_name)
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request)
+        self.cache = shared_cache
+        try:
+            return super().allow_request(request)
+        except CACHE_DOWN as error:
+            # The shared cache (Redis) is down: count in this process instead, so the service stays
+            # up with a budget per process (a little looser than one shared budget), and say so.
+            _log_degraded(error)
+            self.cache = process_cache
+            return super().allow_request(request)
 
     def get_cache_key(self, request):
         user = getattr(request, "auth", None) or getattr(request, "user", None)

@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from instrumentshare.core.time import SafeDateTimeField
+
 from .credit_code import validate_credit_code
 
 
@@ -44,7 +46,7 @@ class Organization(models.Model):
     address = models.CharField(_("address"), max_length=300, blank=True)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["name_zh"]
@@ -76,7 +78,7 @@ class Lab(models.Model):
     contact_name = models.CharField(_("contact"), max_length=100, blank=True)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["organization__name_zh", "name_zh"]
@@ -133,7 +135,7 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("lab membership")
@@ -152,7 +154,7 @@ class OrganizationRole(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="organization_roles")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="roles")
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("organization role")
@@ -181,10 +183,10 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, db_index=True, editable=False)
     digest = models.CharField(max_length=64, unique=True, editable=False)
     scope = models.CharField(_("scope"), max_length=10, choices=Scope.choices, default=Scope.WRITE)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
+    expires_at = SafeDateTimeField(_("expires"), null=True, blank=True)
+    last_used_at = SafeDateTimeField(null=True, blank=True, editable=False)
+    revoked_at = SafeDateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from instrumentshare.core.time import SafeDateTimeField
+
 GENESIS_HASH = "0" * 64
 
 
@@ -66,7 +68,7 @@ class AuditStream(models.Model):
 class AuditEvent(AppendOnlyModel):
     stream_key = models.CharField(max_length=150)
     seq = models.PositiveBigIntegerField()
-    occurred_at = models.DateTimeField(_("time (UTC)"))
+    occurred_at = SafeDateTimeField(_("time (UTC)"))
     actor = models.ForeignKey(  # (actor, occurred_at) below serves lookups by actor
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
@@ -103,7 +105,7 @@ class AuditSeal(AppendOnlyModel):
 
     seq = models.PositiveBigIntegerField(unique=True)
     event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="seal")
-    sealed_at = models.DateTimeField()
+    sealed_at = SafeDateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

@@ -365,3 +365,41 @@ def verify_exported(rows: Iterable[dict]) -> Problem | None:
         heads[row["stream_key"]] = (row["seq"], row["hash"])
     rows.sort(key=lambda row: (row["stream_key"], row["seq"]))
     return verify_streams(rows, heads)
+
+
+# --- anchoring: the published head ------------------------------------------------------------------
+#
+# The chains prove that nothing was edited *within* the database; a database owner could still
+# rewrite every event, stream head and seal consistently. Publishing the seal head outside the
+# database (a public page with the head of each day, the quarterly national export) anchors the
+# chain: ``verify(expect_head=...)`` fails unless the seal chain still passes through a head that
+# was published earlier, which a rewrite cannot keep.
+
+
+def seal_head(*, before: dt.datetime | None = None) -> dict | None:
+    """The last seal (seq, hash, sealed_at) -- as it stood before ``before`` when given."""
+    seals = AuditSeal.objects.order_by("-seq")
+    if before is not None:
+        seals = seals.filter(sealed_at__lt=before)
+    return seals.values("seq", "hash", "sealed_at").first()
+
+
+def daily_heads(*, days: int, today: dt.date, zone) -> list[dict]:
+    """The seal head at the end of each of the last ``days`` days (newest first), in ``zone``."""
+    heads = []
+    for offset in range(days):
+        day = today - dt.timedelta(days=offset)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+        head = seal_head(before=end)
+        if head is None:
+            break
+        heads.append({"day": day, **head})
+    return heads
+
+
+def verify_expected_head(expected_hash: str) -> Problem | None:
+    """``None`` when the seal chain (verified whole) passes through the seal ``expected_hash``."""
+    if not AuditSeal.objects.filter(hash=expected_hash.strip().lower()).exists():
+        return Problem(f"head {expected_hash}", "the published head is not in the seal chain: the trail was "
+                                                "rewritten after it was published (or the hash is mistyped)")
+    return None

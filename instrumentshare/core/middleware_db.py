@@ -1,4 +1,9 @@
-"""A database that went away (restart, failover) is a 503 the client may retry, never a 500."""
+"""A dependency that went away (the database restarting or failing over, Redis down where it is
+really needed) is a 503 the client may retry, with Retry-After, never a 500.
+
+Where a dependency is not really needed the code degrades instead: the rate limiter counts per
+process without Redis (``accounts.auth``), a task that cannot be queued is sent by the outbox sweep.
+"""
 
 import logging
 
@@ -6,7 +11,14 @@ from django.db import OperationalError, connections
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from .dependencies import RedisError
+
 logger = logging.getLogger(__name__)
+
+UNAVAILABLE = {
+    OperationalError: "The database is unavailable; retry shortly.",
+    RedisError: "A service the request needs is unavailable; retry shortly.",
+}
 
 
 class DatabaseUnavailableMiddleware:
@@ -17,14 +29,15 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError):
+        detail = next((text for kind, text in UNAVAILABLE.items() if isinstance(exception, kind)), None)
+        if detail is None:
             return None
-        logger.warning("database unavailable: %s", exception)
-        for connection in connections.all():
-            connection.close_if_unusable_or_obsolete()
+        logger.warning("dependency unavailable: %s", exception)
+        if isinstance(exception, OperationalError):
+            for connection in connections.all():
+                connection.close_if_unusable_or_obsolete()
         if request.path.startswith("/api/"):
-            response = JsonResponse({"code": "unavailable", "detail": "The database is unavailable; retry shortly."},
-                                    status=503)
+            response = JsonResponse({"code": "unavailable", "detail": detail}, status=503)
         else:
             response = render(request, "core/error.html", {"status": 503, "message": "unavailable"}, status=503)
         response["Retry-After"] = "2"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated
+
 from ninja import Schema
-from pydantic import ConfigDict
+from pydantic import AfterValidator, ConfigDict
+
+from .time import bounded_date, bounded_datetime
 
 
 class StrictSchema(Schema):
@@ -14,3 +19,9 @@ class StrictSchema(Schema):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+
+# The bounded time types (see ``core.time``): every datetime and date a client may send is one of
+# these, so a year 1 or 9999 is a 422 naming the field; tests/architecture holds every input to it.
+BoundedDateTime = Annotated[dt.datetime, AfterValidator(bounded_datetime)]
+BoundedDate = Annotated[dt.date, AfterValidator(bounded_date)]

@@ -78,7 +78,7 @@ def test_each_invitation_is_alternative_with_the_calendar_method_and_a_copy_atta
     assert str(event["ORGANIZER"]) == "mailto:calendar@share.example.cn"  # the sender: replies come back to us
     assert "SENT-BY" not in event["ORGANIZER"].params
     assert (event["ATTENDEE"].params.get("RSVP") == "TRUE") == (method == "REQUEST")
-    assert parsed["Message-ID"] == f"<{kind}.{booking.pk}.{row.sequence}.{row.pk}@share.example.cn>"
+    assert parsed["Message-ID"] == f"<booking-{booking.pk}.{kind}.{row.sequence}@share.example.cn>"
     assert parsed["Date"] == "Wed, 02 Dec 2026 09:30:00 +0000"
     assert parsed["Auto-Submitted"] == "auto-generated"
     again = email.message_from_bytes(notifications.build_message(row, now=now).message().as_bytes())

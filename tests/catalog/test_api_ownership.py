@@ -49,7 +49,7 @@ def _write_routes(instrument):
         ("post", f"/instruments/{i}/listing-requests", {"kind": "unpublish", "justification": "x" * 30}),
         ("get", f"/instruments/{i}/qualifications", None),
         ("post", f"/instruments/{i}/qualifications", {"username": "other_researcher"}),
-        ("post", f"/qualifications/{qualification.pk}/revoke", {"reason": ""}),
+        ("post", f"/qualifications/{qualification.pk}/revoke", {"reason": "left the group"}),  # a reason is required
         ("get", f"/instruments/{i}/training-requests", None),
         ("post", f"/training-requests/{training.pk}/decline", {"reason": ""}),
     ]

@@ -125,7 +125,10 @@ def test_hours_downtime_and_qualifications_through_the_pages(world, make_instrum
                                                   "note": "培训合格"}).status_code == 302
     qualification = Qualification.objects.get(instrument=instrument)
     assert qualification.user == world.other_researcher and qualification.is_valid()
-    client.post(f"{base}qualifications/{qualification.pk}/revoke/")
+    client.post(f"{base}qualifications/{qualification.pk}/revoke/")  # no reason: refused with a message
+    qualification.refresh_from_db()
+    assert qualification.revoked_at is None
+    client.post(f"{base}qualifications/{qualification.pk}/revoke/", {"reason": "left the group"})
     qualification.refresh_from_db()
     assert qualification.revoked_at is not None
 

@@ -721,3 +721,11 @@ def test_env_example_is_a_plain_env_file_and_covers_the_k8s_and_compose_variable
         assert not unknown, f"{kind} sets variables .env.example does not document: {sorted(unknown)}"
     interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE.read_text()))
     assert not interpolated - documented, sorted(interpolated - documented)
+
+
+def test_metrics_are_not_exposed_through_nginx_or_the_ingress_and_need_a_token():
+    assert re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404;\s*\}", nginx_site())
+    ingress = k8s_object("Ingress", "instrumentshare")
+    snippet = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/server-snippet"]
+    assert re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404;\s*\}", snippet)
+    assert "METRICS_TOKEN" in k8s_object("Secret", "instrumentshare-secrets")["stringData"]

@@ -39,6 +39,7 @@ EVALUATION_READERS = "anonymous:login finance:200 other_finance:200 bureau:200 *
 
 PAGES = {
     "home": ("*:200", None),
+    "audit_heads": ("*:200", None),  # public: the audit trail's head of each day
     "healthz": ("*:200", None),
     "readyz": ("*:200", None),
     "metrics": ("*:403", None),  # METRICS_TOKEN is set here: only the scraper's bearer token reads it

@@ -103,6 +103,7 @@ def reconcile(*, since: dt.datetime, until: dt.datetime | None = None, now: dt.d
             return summary
         flags_before = ReviewFlag.objects.count()
         summary.closed_sessions = close_open_sessions(now=now)
+        flag_stops_without_start(now=now)
         summary.matched_sessions = match_sessions(since=since, until=until)
         settle_bookings(since=since, until=until, now=now, summary=summary)
         summary.flags += flag_sessions(since=since, until=until)
@@ -128,6 +129,21 @@ def close_open_sessions(*, now: dt.datetime) -> int:
             ignore_conflicts=True,
         )
     return len(ids)
+
+
+def flag_stops_without_start(*, now: dt.datetime) -> int:
+    """A logger reported a stop whose start never came: neither billable nor to be ignored. Once the
+    start has had as long to arrive as an open session has to close, the session is flagged for
+    review (once: the flag's unique key)."""
+    limit = dt.timedelta(hours=settings.USAGE_OPEN_SESSION_LIMIT_HOURS)
+    rows = UsageSession.objects.filter(start__isnull=True, end__isnull=False, end__lt=now - limit) \
+        .values_list("id", "instrument_id")
+    created = ReviewFlag.objects.bulk_create(
+        [ReviewFlag(instrument_id=instrument_id, session_id=session_id, kind=ReviewFlag.Kind.STOP_WITHOUT_START,
+                    detail="a stop event without a start") for session_id, instrument_id in rows],
+        ignore_conflicts=True,
+    )
+    return len(created)
 
 
 def _span(start, end):

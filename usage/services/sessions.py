@@ -7,6 +7,7 @@ import secrets
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from bookings.models import Booking
@@ -16,6 +17,7 @@ from instrumentshare.accounts.models import User
 from instrumentshare.accounts.services import token_digest
 from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, Invalid, NotFound
+from instrumentshare.core.time import MAX_DURATION
 
 from ..models import LoggerToken, UsageEvent, UsageSession
 
@@ -68,10 +70,18 @@ def instrument_for_logger_token(plain: str) -> LoggerToken | None:
 # --- logger events ----------------------------------------------------------------------------------
 
 
-def _resolve_user(username: str | None) -> User | None:
+def _resolve_user(instrument: Instrument, username: str | None) -> User | None:
+    """The person a logger names, if the instrument knows them: a member of its lab, someone
+    qualified on it, or someone who booked it. Anyone else is refused, so a logger cannot attach
+    its use (and its bill) to an arbitrary account."""
     if not username:
         return None
-    return User.objects.filter(username=username).first()
+    known = Q(memberships__lab_id=instrument.lab_id) | Q(qualifications__instrument=instrument) \
+        | Q(bookings__instrument=instrument)
+    user = User.objects.filter(known, username=username).distinct().first()
+    if user is None:
+        raise Invalid("unknown_user", f"The instrument does not know a user {username!r}.")
+    return user
 
 
 def _apply_event(instrument: Instrument, event: dict) -> str:
@@ -100,11 +110,13 @@ def _apply_event(instrument: Instrument, event: dict) -> str:
             session.end = end if session.end is None or session.auto_closed else max(session.end, end)
             session.auto_closed = False
         if event.get("user") and session.user_id is None:
-            session.user = _resolve_user(event["user"])
+            session.user = _resolve_user(instrument, event["user"])
         if event.get("samples") is not None:
             session.samples = event["samples"]
         if session.start and session.end and session.start > session.end:
             raise Invalid("invalid_order", f"Session {ref} would stop before it starts.")
+        if session.start and session.end and session.end - session.start > MAX_DURATION["usage_session"]:
+            raise Invalid("too_long", f"Session {ref} would last more than {MAX_DURATION['usage_session'].days} days.")
         session.save()
     return "created"
 
