@@ -32,17 +32,22 @@ def page(browser, live_server):
     context.close()
 
 
-@pytest.fixture
-def login(page):
+def log_in(page, username: str, password: str | None = None):
+    """Log in through the login page, as a person would."""
     from tests.conftest import PASSWORD
 
-    def do_login(username: str, password: str = PASSWORD):
-        page.goto("/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", password)
-        with page.expect_navigation():
-            page.locator("main form button[type=submit]").click()
-        return page
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password or PASSWORD)
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]").click()
+    return page
+
+
+@pytest.fixture
+def login(page):
+    def do_login(username: str, password: str | None = None):
+        return log_in(page, username, password)
 
     return do_login
 

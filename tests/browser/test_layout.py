@@ -4,6 +4,8 @@ the page never scrolls sideways, no navigation label wraps inside a word, and ev
 
 import pytest
 
+from tests.browser.conftest import log_in
+
 pytestmark = pytest.mark.browser
 
 SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
@@ -26,8 +28,6 @@ def sized(browser, live_server):
     contexts = []
 
     def open_as(username, size, language):
-        from tests.conftest import PASSWORD
-
         width, height = SIZES[size]
         context = browser.new_context(locale="en-US", timezone_id="Asia/Shanghai", base_url=live_server.url,
                                       viewport={"width": width, "height": height})
@@ -36,11 +36,7 @@ def sized(browser, live_server):
         page = context.new_page()
         page.set_default_timeout(15000)
         if username:
-            page.goto("/accounts/login/")
-            page.fill("#id_username", username)
-            page.fill("#id_password", PASSWORD)
-            with page.expect_navigation():
-                page.locator("main form button[type=submit]").click()
+            log_in(page, username)
         return page
 
     yield open_as
