@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
 from instrumentshare.accounts.ratelimit import rate_limit
-from instrumentshare.core.errors import DomainError
+from instrumentshare.core.errors import DomainError, Invalid
 from instrumentshare.core.pages import refusals_return_to
 
 from . import queries, services
@@ -243,7 +243,10 @@ def _detail_context(request, booking: Booking, reschedule_form=None) -> dict:
     is_booker = booking.user_id == user.pk
     is_lab = catalog_queries.can_manage(user, booking.instrument)
     open_state = booking.state in (Booking.State.PENDING, Booking.State.CONFIRMED) and booking.start > now
+    lab_cancelled = booking.state == Booking.State.CANCELLED and booking.cancelled_by_id not in (None, booking.user_id)
     return {
+        "flagged": open_state and bool(booking.flag), "lab_cancelled": lab_cancelled,
+        "rebook_offers": queries.rebook_offers(booking, now=now) if lab_cancelled and is_booker else [],
         "booking": booking, "instrument": booking.instrument, "is_booker": is_booker, "is_lab": is_lab,
         "may_cancel": open_state and (is_booker or is_lab), "may_reschedule": open_state and is_booker,
         "may_decide": is_lab and booking.state == Booking.State.PENDING,
@@ -279,6 +282,27 @@ def reschedule(request, booking_id: int):
             messages.success(request, _("Booking moved."))
             return redirect("bookings:detail", booking.pk)
     return render(request, "bookings/detail.html", _detail_context(request, booking, reschedule_form=form))
+
+
+@login_required
+@require_POST
+@rate_limit("RATE_LIMIT_BOOKINGS", methods=("POST",))
+@refusals_return_to(lambda request, booking_id: reverse("bookings:detail", args=[booking_id]), message=rule_message)
+def rebook(request, booking_id: int):
+    """One click on an offer of a booking the lab cancelled: the same length and purpose, at the offered time."""
+    booking = _booking_or_404(request.user, booking_id)
+    if booking.user_id != request.user.pk or booking.state != Booking.State.CANCELLED:
+        raise Http404
+    try:
+        start = _moment(request.POST.get("start"), booking.instrument.zone)
+    except ValueError as error:
+        raise Invalid("invalid_start", "The offered start time is not a date and time.") from error
+    new = services.create_booking(user=request.user, instrument_id=_int(request.POST.get("instrument")) or 0,
+                                  start=start, end=start + (booking.end - booking.start), purpose=booking.purpose,
+                                  lab_id=booking.charged_lab_id)
+    messages.success(request, _("Your booking request is waiting for the lab's approval.")
+                     if new.state == Booking.State.PENDING else _("Booked."))
+    return redirect("bookings:detail", new.pk)
 
 
 def _back_to_booking(request, booking_id: int) -> str:

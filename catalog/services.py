@@ -20,6 +20,8 @@ from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invali
 from instrumentshare.core.text import clean_rich_text, has_control_characters
 
 from . import queries
+from .hours import format_minute
+from .impact import Impact, apply_change
 from .models import (
     BookingPolicy,
     Category,
@@ -177,72 +179,120 @@ def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
 
 
 @transaction.atomic
-def update_policy(*, actor, instrument_id: int, **fields) -> BookingPolicy:
-    instrument = _managed_instrument(actor, instrument_id)
+def update_policy(*, actor, instrument_id: int, dry_run: bool = False, bookings: str | None = None,
+                  notice: str = "", now: datetime | None = None, **fields) -> BookingPolicy | Impact:
+    """Change the booking rules. Bookings the new rules would refuse (qualification now required, shorter
+    limits) are shown on a dry run and cancelled or kept as ``bookings`` says (``catalog.impact``)."""
     unknown = set(fields) - set(POLICY_FIELDS)
     if unknown:
         raise Invalid("invalid", f"Unknown policy fields: {', '.join(sorted(unknown))}.")
-    policy, _created = BookingPolicy.objects.get_or_create(instrument=instrument)
-    before = changes(policy, fields)
-    for name, value in fields.items():
-        setattr(policy, name, value)
-    _clean(policy)
-    policy.save()
-    record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
-           after=changes(policy, fields))
-    return policy
+
+    def change(instrument: Instrument) -> BookingPolicy:
+        policy, _created = BookingPolicy.objects.get_or_create(instrument=instrument)
+        before = changes(policy, fields)
+        for name, value in fields.items():
+            setattr(policy, name, value)
+        _clean(policy)
+        policy.save()
+        instrument.policy = policy
+        record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
+               after=changes(policy, fields))
+        return policy
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what="预约规则调整 New booking rules", dry_run=dry_run, decision=bookings,
+                                 notice=notice, now=now))
 
 
-@transaction.atomic
-def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, int]]) -> list[OpeningRule]:
-    """Replace the weekly opening hours: (weekday, open minute, close minute) in the instrument's zone."""
-    instrument = _managed_instrument(actor, instrument_id)
-    new_rules = [OpeningRule(instrument=instrument, weekday=w, open_minute=o, close_minute=c) for w, o, c in rules]
-    for rule in new_rules:
-        _clean(rule)
-    by_day: dict[int, list[OpeningRule]] = {}
-    for rule in sorted(new_rules, key=lambda r: (r.weekday, r.open_minute)):
-        previous = by_day.setdefault(rule.weekday, [])
-        if previous and previous[-1].close_minute > rule.open_minute:
-            raise Invalid("overlapping_hours", f"Opening hours overlap on weekday {rule.weekday}.")
-        previous.append(rule)
-    before = [str(rule) for rule in instrument.opening_rules.all()]
-    instrument.opening_rules.all().delete()
-    OpeningRule.objects.bulk_create(new_rules)
-    record(actor=actor, action="instrument.opening_hours_set", target=instrument, before={"rules": before},
-           after={"rules": [str(rule) for rule in new_rules]})
-    return new_rules
+def _settled(impact: Impact):
+    """A dry run answers its impact; a saved change answers what it wrote, carrying the impact along."""
+    if impact.dry_run:
+        return impact
+    try:
+        impact.result.impact = impact
+    except AttributeError:  # a list (opening hours): the audit trail and the bookings carry the impact
+        pass
+    return impact.result
 
 
-@transaction.atomic
+def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, int]], dry_run: bool = False,
+                      bookings: str | None = None, notice: str = "",
+                      now: datetime | None = None) -> list[OpeningRule] | Impact:
+    """Replace the weekly opening hours: (weekday, open minute, close minute) in the instrument's zone.
+    Bookings left (even partly) in closed time are shown first and cancelled or kept (``catalog.impact``)."""
+    new_rules_of = lambda instrument: [OpeningRule(instrument=instrument, weekday=w, open_minute=o,  # noqa: E731
+                                                   close_minute=c) for w, o, c in rules]
+
+    def change(instrument: Instrument) -> list[OpeningRule]:
+        new_rules = new_rules_of(instrument)
+        for rule in new_rules:
+            _clean(rule)
+        by_day: dict[int, list[OpeningRule]] = {}
+        for rule in sorted(new_rules, key=lambda r: (r.weekday, r.open_minute)):
+            previous = by_day.setdefault(rule.weekday, [])
+            if previous and previous[-1].close_minute > rule.open_minute:
+                raise Invalid("overlapping_hours", f"Opening hours overlap on weekday {rule.weekday}.")
+            previous.append(rule)
+        before = [str(rule) for rule in instrument.opening_rules.all()]
+        instrument.opening_rules.all().delete()
+        OpeningRule.objects.bulk_create(new_rules)
+        record(actor=actor, action="instrument.opening_hours_set", target=instrument, before={"rules": before},
+               after={"rules": [str(rule) for rule in new_rules]})
+        return new_rules
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what="开放时间调整 New opening hours", dry_run=dry_run, decision=bookings,
+                                 notice=notice, now=now))
+
+
 def set_opening_exception(*, actor, instrument_id: int, date, closed: bool = True, open_minute: int | None = None,
-                          close_minute: int | None = None, reason: str = "") -> OpeningException:
-    instrument = _managed_instrument(actor, instrument_id)
+                          close_minute: int | None = None, reason: str = "", dry_run: bool = False,
+                          bookings: str | None = None, notice: str = "",
+                          now: datetime | None = None) -> OpeningException | Impact:
     if not closed and (open_minute is None or close_minute is None or open_minute >= close_minute):
         raise Invalid("invalid_hours", "An open exception needs opening and closing minutes, opening first.")
-    exception, _created = OpeningException.objects.update_or_create(
-        instrument=instrument, date=date,
-        defaults={"closed": closed, "open_minute": open_minute, "close_minute": close_minute, "reason": reason},
-    )
-    record(actor=actor, action="instrument.opening_exception_set", target=instrument,
-           after={"date": date, "closed": closed, "open_minute": open_minute, "close_minute": close_minute,
-                  "reason": reason})
-    return exception
+
+    def change(instrument: Instrument) -> OpeningException:
+        exception, _created = OpeningException.objects.update_or_create(
+            instrument=instrument, date=date,
+            defaults={"closed": closed, "open_minute": open_minute, "close_minute": close_minute, "reason": reason},
+        )
+        record(actor=actor, action="instrument.opening_exception_set", target=instrument,
+               after={"date": date, "closed": closed, "open_minute": open_minute, "close_minute": close_minute,
+                      "reason": reason})
+        return exception
+
+    hours = "闭馆 closed" if closed else f"开放 open {format_minute(open_minute)}-{format_minute(close_minute)}"
+    what = f"开放时间调整 Opening hours {date}: {hours}" + (f" ({reason})" if reason else "")
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what=what, dry_run=dry_run, decision=bookings, notice=notice, now=now))
 
 
-@transaction.atomic
-def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, kind: str, reason: str) -> Downtime:
-    instrument = _managed_instrument(actor, instrument_id)
+def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, kind: str, reason: str,
+                 dry_run: bool = False, bookings: str | None = None, notice: str = "",
+                 now: datetime | None = None) -> Downtime | Impact:
+    """Take the instrument down for a while. The bookings it overlaps are shown first (``dry_run``) and
+    then cancelled with a reason or kept, flagged, as the manager decides (``catalog.impact``)."""
     if not reason.strip():
         raise Invalid("reason_required", "Downtime needs a reason.")
-    downtime = Downtime(instrument=instrument, start=start, end=end, kind=kind, reason=reason, created_by=actor)
-    _clean(downtime, exclude=["created_by"])
-    if start >= end:
-        raise Invalid("invalid_range", "Downtime must end after it starts.")
-    downtime.save()
-    record(actor=actor, action="instrument.downtime_added", target=instrument,
-           after={"downtime_id": downtime.pk, "start": start, "end": end, "kind": kind, "reason": reason})
-    return downtime
+
+    def change(instrument: Instrument) -> Downtime:
+        downtime = Downtime(instrument=instrument, start=start, end=end, kind=kind, reason=reason, created_by=actor)
+        _clean(downtime, exclude=["created_by"])
+        if start >= end:
+            raise Invalid("invalid_range", "Downtime must end after it starts.")
+        downtime.save()
+        record(actor=actor, action="instrument.downtime_added", target=instrument,
+               after={"downtime_id": downtime.pk, "start": start, "end": end, "kind": kind, "reason": reason})
+        return downtime
+
+    def what(instrument: Instrument) -> str:
+        zone = instrument.zone
+        return (f"停机 Downtime {start.astimezone(zone):%Y-%m-%d %H:%M} – {end.astimezone(zone):%Y-%m-%d %H:%M} "
+                f"({instrument.time_zone}): {reason}")
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what=what, dry_run=dry_run, decision=bookings, notice=notice, now=now))
 
 
 @transaction.atomic
@@ -277,14 +327,20 @@ def set_share_mode(*, actor, instrument_id: int, share_mode: str) -> Instrument:
     return instrument
 
 
-@transaction.atomic
-def unpublish(*, actor, instrument_id: int) -> Instrument:
-    """Take a non-mandatory instrument off the network. Mandatory ones need an approved request."""
-    instrument = _managed_instrument(actor, instrument_id)
-    if is_mandatory(instrument):
-        raise Forbidden("approval_required",
-                        "This instrument must be listed; request an exemption with a written justification.")
-    return _apply_unpublish(actor, instrument)
+def unpublish(*, actor, instrument_id: int, dry_run: bool = False, bookings: str | None = None, notice: str = "",
+              now: datetime | None = None) -> Instrument | Impact:
+    """Take a non-mandatory instrument off the network. Mandatory ones need an approved request. Its open
+    bookings are shown first and cancelled or kept as the manager decides (``catalog.impact``)."""
+
+    def change(instrument: Instrument) -> Instrument:
+        if is_mandatory(instrument):
+            raise Forbidden("approval_required",
+                            "This instrument must be listed; request an exemption with a written justification.")
+        return _apply_unpublish(actor, instrument)
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what="仪器下架 Instrument unpublished", dry_run=dry_run, decision=bookings,
+                                 notice=notice, now=now))
 
 
 def _apply_unpublish(actor, instrument: Instrument) -> Instrument:
@@ -361,21 +417,32 @@ def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime
     return qualification
 
 
-@transaction.atomic
-def revoke_qualification(*, actor, qualification_id: int, reason: str = "") -> Qualification:
-    qualification = Qualification.objects.select_for_update().filter(pk=qualification_id).first()
-    if qualification is None:
+def revoke_qualification(*, actor, qualification_id: int, reason: str = "", dry_run: bool = False,
+                         bookings: str | None = None, now: datetime | None = None) -> Qualification | Impact:
+    """Withdraw a qualification. Where the instrument requires one, the person's open bookings of it are
+    shown first and cancelled or kept as the manager decides (``catalog.impact``)."""
+    found = Qualification.objects.filter(pk=qualification_id).first()
+    if found is None:
         raise NotFound("not_found", "No such qualification.")
-    instrument = Instrument.objects.get(pk=qualification.instrument_id)
-    if not queries.can_see(actor, instrument):
-        raise NotFound("not_found", "No such qualification.")
-    _require_manager(actor, instrument.lab_id)
-    if qualification.revoked_at is None:
-        qualification.revoked_at = timezone.now()
-        qualification.save(update_fields=["revoked_at"])
-        record(actor=actor, action="qualification.revoked", target=instrument,
-               after={"user_id": qualification.user_id, "qualification_id": qualification.pk}, reason=reason)
-    return qualification
+
+    def lock() -> Instrument:
+        instrument = _locked_instrument(found.instrument_id)
+        if not queries.can_see(actor, instrument):
+            raise NotFound("not_found", "No such qualification.")
+        _require_manager(actor, instrument.lab_id)
+        return instrument
+
+    def change(instrument: Instrument) -> Qualification:
+        qualification = Qualification.objects.select_for_update().get(pk=qualification_id)
+        if qualification.revoked_at is None:
+            qualification.revoked_at = now or timezone.now()
+            qualification.save(update_fields=["revoked_at"])
+            record(actor=actor, action="qualification.revoked", target=instrument,
+                   after={"user_id": qualification.user_id, "qualification_id": qualification.pk}, reason=reason)
+        return qualification
+
+    return _settled(apply_change(actor=actor, lock=lock, change=change, what="培训资格撤销 Qualification revoked",
+                                 dry_run=dry_run, decision=bookings, notice=reason, user_id=found.user_id, now=now))
 
 
 @transaction.atomic

@@ -196,7 +196,18 @@ def cancel_booking(*, actor, booking_id: int, reason: str = "", now: dt.datetime
     by_lab = booking.user_id != actor.pk
     if by_lab and not people.is_lab_manager(actor, booking.instrument.lab_id):
         raise Forbidden("forbidden", "Only the booker or the instrument's lab may cancel.")
-    move = MOVES["cancel_by_lab" if by_lab else "cancel"]
+    return _cancel(booking, MOVES["cancel_by_lab" if by_lab else "cancel"], actor=actor, reason=reason, now=now)
+
+
+def cancel_for_change(*, actor, booking_id: int, reason: str, now: dt.datetime) -> Booking:
+    """The lab cancels a booking a change to the instrument displaced (``catalog.impact``): always the lab's
+    cancellation, even of a manager's own booking, so no credit penalty and no late-cancellation charge.
+    The caller holds the instrument and has checked that the actor manages it."""
+    return _cancel(_locked_booking(booking_id), MOVES["cancel_by_lab"], actor=actor, reason=reason, now=now)
+
+
+def _cancel(booking: Booking, move, *, actor, reason: str, now: dt.datetime) -> Booking:
+    by_lab = move.name == "cancel_by_lab"
     if booking.state == move.target:
         return booking
     move.check(booking)
