@@ -540,14 +540,34 @@ class TrainingRequestIn(Schema):
 class TrainingRequestOut(Schema):
     id: int
     instrument_id: int
+    instrument_name: str
     username: str
     message: str
     state: str
     created_at: datetime
+    decided_at: datetime | None
+    decision_note: str
+    qualification_id: int | None
+    expires_at: datetime | None
 
     @staticmethod
     def resolve_username(obj) -> str:
         return obj.user.username
+
+    @staticmethod
+    def resolve_instrument_name(obj) -> str:
+        return obj.instrument.name_zh
+
+    @staticmethod
+    def resolve_expires_at(obj) -> datetime | None:
+        return obj.qualification.expires_at if obj.qualification_id else None
+
+
+class TrainingGrantIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: datetime | None = Field(None, description="When the qualification lapses; none for no expiry")
+    note: str = Field("", max_length=300, description="To the requester")
 
 
 class ImportProblemOut(Schema):
@@ -887,6 +907,19 @@ def request_training(request, instrument_id: Id, payload: TrainingRequestIn):
 def training_requests(request, instrument_id: Id):
     instrument = queries.instrument_to_manage(request.auth, instrument_id)
     return list(queries.open_training_requests(instrument))
+
+
+@router.get("/training-requests", response=list[TrainingRequestOut],
+            summary="The training queue: open requests for the instruments of the labs you manage, oldest first")
+def training_queue(request):
+    return list(queries.training_queue(request.auth)[:500])
+
+
+@router.post("/training-requests/{training_request_id}/grant", response=TrainingRequestOut,
+             summary="Grant a training request: the requester is qualified (until expires_at) and told")
+def grant_training(request, training_request_id: Id, payload: TrainingGrantIn):
+    return services.grant_training_request(actor=request.auth, training_request_id=training_request_id,
+                                           expires_at=payload.expires_at, note=payload.note)
 
 
 @router.post("/training-requests/{training_request_id}/decline", response=TrainingRequestOut,

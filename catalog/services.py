@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,8 @@ from .models import (
     Qualification,
     TrainingRequest,
 )
+
+logger = logging.getLogger(__name__)
 
 # Fields a lab manager may set on an instrument. Never the owner, the organization or the listing state.
 INSTRUMENT_FIELDS = (
@@ -401,9 +404,13 @@ def decide_listing_change(*, actor, request_id: int, approve: bool, note: str = 
 
 @transaction.atomic
 def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime | None = None,
-                        note: str = "") -> Qualification:
+                        note: str = "", now: datetime | None = None) -> Qualification:
     instrument = _managed_instrument(actor, instrument_id)
-    if expires_at is not None and expires_at <= timezone.now():
+    return _grant(actor, instrument, user, expires_at, note, now or timezone.now())
+
+
+def _grant(actor, instrument: Instrument, user, expires_at, note: str, now: datetime) -> Qualification:
+    if expires_at is not None and expires_at <= now:
         raise Invalid("invalid_expiry", "The expiry must be in the future.")
     existing = Qualification.objects.filter(instrument=instrument, user=user, revoked_at__isnull=True)
     for qualification in existing:
@@ -411,10 +418,32 @@ def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime
             return qualification
     qualification = Qualification.objects.create(instrument=instrument, user=user, granted_by=actor,
                                                  expires_at=expires_at, note=note)
-    TrainingRequest.objects.filter(instrument=instrument, user=user, state="open").update(state="done")
+    for training in TrainingRequest.objects.select_for_update().filter(instrument=instrument, user=user,
+                                                                       state=TrainingRequest.State.OPEN):
+        _decided(training, actor, TrainingRequest.State.DONE, note, now, qualification=qualification)
     record(actor=actor, action="qualification.granted", target=instrument,
            after={"user_id": user.pk, "expires_at": expires_at, "qualification_id": qualification.pk})
     return qualification
+
+
+def _decided(training: TrainingRequest, actor, state: str, note: str, now: datetime, qualification=None) -> None:
+    """Close a training request and tell the requester, after commit."""
+    training.state, training.decided_by, training.decided_at = state, actor, now
+    training.decision_note, training.qualification = (note or "")[:2000], qualification
+    training.save(update_fields=["state", "decided_by", "decided_at", "decision_note", "qualification"])
+    _mail_after_commit(training.pk, "decision")
+
+
+def _mail_after_commit(training_request_id: int, kind: str) -> None:
+    from .tasks import send_training_mail
+
+    def send() -> None:
+        try:
+            send_training_mail.delay(training_request_id, kind)
+        except Exception as error:  # noqa: BLE001 - the broker or mail server is down: the request still stands
+            logger.warning("training %s mail for request %s not sent: %s", kind, training_request_id, error)
+
+    transaction.on_commit(send)
 
 
 def revoke_qualification(*, actor, qualification_id: int, reason: str = "", dry_run: bool = False,
@@ -447,6 +476,7 @@ def revoke_qualification(*, actor, qualification_id: int, reason: str = "", dry_
 
 @transaction.atomic
 def request_training(*, actor, instrument_id: int, message: str = "") -> TrainingRequest:
+    """Ask to be trained: the request joins the lab's queue and its managers get an e-mail."""
     instrument = Instrument.objects.filter(pk=instrument_id).first()
     if instrument is None or not queries.can_see(actor, instrument):
         raise NotFound("not_found", "No such instrument.")
@@ -456,19 +486,41 @@ def request_training(*, actor, instrument_id: int, message: str = "") -> Trainin
     training = TrainingRequest.objects.create(instrument=instrument, user=actor, message=message[:2000])
     record(actor=actor, action="qualification.training_requested", target=instrument,
            after={"training_request_id": training.pk})
+    _mail_after_commit(training.pk, "request")
+    return training
+
+
+def _open_training_request(actor, training_request_id: int) -> tuple[TrainingRequest, Instrument]:
+    training = TrainingRequest.objects.select_related("user").filter(pk=training_request_id).first()
+    if training is None:
+        raise NotFound("not_found", "No such training request.")
+    instrument = _managed_instrument(actor, training.instrument_id)
+    training = TrainingRequest.objects.select_for_update().select_related("user").get(pk=training_request_id)
+    return training, instrument
+
+
+@transaction.atomic
+def grant_training_request(*, actor, training_request_id: int, expires_at: datetime | None = None, note: str = "",
+                           now: datetime | None = None) -> TrainingRequest:
+    """Grant a request from the lab's queue: the qualification (until ``expires_at``), the request closed,
+    the requester told."""
+    training, instrument = _open_training_request(actor, training_request_id)
+    if training.state != TrainingRequest.State.OPEN:
+        if training.state == TrainingRequest.State.DONE:
+            return training
+        raise Conflict("invalid_state", f"This training request is {training.state}.")
+    _grant(actor, instrument, training.user, expires_at, note, now or timezone.now())
+    training.refresh_from_db()
     return training
 
 
 @transaction.atomic
-def decline_training_request(*, actor, training_request_id: int, reason: str = "") -> TrainingRequest:
-    training = TrainingRequest.objects.select_for_update().filter(pk=training_request_id).first()
-    if training is None:
-        raise NotFound("not_found", "No such training request.")
-    instrument = _managed_instrument(actor, training.instrument_id)
+def decline_training_request(*, actor, training_request_id: int, reason: str = "",
+                             now: datetime | None = None) -> TrainingRequest:
+    training, instrument = _open_training_request(actor, training_request_id)
     if training.state != TrainingRequest.State.OPEN:
         return training
-    training.state = TrainingRequest.State.DECLINED
-    training.save(update_fields=["state"])
+    _decided(training, actor, TrainingRequest.State.DECLINED, reason, now or timezone.now())
     record(actor=actor, action="qualification.training_declined", target=instrument,
            after={"training_request_id": training.pk, "user_id": training.user_id}, reason=reason)
     return training

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -40,6 +41,7 @@ from .forms import (
     QualificationForm,
     SearchForm,
     ShareModeForm,
+    TrainingDecisionForm,
     TrainingRequestForm,
     add_domain_error,
 )
@@ -151,10 +153,48 @@ def request_training(request, instrument_id: int):
     except NotFound as error:
         raise Http404 from error
     messages.success(request, _("Your training request was sent to the lab."))
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure()):
+        return redirect(back)
     return redirect("catalog:detail", instrument_id)
 
 
 # --- the lab manager's pages -----------------------------------------------------------------
+
+
+@login_required
+def training_queue(request):
+    """The training requests of every instrument of the labs this manager runs: grant with an expiry, or decline."""
+    if not people.managed_lab_ids(request.user):
+        raise PermissionDenied
+    return render(request, "catalog/training_queue.html", {
+        "requests": queries.training_queue(request.user)[:500], "form": TrainingDecisionForm()})
+
+
+@login_required
+@require_POST
+def decide_training(request, request_id: int, action: str):
+    form = TrainingDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(" ".join(errors) for errors in form.errors.values()))
+        return redirect("catalog:training_queue")
+    data = form.cleaned_data
+    if action == "grant":
+        training = queries.training_queue(request.user).filter(pk=request_id).first()
+        zone = training.instrument.zone if training else timezone.get_current_timezone()
+        expires = timezone.make_aware(datetime.combine(data["expires"], time(23, 59)), zone) if data["expires"] \
+            else None
+        attempt(request, lambda: services.grant_training_request(
+            actor=request.user, training_request_id=request_id, expires_at=expires, note=data["note"]),
+            _("Qualification granted; the requester is told."))
+    elif action == "decline":
+        attempt(request, lambda: services.decline_training_request(
+            actor=request.user, training_request_id=request_id, reason=data["note"]),
+            _("Training request declined; the requester is told."))
+    else:
+        raise Http404
+    return redirect("catalog:training_queue")
 
 
 @login_required
