@@ -15,9 +15,11 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Organization
+from usage.charging import billable_quantity
 
 from .models import (
     AccountAuthorization,
@@ -31,7 +33,8 @@ from .models import (
     Voucher,
     VoucherEntry,
 )
-from .money import ZERO, money
+from .money import ZERO, money, share_of
+from .pricing import RateBook, local_day, price, user_class_for
 
 
 def today(zone=None) -> dt.date:
@@ -159,6 +162,7 @@ def current_rate_card(instrument: Instrument, day: dt.date | None = None) -> Rat
 
 
 UNIT_LABELS = {"hour": "hour", "sample": "sample", "use": "use"}
+MODE_UNITS = {"per_sample": "sample", "per_use": "use"}  # every other charge mode is priced by the hour
 
 
 def fee_standard(instrument: Instrument, day: dt.date | None = None) -> str:
@@ -173,7 +177,12 @@ def fee_standard(instrument: Instrument, day: dt.date | None = None) -> str:
                UserClass.INDUSTRY: _("Industry")}
     units = {"hour": _("hour"), "sample": _("sample"), "use": _("use")}
     lines = []
-    rates = sorted(card.rates.all(), key=lambda r: (list(units).index(r.unit), list(classes).index(r.user_class)))
+    # Only the prices the instrument's charge mode uses: a slot-booked instrument is charged by the hour,
+    # so its per-sample prices would only mislead (a card without the mode's unit shows all it has).
+    policy = getattr(instrument, "policy", None)
+    unit = MODE_UNITS.get(policy.charge_mode, "hour") if policy is not None else None
+    rates = [rate for rate in card.rates.all() if unit is None or rate.unit == unit] or list(card.rates.all())
+    rates = sorted(rates, key=lambda r: (list(units).index(r.unit), list(classes).index(r.user_class)))
     for rate in rates:
         lines.append(_("%(class)s: %(price)s %(currency)s per %(unit)s") % {
             "class": classes[rate.user_class], "price": f"{rate.price:,.2f}", "currency": card.currency,
@@ -368,3 +377,52 @@ def voucher_used_in_year(company_id: int, year: int) -> Decimal:
                                         kind__in=[VoucherEntry.Kind.REDEEM, VoucherEntry.Kind.REVERSE]) \
         .aggregate(total=Sum("amount"))["total"]
     return -(total or ZERO)
+
+
+# --- what a booking will cost, before it is made --------------------------------------------------
+
+def booking_estimate(*, user, instrument: Instrument, start: dt.datetime, end: dt.datetime) -> dict | None:
+    """What a booking of [start, end) will cost this user if used as booked: the rate card valid on its day,
+    the user's class, the instrument's charge mode, minimum charge minutes and rounding, the card's minimum
+    and one rounding (the same ``usage.charging`` and ``billing.pricing`` functions the charge will use), less
+    the share of a voucher the user's company holds for it. None when no rate card applies."""
+    policy = instrument.policy
+    day = local_day(start, instrument.zone)
+    card = RateBook.load([instrument.pk]).card_for(instrument.pk, day)
+    if card is None:
+        return None
+    minutes = max(int((end - start).total_seconds() // 60), 0)
+    quantity = billable_quantity(
+        charge_mode=policy.charge_mode, kind="booking", booked_minutes=minutes, used_minutes=minutes, samples=1,
+        min_charge_minutes=policy.min_charge_minutes, rounding_minutes=policy.rounding_minutes,
+        no_show_percent=policy.no_show_charge_percent, late_cancel_percent=policy.late_cancel_charge_percent)
+    user_class = user_class_for(is_internal=catalog_queries.is_internal_user(user, instrument),
+                                organization=user.organization if user.organization_id else None)
+    priced = price(card=card, user_class=user_class, unit=quantity.unit, quantity=quantity.quantity, kind="booking",
+                   assisted=False)
+    if priced is None:
+        return None
+    voucher_share = _voucher_share(user, instrument, day, priced.amount)
+    return {"amount": priced.amount, "currency": priced.currency, "user_class": user_class,
+            "charge_mode": policy.charge_mode, "unit": priced.unit, "quantity": priced.quantity,
+            "unit_price": priced.unit_price, "minimum_applied": priced.minimum_applied, "rate_card_id": card.pk,
+            "valid_from": card.valid_from, "voucher_share": voucher_share, "to_pay": priced.amount - voucher_share,
+            "late_cancel_percent": policy.late_cancel_charge_percent,
+            "cancellation_window_hours": policy.cancellation_window_hours}
+
+
+def _voucher_share(user, instrument: Instrument, day: dt.date, amount: Decimal) -> Decimal:
+    """The share the company's first voucher valid that day would pay, within its balance (an estimate:
+    the yearly cap and other charges of the same invoice are settled when the period closes)."""
+    company_id = company_id_of(user)
+    if not company_id or amount <= 0:
+        return ZERO
+    candidates = (Voucher.objects.filter(company_id=company_id, state=Voucher.State.ACTIVE, valid_from__lte=day,
+                                         valid_until__gte=day, balance__gt=0)
+                  .prefetch_related("eligible_providers").order_by("valid_until", "id"))
+    for voucher in candidates:
+        providers = {organization.pk for organization in voucher.eligible_providers.all()}
+        if providers and instrument.organization_id not in providers:
+            continue
+        return min(share_of(amount, voucher.share_percent), voucher.balance)
+    return ZERO

@@ -52,6 +52,19 @@ def with_part_facts(bookings: list[Booking]) -> list[Booking]:
     return bookings
 
 
+def cost_estimate(*, user, instrument, start: dt.datetime, end: dt.datetime) -> dict | None:
+    """What a booking would cost, from the app that prices it (billing, through ``booking_parts``); None when
+    no app prices bookings or no rate applies."""
+    if start >= end:
+        return None
+    for part in booking_parts.contributions:
+        estimate = getattr(part, "estimate", None)
+        answer = estimate(user=user, instrument=instrument, start=start, end=end) if estimate else None
+        if answer is not None:
+            return answer
+    return None
+
+
 def visible_bookings(user) -> QuerySet[Booking]:
     if people.is_platform_admin(user):
         return bookings()
