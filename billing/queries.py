@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -232,14 +232,23 @@ def can_see_charge(user, charge: Charge) -> bool:
     return visible_charges(user).filter(pk=charge.pk).exists()
 
 
-def my_costs(user, *, limit: int = 100) -> list[dict]:
-    """My recent billable items: the charge once made, until then the price it will have."""
+def my_cost_items(user) -> QuerySet:
+    """All my billable items, newest first (a page of them at a time: ``cost_rows``)."""
     from usage.models import BillableItem
 
+    return BillableItem.objects.filter(user=user).select_related(
+        "instrument", "user__organization", "charge", "charge__invoice").order_by("-service_start", "-id")
+
+
+def my_costs(user, *, limit: int = 100) -> list[dict]:
+    """My recent billable items: the charge once made, until then the price it will have."""
+    return cost_rows(list(my_cost_items(user)[:limit]))
+
+
+def cost_rows(items) -> list[dict]:
     from .pricing import preview_cost
 
-    items = list(BillableItem.objects.filter(user=user).select_related(
-        "instrument", "user__organization", "charge", "charge__invoice").order_by("-service_start", "-id")[:limit])
+    items = list(items)
     open_items = [item for item in items if not hasattr(item, "charge")]
     estimates = preview_cost(open_items) if open_items else {}
     rows = []
@@ -257,6 +266,28 @@ def my_costs(user, *, limit: int = 100) -> list[dict]:
             "invoice_id": charge.invoice_id if charge else None,
         })
     return rows
+
+
+def my_cost_totals(user) -> dict:
+    """Totals of all my use, not of a page: the charges summed in the database (the rows invoices are made
+    of), the part already invoiced, and the open items priced as their charge will be."""
+    from .pricing import preview_cost
+
+    charged = Charge.objects.filter(user=user).aggregate(
+        charged=Sum("amount"), voucher=Sum("voucher_amount"),
+        invoiced=Sum("amount", filter=Q(invoice__isnull=False)))
+    open_items = my_cost_items(user).filter(state="open", charge__isnull=True)
+    estimated = sum((price.amount for price in preview_cost(open_items).values() if price is not None), ZERO)
+    return {"charged": charged["charged"] or ZERO, "voucher": charged["voucher"] or ZERO,
+            "invoiced": charged["invoiced"] or ZERO, "estimated": estimated}
+
+
+def invoice_totals(invoices: QuerySet) -> dict:
+    """What a set of invoices adds up to, summed in the database over all of them (not the page shown)."""
+    totals = invoices.filter(kind=Invoice.Kind.INVOICE).aggregate(
+        count=Count("id"), services=Sum("subtotal"), vouchers=Sum("voucher_amount"), due=Sum("amount_due"),
+        paid=Sum("amount_paid"))
+    return {key: (value if value is not None else (0 if key == "count" else ZERO)) for key, value in totals.items()}
 
 
 def account_spend_rows(account: BillingAccount) -> QuerySet:
