@@ -92,7 +92,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         if "booking_no_overlap" in str(error):
             instrument = Instrument.objects.select_related("policy").get(pk=instrument_id)
             buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
-            raise_conflict(conflict_for(instrument, start, end, buffer, None))
+            raise_conflict(conflict_for(instrument, start, end, buffer, None), user.pk)
         raise
 
 
@@ -107,7 +107,7 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extra
     parts = [(part, part.prepare(user=user, instrument=instrument, start=start, extras=extras))
              for part in booking_parts.contributions]
     check_quota(instrument, policy, user, charged_lab_id, start, end)
-    check_free(instrument, start, end, now)
+    check_free(instrument, start, end, now, user_id=user.pk)
     internal = catalog_queries.is_internal_user(user, instrument)
     booking = Booking(
         instrument=instrument, user=user, charged_lab_id=charged_lab_id, start=start, end=end,
@@ -240,7 +240,7 @@ def reschedule_booking(*, actor, booking_id: int, start: dt.datetime, end: dt.da
         if "booking_no_overlap" in str(error):
             booking = Booking.objects.select_related("instrument__policy").get(pk=booking_id)
             buffer = dt.timedelta(minutes=booking.instrument.policy.buffer_minutes)
-            raise_conflict(conflict_for(booking.instrument, start, end, buffer, booking_id))
+            raise_conflict(conflict_for(booking.instrument, start, end, buffer, booking_id), actor.pk)
         raise
 
 
@@ -262,7 +262,7 @@ def _reschedule(actor, booking_id, start, end, now) -> Booking:
     check_quota(instrument, policy, actor, booking.charged_lab_id, start, end, exclude_booking_id=booking.pk)
     for part in booking_parts.contributions:   # billing: the account is still chargeable on the new day
         part.check_move(booking=booking, start=start)
-    check_free(instrument, start, end, now, exclude_booking_id=booking.pk)
+    check_free(instrument, start, end, now, exclude_booking_id=booking.pk, user_id=actor.pk)
     before = _snapshot(booking)
     booking.start, booking.end = start, end
     booking.blocked_until = end + dt.timedelta(minutes=policy.buffer_minutes)
@@ -272,5 +272,5 @@ def _reschedule(actor, booking_id, start, end, now) -> Booking:
             return _moved(booking, move, actor=actor, before=before)
     except IntegrityError as error:
         if "booking_no_overlap" in str(error):
-            raise_conflict(conflict_for(instrument, start, end, booking.blocked_until - end, booking.pk))
+            raise_conflict(conflict_for(instrument, start, end, booking.blocked_until - end, booking.pk), actor.pk)
         raise

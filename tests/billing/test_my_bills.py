@@ -1,4 +1,4 @@
-"""我的账单: totals from the rows invoices are made of, for any number of charges, and a page that says what it shows."""
+"""我的账单: totals from the rows invoices are made of, for any number of charges; a page that says what it shows."""
 
 import datetime as dt
 from decimal import Decimal
