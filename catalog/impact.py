@@ -77,6 +77,13 @@ def apply_change(*, actor, lock: Callable[[], Instrument], change: Callable[[Ins
         return rolled_back.impact
 
 
+def settle_within(*, actor, instrument: Instrument, change: Callable[[Instrument], Any], what: str,
+                  decision: str, notice: str = "", now: dt.datetime | None = None) -> Impact:
+    """``apply_change`` for a change another decision already made, inside the caller's transaction with the
+    instrument locked (the bureau approving an exemption): no dry run, the decision given."""
+    return _apply(actor, lambda: instrument, change, what, False, decision, notice, None, now or timezone.now())
+
+
 def _apply(actor, lock, change, what, dry_run, decision, notice, user_id, now) -> Impact:
     instrument = lock()
     what = what(instrument) if callable(what) else what

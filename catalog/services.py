@@ -22,7 +22,7 @@ from instrumentshare.core.text import clean_rich_text, has_control_characters
 
 from . import queries
 from .hours import format_minute
-from .impact import Impact, apply_change
+from .impact import Impact, apply_change, settle_within
 from .models import (
     BookingPolicy,
     Category,
@@ -388,15 +388,25 @@ def decide_listing_change(*, actor, request_id: int, approve: bool, note: str = 
     change.save()
     record(actor=actor, action=f"instrument.listing_change_{change.state}", target=instrument,
            after={"request_id": change.pk, "kind": change.kind}, reason=note)
-    if approve and change.kind == ListingChangeRequest.Kind.UNPUBLISH:
-        _apply_unpublish(actor, instrument)
-    elif approve and change.kind == ListingChangeRequest.Kind.NOT_SHARED:
-        before = {"share_mode": instrument.share_mode}
-        instrument.share_mode = Instrument.ShareMode.NOT_SHARED
-        instrument.save(update_fields=["share_mode", "updated_at"])
-        record(actor=actor, action="instrument.share_mode_set", target=instrument, before=before,
-               after={"share_mode": instrument.share_mode}, reason=f"approved exemption #{change.pk}")
+    if approve and change.kind in (ListingChangeRequest.Kind.UNPUBLISH, ListingChangeRequest.Kind.NOT_SHARED):
+        # The bureau decides the listing, not the lab's bookings: those the exemption leaves unbookable are
+        # kept, each flagged for its booker, and the lab may still cancel them (never silent).
+        what = ("仪器下架 Instrument unpublished" if change.kind == ListingChangeRequest.Kind.UNPUBLISH
+                else "仪器不再共享 Instrument no longer shared")
+        settle_within(actor=actor, instrument=instrument, change=lambda locked: _apply_exemption(actor, locked, change),
+                      what=what, decision="keep", now=now)
     return change
+
+
+def _apply_exemption(actor, instrument: Instrument, change: ListingChangeRequest) -> Instrument:
+    if change.kind == ListingChangeRequest.Kind.UNPUBLISH:
+        return _apply_unpublish(actor, instrument)
+    before = {"share_mode": instrument.share_mode}
+    instrument.share_mode = Instrument.ShareMode.NOT_SHARED
+    instrument.save(update_fields=["share_mode", "updated_at"])
+    record(actor=actor, action="instrument.share_mode_set", target=instrument, before=before,
+           after={"share_mode": instrument.share_mode}, reason=f"approved exemption #{change.pk}")
+    return instrument
 
 
 # --- qualifications ----------------------------------------------------------------------------

@@ -238,3 +238,15 @@ def test_a_kept_booking_shows_the_lab_notice_to_its_booker(world, client, instru
     page = client.get(f"/bookings/{two_bookings[0].pk}/").content.decode()
     assert 'data-testid="flag"' in page and "Only the SE detector works" in page
     assert 'data-testid="flag"' in client.get("/bookings/mine/").content.decode()
+
+
+def test_an_approved_exemption_keeps_the_bookings_it_leaves_unbookable_flagged(world, instrument, two_bookings):
+    request = catalog_services.request_listing_change(
+        actor=world.manager, instrument_id=instrument.pk, kind="unpublish",
+        justification="The instrument moves to a classified project for two years.")
+    catalog_services.decide_listing_change(actor=world.bureau, request_id=request.pk, approve=True, note="ok")
+    outsider = Booking.objects.get(pk=two_bookings[2].pk)   # other_researcher is not in the lab
+    assert outsider.state == "confirmed" and "unpublished" in outsider.flag
+    assert Booking.objects.get(pk=two_bookings[0].pk).flag == ""   # the lab's own people still book drafts
+    kept = AuditEvent.objects.get(action="instrument.bookings_kept")
+    assert kept.after["bookings"] == [outsider.pk]
