@@ -11,13 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Organization
+from usage.charging import billable_quantity
 
 from .models import (
     AccountAuthorization,
@@ -31,7 +33,8 @@ from .models import (
     Voucher,
     VoucherEntry,
 )
-from .money import ZERO, money
+from .money import ZERO, money, share_of
+from .pricing import RateBook, local_day, price, user_class_for
 
 
 def today(zone=None) -> dt.date:
@@ -159,6 +162,7 @@ def current_rate_card(instrument: Instrument, day: dt.date | None = None) -> Rat
 
 
 UNIT_LABELS = {"hour": "hour", "sample": "sample", "use": "use"}
+MODE_UNITS = {"per_sample": "sample", "per_use": "use"}  # every other charge mode is priced by the hour
 
 
 def fee_standard(instrument: Instrument, day: dt.date | None = None) -> str:
@@ -173,7 +177,12 @@ def fee_standard(instrument: Instrument, day: dt.date | None = None) -> str:
                UserClass.INDUSTRY: _("Industry")}
     units = {"hour": _("hour"), "sample": _("sample"), "use": _("use")}
     lines = []
-    rates = sorted(card.rates.all(), key=lambda r: (list(units).index(r.unit), list(classes).index(r.user_class)))
+    # Only the prices the instrument's charge mode uses: a slot-booked instrument is charged by the hour,
+    # so its per-sample prices would only mislead (a card without the mode's unit shows all it has).
+    policy = getattr(instrument, "policy", None)
+    unit = MODE_UNITS.get(policy.charge_mode, "hour") if policy is not None else None
+    rates = [rate for rate in card.rates.all() if unit is None or rate.unit == unit] or list(card.rates.all())
+    rates = sorted(rates, key=lambda r: (list(units).index(r.unit), list(classes).index(r.user_class)))
     for rate in rates:
         lines.append(_("%(class)s: %(price)s %(currency)s per %(unit)s") % {
             "class": classes[rate.user_class], "price": f"{rate.price:,.2f}", "currency": card.currency,
@@ -223,14 +232,23 @@ def can_see_charge(user, charge: Charge) -> bool:
     return visible_charges(user).filter(pk=charge.pk).exists()
 
 
-def my_costs(user, *, limit: int = 100) -> list[dict]:
-    """My recent billable items: the charge once made, until then the price it will have."""
+def my_cost_items(user) -> QuerySet:
+    """All my billable items, newest first (a page of them at a time: ``cost_rows``)."""
     from usage.models import BillableItem
 
+    return BillableItem.objects.filter(user=user).select_related(
+        "instrument", "user__organization", "charge", "charge__invoice").order_by("-service_start", "-id")
+
+
+def my_costs(user, *, limit: int = 100) -> list[dict]:
+    """My recent billable items: the charge once made, until then the price it will have."""
+    return cost_rows(list(my_cost_items(user)[:limit]))
+
+
+def cost_rows(items) -> list[dict]:
     from .pricing import preview_cost
 
-    items = list(BillableItem.objects.filter(user=user).select_related(
-        "instrument", "user__organization", "charge", "charge__invoice").order_by("-service_start", "-id")[:limit])
+    items = list(items)
     open_items = [item for item in items if not hasattr(item, "charge")]
     estimates = preview_cost(open_items) if open_items else {}
     rows = []
@@ -248,6 +266,28 @@ def my_costs(user, *, limit: int = 100) -> list[dict]:
             "invoice_id": charge.invoice_id if charge else None,
         })
     return rows
+
+
+def my_cost_totals(user) -> dict:
+    """Totals of all my use, not of a page: the charges summed in the database (the rows invoices are made
+    of), the part already invoiced, and the open items priced as their charge will be."""
+    from .pricing import preview_cost
+
+    charged = Charge.objects.filter(user=user).aggregate(
+        charged=Sum("amount"), voucher=Sum("voucher_amount"),
+        invoiced=Sum("amount", filter=Q(invoice__isnull=False)))
+    open_items = my_cost_items(user).filter(state="open", charge__isnull=True)
+    estimated = sum((price.amount for price in preview_cost(open_items).values() if price is not None), ZERO)
+    return {"charged": charged["charged"] or ZERO, "voucher": charged["voucher"] or ZERO,
+            "invoiced": charged["invoiced"] or ZERO, "estimated": estimated}
+
+
+def invoice_totals(invoices: QuerySet) -> dict:
+    """What a set of invoices adds up to, summed in the database over all of them (not the page shown)."""
+    totals = invoices.filter(kind=Invoice.Kind.INVOICE).aggregate(
+        count=Count("id"), services=Sum("subtotal"), vouchers=Sum("voucher_amount"), due=Sum("amount_due"),
+        paid=Sum("amount_paid"))
+    return {key: (value if value is not None else (0 if key == "count" else ZERO)) for key, value in totals.items()}
 
 
 def account_spend_rows(account: BillingAccount) -> QuerySet:
@@ -368,3 +408,52 @@ def voucher_used_in_year(company_id: int, year: int) -> Decimal:
                                         kind__in=[VoucherEntry.Kind.REDEEM, VoucherEntry.Kind.REVERSE]) \
         .aggregate(total=Sum("amount"))["total"]
     return -(total or ZERO)
+
+
+# --- what a booking will cost, before it is made --------------------------------------------------
+
+def booking_estimate(*, user, instrument: Instrument, start: dt.datetime, end: dt.datetime) -> dict | None:
+    """What a booking of [start, end) will cost this user if used as booked: the rate card valid on its day,
+    the user's class, the instrument's charge mode, minimum charge minutes and rounding, the card's minimum
+    and one rounding (the same ``usage.charging`` and ``billing.pricing`` functions the charge will use), less
+    the share of a voucher the user's company holds for it. None when no rate card applies."""
+    policy = instrument.policy
+    day = local_day(start, instrument.zone)
+    card = RateBook.load([instrument.pk]).card_for(instrument.pk, day)
+    if card is None:
+        return None
+    minutes = max(int((end - start).total_seconds() // 60), 0)
+    quantity = billable_quantity(
+        charge_mode=policy.charge_mode, kind="booking", booked_minutes=minutes, used_minutes=minutes, samples=1,
+        min_charge_minutes=policy.min_charge_minutes, rounding_minutes=policy.rounding_minutes,
+        no_show_percent=policy.no_show_charge_percent, late_cancel_percent=policy.late_cancel_charge_percent)
+    user_class = user_class_for(is_internal=catalog_queries.is_internal_user(user, instrument),
+                                organization=user.organization if user.organization_id else None)
+    priced = price(card=card, user_class=user_class, unit=quantity.unit, quantity=quantity.quantity, kind="booking",
+                   assisted=False)
+    if priced is None:
+        return None
+    voucher_share = _voucher_share(user, instrument, day, priced.amount)
+    return {"amount": priced.amount, "currency": priced.currency, "user_class": user_class,
+            "charge_mode": policy.charge_mode, "unit": priced.unit, "quantity": priced.quantity,
+            "unit_price": priced.unit_price, "minimum_applied": priced.minimum_applied, "rate_card_id": card.pk,
+            "valid_from": card.valid_from, "voucher_share": voucher_share, "to_pay": priced.amount - voucher_share,
+            "late_cancel_percent": policy.late_cancel_charge_percent,
+            "cancellation_window_hours": policy.cancellation_window_hours}
+
+
+def _voucher_share(user, instrument: Instrument, day: dt.date, amount: Decimal) -> Decimal:
+    """The share the company's first voucher valid that day would pay, within its balance (an estimate:
+    the yearly cap and other charges of the same invoice are settled when the period closes)."""
+    company_id = company_id_of(user)
+    if not company_id or amount <= 0:
+        return ZERO
+    candidates = (Voucher.objects.filter(company_id=company_id, state=Voucher.State.ACTIVE, valid_from__lte=day,
+                                         valid_until__gte=day, balance__gt=0)
+                  .prefetch_related("eligible_providers").order_by("valid_until", "id"))
+    for voucher in candidates:
+        providers = {organization.pk for organization in voucher.eligible_providers.all()}
+        if providers and instrument.organization_id not in providers:
+            continue
+        return min(share_of(amount, voucher.share_percent), voucher.balance)
+    return ZERO

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -247,6 +248,10 @@ def waive(request, charge_id: int):
 # --- my bills ---------------------------------------------------------------------------------
 
 
+COSTS_PER_PAGE = 50
+INVOICES_SHOWN = 50
+
+
 @login_required
 @require_GET
 def mine(request):
@@ -259,13 +264,13 @@ def mine(request):
     company_invoices = queries.visible_invoices(user).filter(account__organization_id=company_id) \
         if company_id else Invoice.objects.none()
     vouchers = queries.visible_vouchers(user).filter(company_id=company_id) if company_id else []
-    costs = queries.my_costs(user, limit=100)
+    page = Paginator(queries.my_cost_items(user), COSTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "billing/mine.html", {
-        "costs": costs, "projects": projects, "requests": queries.pending_authorizations_for_pi(user),
-        "chargeable": queries.chargeable_accounts(user), "company_invoices": company_invoices[:50],
-        "vouchers": vouchers, "is_company": bool(company_id),
-        "estimated_total": sum((row["estimated_amount"] or ZERO for row in costs), ZERO),
-        "charged_total": sum((row["amount"] or ZERO for row in costs), ZERO),
+        "costs": queries.cost_rows(page.object_list), "costs_page": page, "totals": queries.my_cost_totals(user),
+        "projects": projects, "requests": queries.pending_authorizations_for_pi(user),
+        "chargeable": queries.chargeable_accounts(user), "company_invoices": company_invoices[:INVOICES_SHOWN],
+        "company_totals": queries.invoice_totals(company_invoices) if company_id else None,
+        "invoices_shown": INVOICES_SHOWN, "vouchers": vouchers, "is_company": bool(company_id),
     })
 
 

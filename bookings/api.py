@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -11,7 +12,7 @@ from ninja import Field, Query, Router, Schema, Status
 from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts.auth import PUBLIC_AUTH, UserRateThrottle
-from instrumentshare.core.errors import NotFound
+from instrumentshare.core.errors import Invalid, NotFound
 from instrumentshare.core.schemas import BoundedDateTime, StrictSchema
 
 from . import queries, services
@@ -75,6 +76,23 @@ class BookingOut(Schema):
         # Billing's fact (bookings.extensions.booking_parts), read by the handler before it answers: a
         # query here would run while the response is serialized, outside the API's error mapping.
         return obj.part_facts.get("account_id")
+
+
+class EstimateOut(Schema):
+    amount: Decimal = Field(..., description="The charge if used as booked, before any voucher")
+    currency: str
+    to_pay: Decimal = Field(..., description="The amount less the voucher share")
+    voucher_share: Decimal
+    user_class: str
+    charge_mode: str
+    unit: str
+    quantity: Decimal = Field(..., description="Hours (after minimum minutes and rounding), samples or uses")
+    unit_price: Decimal
+    minimum_applied: bool
+    rate_card_id: int
+    valid_from: date
+    late_cancel_percent: int
+    cancellation_window_hours: int
 
 
 class BookingList(Schema):
@@ -155,6 +173,20 @@ def list_bookings(request, params: Query[ListParams]):
     rows = rows.order_by("-start", "-id")
     return {"count": rows.count(),
             "items": queries.with_part_facts(list(rows[params.offset: params.offset + params.limit]))}
+
+
+@router.get("/bookings/estimate", response={200: EstimateOut, 204: None},
+            summary="What a booking would cost (204 when no rate card applies)")
+def estimate(request, instrument_id: int, start: BoundedDateTime, end: BoundedDateTime):
+    instrument = queries.visible_instrument(request.auth, instrument_id)
+    if instrument is None:
+        raise NotFound("not_found", "No such instrument.")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Invalid("naive_datetime", "start and end must carry a time zone offset.")
+    if start >= end:
+        raise Invalid("invalid_range", "The booking must end after it starts.")
+    answer = queries.cost_estimate(user=request.auth, instrument=instrument, start=start, end=end)
+    return answer if answer is not None else Status(204, None)
 
 
 @router.get("/bookings/{booking_id}", response=BookingOut, summary="One booking")

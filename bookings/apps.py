@@ -7,11 +7,13 @@ class BookingsConfig(AppConfig):
     verbose_name = _("Bookings")
 
     def ready(self) -> None:
-        from catalog.extensions import free_instruments
+        from catalog.extensions import booking_changes, free_instruments
         from instrumentshare.accounts.extensions import personal_data_sections
 
         from . import privacy
         from .availability import instruments_free_for
+        from .services.changes import BookingChanges
 
         free_instruments.register(instruments_free_for)      # the catalog's "free between" search
         personal_data_sections.register(privacy.personal_data)
+        booking_changes.register(BookingChanges)              # what a change to an instrument does to bookings

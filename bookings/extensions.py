@@ -13,6 +13,9 @@ booking_parts = ExtensionPoint(
       its transaction with the instrument locked; raise a ``DomainError`` to refuse.
     - ``save(*, booking, state)``: writes the app's own rows for the new booking, in the same transaction.
     - ``check_move(*, booking, start)``: checks a move of the booking to ``start``; raise to refuse.
+    - ``estimate(*, user, instrument, start, end) -> dict | None`` (optional): what a booking of that time
+      would cost (billing: ``amount``, ``currency``, ``to_pay`` after a voucher share, the rule's parts);
+      shown on the booking form and answered by ``GET /bookings/estimate``.
     - ``facts(bookings) -> {booking_id: {name: value}}``: what the app knows of each booking, in one
       query for the lot (the API shows ``account_id``; pages show ``label``/``value`` pairs).
     """,

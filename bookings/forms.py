@@ -141,6 +141,12 @@ def rule_message(error: DomainError, instrument=None) -> str:
     the code is not one this page knows."""
     if error.code == "slot_taken":
         conflict = error.extra.get("conflict") or {}
+        if instrument is not None and conflict.get("own_booking_id"):
+            return gettext("You already have a booking at that time: #%(number)s, %(start)s – %(end)s. "
+                           "Move that one, or pick another free time.") % {
+                "number": conflict["own_booking_id"],
+                "start": _format_moment(conflict.get("start"), instrument.zone),
+                "end": _format_moment(conflict.get("end"), instrument.zone)}
         if instrument is not None and conflict:
             return gettext("Sorry, that time was just taken: %(start)s – %(end)s is already booked. "
                            "Pick another free time on the calendar.") % {

@@ -55,6 +55,10 @@ class Booking(models.Model):
     cancelled_at = SafeDateTimeField(null=True, blank=True)
     reason = models.TextField(_("reason"), blank=True, max_length=2000)
     late_cancellation = models.BooleanField(_("late cancellation"), default=False)
+    # A change to the instrument (downtime, new hours, rules) that the lab chose to keep this booking
+    # through: shown to the booker until the booking ends (see catalog.impact).
+    flag = models.TextField(_("lab notice"), blank=True, max_length=2000)
+    flagged_at = SafeDateTimeField(null=True, blank=True)
     direction = models.CharField(_("service direction"), max_length=12, default="research",
                                  choices=[("research", _("Research")), ("development", _("Development")),
                                           ("teaching", _("Teaching")), ("other", _("Other"))])

@@ -56,6 +56,19 @@ def with_part_facts(bookings: list[Booking]) -> list[Booking]:
     return bookings
 
 
+def cost_estimate(*, user, instrument, start: dt.datetime, end: dt.datetime) -> dict | None:
+    """What a booking would cost, from the app that prices it (billing, through ``booking_parts``); None when
+    no app prices bookings or no rate applies."""
+    if start >= end:
+        return None
+    for part in booking_parts.contributions:
+        estimate = getattr(part, "estimate", None)
+        answer = estimate(user=user, instrument=instrument, start=start, end=end) if estimate else None
+        if answer is not None:
+            return answer
+    return None
+
+
 def visible_bookings(user) -> QuerySet[Booking]:
     if people.is_platform_admin(user):
         return bookings()
@@ -227,3 +240,64 @@ def public_instrument_feed(instrument, *, now: dt.datetime | None = None) -> ica
                                   end__gt=start).order_by("start", "id")
     rows = rows.values_list(*ical.PUBLIC_FEED_FIELDS)[:20000]
     return ical.feed(rows, name=f"{instrument.name_zh} 占用 Busy", private=False)
+
+
+# --- after the lab cancelled: free slots to rebook -----------------------------------------------
+
+REBOOK_SEARCH_DAYS = 14   # how far after the cancelled time the offers look
+REBOOK_EQUIVALENTS = 3    # other instruments of the same category tried
+
+
+@dataclass(frozen=True)
+class RebookOffer:
+    instrument: Instrument
+    start: dt.datetime
+    end: dt.datetime
+
+
+def _nearest_start(instrument, intervals, target: dt.datetime, length: dt.timedelta) -> dt.datetime | None:
+    """The start on the instrument's slot grid nearest ``target`` at which ``length`` fits in a free interval."""
+    step = dt.timedelta(minutes=instrument.policy.slot_minutes)
+    best = None
+    for free_start, free_end in intervals:
+        if free_end - free_start < length:
+            continue
+        wanted = min(max(target, free_start), free_end - length).astimezone(instrument.zone)
+        midnight = wanted.replace(hour=0, minute=0, second=0, microsecond=0)
+        aligned = (midnight + -(-(wanted - midnight) // step) * step).astimezone(dt.UTC)  # up onto the grid
+        if aligned + length <= free_end and (best is None or abs(aligned - target) < abs(best - target)):
+            best = aligned
+    return best
+
+
+def rebook_offers(booking: Booking, *, now: dt.datetime | None = None) -> list[RebookOffer]:
+    """For a booking the lab cancelled: the free time of the same length nearest its time, on this
+    instrument and on up to ``REBOOK_EQUIVALENTS`` others of the same category the booker may book."""
+    now = now or timezone.now()
+    length = booking.end - booking.start
+    user = booking.user
+    candidates = [booking.instrument] + list(
+        catalog_queries.instruments().filter(category_id=booking.instrument.category_id)
+        .exclude(pk=booking.instrument_id).filter(listing_state=Instrument.ListingState.PUBLISHED)
+        .order_by("pk")[:REBOOK_EQUIVALENTS * 3])
+    offers: list[RebookOffer] = []
+    equivalents = 0
+    for instrument in candidates:
+        policy = getattr(instrument, "policy", None)
+        if policy is None or not policy.min_minutes <= length.total_seconds() / 60 <= policy.max_minutes:
+            continue
+        if policy.mode == "samples" or not catalog_queries.may_book(user, instrument)[0]:
+            continue
+        if policy.qualification_required and not catalog_queries.is_qualified(user, instrument):
+            continue
+        if instrument.pk != booking.instrument_id:
+            if equivalents >= REBOOK_EQUIVALENTS:
+                break
+            equivalents += 1
+        window_start = max(now, booking.start - dt.timedelta(days=1))
+        intervals = availability.free_intervals(instrument, window_start,
+                                                booking.end + dt.timedelta(days=REBOOK_SEARCH_DAYS), now=now)
+        start = _nearest_start(instrument, intervals, booking.start, length)
+        if start is not None:
+            offers.append(RebookOffer(instrument=instrument, start=start, end=start + length))
+    return offers

@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:booking_id>/", views.detail, name="detail"),
     path("<int:booking_id>/reschedule", views.reschedule, name="reschedule"),
     path("<int:booking_id>/cancel", views.cancel, name="cancel"),
+    path("<int:booking_id>/rebook", views.rebook, name="rebook"),
     path("<int:booking_id>/approve", views.approve, name="approve"),
     path("<int:booking_id>/reject", views.reject, name="reject"),
     path("mine/", views.mine, name="mine"),

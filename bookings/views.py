@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
 from instrumentshare.accounts.ratelimit import rate_limit
-from instrumentshare.core.errors import DomainError
+from instrumentshare.core.errors import DomainError, Invalid
 from instrumentshare.core.pages import refusals_return_to
 
 from . import queries, services
@@ -134,6 +135,9 @@ def calendar(request, instrument_id: int):
     may_book, reason = catalog_queries.may_book(request.user, instrument)
     if may_book and instrument.policy.mode != BookingPolicy.Mode.SLOTS:
         may_book, reason = False, "samples_only"
+    training = _training(request.user, instrument)
+    if may_book and training["needs_training"]:
+        may_book, reason = False, "not_qualified"
     config = {
         "eventsUrl": reverse("bookings:calendar_events", args=[instrument.pk]),
         "freeListUrl": reverse("bookings:free_list", args=[instrument.pk]),
@@ -144,13 +148,33 @@ def calendar(request, instrument_id: int):
         "selectable": may_book, "texts": _calendar_texts(),
     }
     context = {
-        "instrument": instrument, "policy": instrument.policy, "config": config, "may_book": may_book,
+        **training, "instrument": instrument, "policy": instrument.policy, "config": config, "may_book": may_book,
         "refusal": code_message(reason, instrument) or reason if request.user.is_authenticated else "",
         "zone_offset": _zone_offset(zone, now),
         "login_url": f"{reverse('accounts:login')}?{urlencode({'next': request.get_full_path()})}",
         **_free_list_context(instrument, day, request.user),
     }
     return render(request, "bookings/calendar.html", context)
+
+
+def _estimate(request, form, instrument: Instrument) -> dict | None:
+    """The cost of the times on the form: those posted, or those the calendar selection passed in."""
+    cleaned = getattr(form, "cleaned_data", None) or {}
+    start, end = cleaned.get("start"), cleaned.get("end")
+    if not (start and end):
+        try:
+            start, end = (_moment(request.GET.get(key), instrument.zone) for key in ("start", "end"))
+        except (TypeError, ValueError):
+            return None
+    return queries.cost_estimate(user=request.user, instrument=instrument, start=start, end=end)
+
+
+def _training(user, instrument: Instrument) -> dict:
+    """Whether this user must be trained first (told up front, with the way to ask), and their open request."""
+    needs = bool(user.is_authenticated and instrument.policy.qualification_required
+                 and not catalog_queries.is_qualified(user, instrument))
+    return {"needs_training": needs,
+            "training_request": catalog_queries.open_training_request_of(user, instrument) if needs else None}
 
 
 def _free_list_context(instrument: Instrument, day: dt.date, user) -> dict:
@@ -208,6 +232,9 @@ def calendar_events(request, instrument_id: int):
 def new_booking(request):
     instrument = _instrument_or_404(request.user, request.GET.get("instrument"))
     may_book, reason = catalog_queries.may_book(request.user, instrument)
+    training = _training(request.user, instrument)
+    if may_book and training["needs_training"]:
+        may_book, reason = False, "not_qualified"
     labs = queries.labs_of(request.user)
     conflict = False
     if request.method == "POST":
@@ -232,7 +259,8 @@ def new_booking(request):
         zone = instrument.zone
         form = BookingForm(instrument=instrument, labs=labs, user=request.user, initial={
             "start": wall_clock(request.GET.get("start"), zone), "end": wall_clock(request.GET.get("end"), zone)})
-    context = {"instrument": instrument, "policy": instrument.policy, "form": form, "conflict": conflict,
+    context = {**training, "estimate": _estimate(request, form, instrument),
+               "instrument": instrument, "policy": instrument.policy, "form": form, "conflict": conflict,
                "may_book": may_book, "refusal": "" if may_book else code_message(reason, instrument) or reason,
                "zone_offset": _zone_offset(instrument.zone, timezone.now())}
     return render(request, "bookings/new.html", context)
@@ -243,7 +271,18 @@ def _detail_context(request, booking: Booking, reschedule_form=None) -> dict:
     is_booker = booking.user_id == user.pk
     is_lab = catalog_queries.can_manage(user, booking.instrument)
     open_state = booking.state in (Booking.State.PENDING, Booking.State.CONFIRMED) and booking.start > now
+    lab_cancelled = booking.state == Booking.State.CANCELLED and booking.cancelled_by_id not in (None, booking.user_id)
+    late_fee = None
+    if open_state and is_booker and booking.state == Booking.State.CONFIRMED:
+        estimate = queries.cost_estimate(user=user, instrument=booking.instrument, start=booking.start,
+                                         end=booking.end)
+        if estimate and estimate["late_cancel_percent"]:
+            late_fee = {"amount": estimate["amount"] * estimate["late_cancel_percent"] / 100,
+                        "currency": estimate["currency"], "percent": estimate["late_cancel_percent"]}
     return {
+        "late_fee": late_fee, "late_penalty": settings.CREDIT_LATE_CANCEL_PENALTY,
+        "flagged": open_state and bool(booking.flag), "lab_cancelled": lab_cancelled,
+        "rebook_offers": queries.rebook_offers(booking, now=now) if lab_cancelled and is_booker else [],
         "booking": booking, "instrument": booking.instrument, "is_booker": is_booker, "is_lab": is_lab,
         "may_cancel": open_state and (is_booker or is_lab), "may_reschedule": open_state and is_booker,
         "may_decide": is_lab and booking.state == Booking.State.PENDING,
@@ -279,6 +318,27 @@ def reschedule(request, booking_id: int):
             messages.success(request, _("Booking moved."))
             return redirect("bookings:detail", booking.pk)
     return render(request, "bookings/detail.html", _detail_context(request, booking, reschedule_form=form))
+
+
+@login_required
+@require_POST
+@rate_limit("RATE_LIMIT_BOOKINGS", methods=("POST",))
+@refusals_return_to(lambda request, booking_id: reverse("bookings:detail", args=[booking_id]), message=rule_message)
+def rebook(request, booking_id: int):
+    """One click on an offer of a booking the lab cancelled: the same length and purpose, at the offered time."""
+    booking = _booking_or_404(request.user, booking_id)
+    if booking.user_id != request.user.pk or booking.state != Booking.State.CANCELLED:
+        raise Http404
+    try:
+        start = _moment(request.POST.get("start"), booking.instrument.zone)
+    except ValueError as error:
+        raise Invalid("invalid_start", "The offered start time is not a date and time.") from error
+    new = services.create_booking(user=request.user, instrument_id=_int(request.POST.get("instrument")) or 0,
+                                  start=start, end=start + (booking.end - booking.start), purpose=booking.purpose,
+                                  lab_id=booking.charged_lab_id)
+    messages.success(request, _("Your booking request is waiting for the lab's approval.")
+                     if new.state == Booking.State.PENDING else _("Booked."))
+    return redirect("bookings:detail", new.pk)
 
 
 def _back_to_booking(request, booking_id: int) -> str:
@@ -354,6 +414,7 @@ def lab_queue(request):
     context = {
         "labs": labs, "lab": lab, "lab_zone": zone_name, "config": config,
         "pending": queries.pending_approvals(request.user).filter(instrument__lab=lab),
+        "training_waiting": catalog_queries.training_queue(request.user).count(),
         "feed_tokens": queries.active_feed_tokens(request.user, scope=FeedToken.Scope.LAB, lab_id=lab.pk),
         "feed_scope": FeedToken.Scope.LAB, "feed_lab": lab,
     }

@@ -165,6 +165,20 @@ class DowntimeOut(Schema):
     reason: str
 
 
+class DowntimeAddedOut(DowntimeOut):
+    bookings: str = Field(..., description="What was done with the affected bookings: cancel, keep or '' (none)")
+    affected: list[dict] = Field(..., description="The bookings the downtime affected")
+
+    @staticmethod
+    def resolve_bookings(obj) -> str:
+        return obj.impact.decision
+
+    @staticmethod
+    def resolve_affected(obj) -> list[dict]:
+        return [{key: value for key, value in booking.as_dict().items() if key != "user_id"}
+                for booking in obj.impact.affected]
+
+
 class InstrumentOut(InstrumentSummaryOut):
     affiliation: str
     subject_code: str
@@ -339,6 +353,47 @@ class PolicyIn(Schema):
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
 
+class BookingsChoice(Schema):
+    """What to do with the bookings a change would affect (``catalog.impact``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(False, description="Only list the bookings the change would affect; save nothing")
+    bookings: Literal["cancel", "keep"] | None = Field(
+        None, description="Affected bookings: cancel them (CANCEL invitations, no penalty, no charge, a rebook "
+                          "offer) or keep them flagged for their bookers. Required when any are affected (409 "
+                          "bookings_affected otherwise).")
+    notice: str = Field("", max_length=2000, description="Your word to the bookers (defaults to the change)")
+
+    def choice(self) -> dict:
+        return {"dry_run": self.dry_run, "bookings": self.bookings, "notice": self.notice}
+
+
+CHOICE_FIELDS = {"dry_run", "bookings", "notice"}
+
+
+class AffectedBookingOut(Schema):
+    id: int
+    booker: str
+    start: datetime
+    end: datetime
+    state: str
+    why: str = Field(..., description="closed, downtime, not_bookable, not_qualified or duration")
+
+
+class ImpactOut(Schema):
+    dry_run: bool
+    decision: str
+    affected: list[AffectedBookingOut]
+
+
+class PolicyChangeIn(PolicyIn, BookingsChoice):
+    model_config = ConfigDict(extra="forbid")
+
+    def service_fields(self) -> dict:
+        return {k: v for k, v in self.model_dump(exclude_unset=True, exclude=CHOICE_FIELDS).items() if v is not None}
+
+
 class OpeningRuleIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -361,13 +416,13 @@ class InstrumentIn(InstrumentChanges):
     opening_hours: list[OpeningRuleIn] | None = Field(None, description="Weekly hours in the instrument's zone")
 
 
-class OpeningHoursIn(Schema):
+class OpeningHoursIn(BookingsChoice):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[OpeningRuleIn] = Field(..., max_length=100)
 
 
-class OpeningExceptionIn(Schema):
+class OpeningExceptionIn(BookingsChoice):
     model_config = ConfigDict(extra="forbid")
 
     date: BoundedDate
@@ -377,7 +432,7 @@ class OpeningExceptionIn(Schema):
     reason: str = Field("", max_length=200)
 
 
-class DowntimeIn(Schema):
+class DowntimeIn(BookingsChoice):
     model_config = ConfigDict(extra="forbid")
 
     start: BoundedDateTime = Field(..., description="Without an offset, read in the instrument's zone")
@@ -470,6 +525,13 @@ class ReasonIn(Schema):
     reason: str = Field("", max_length=2000)
 
 
+class RevokeIn(ReasonIn):
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(False, description="Only list the person's bookings the revocation would affect")
+    bookings: Literal["cancel", "keep"] | None = Field(None, description="Cancel or keep (flagged) those bookings")
+
+
 class TrainingRequestIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -479,14 +541,34 @@ class TrainingRequestIn(Schema):
 class TrainingRequestOut(Schema):
     id: int
     instrument_id: int
+    instrument_name: str
     username: str
     message: str
     state: str
     created_at: datetime
+    decided_at: datetime | None
+    decision_note: str
+    qualification_id: int | None
+    expires_at: datetime | None
 
     @staticmethod
     def resolve_username(obj) -> str:
         return obj.user.username
+
+    @staticmethod
+    def resolve_instrument_name(obj) -> str:
+        return obj.instrument.name_zh
+
+    @staticmethod
+    def resolve_expires_at(obj) -> datetime | None:
+        return obj.qualification.expires_at if obj.qualification_id else None
+
+
+class TrainingGrantIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: BoundedDateTime | None = Field(None, description="When the qualification lapses; none for no expiry")
+    note: str = Field("", max_length=300, description="To the requester")
 
 
 class ImportProblemOut(Schema):
@@ -689,11 +771,18 @@ def publish(request, instrument_id: Id):
     return _fresh(instrument_id)
 
 
-@router.post("/instruments/{instrument_id}/unpublish", response=InstrumentOut,
-             summary="Unpublish a non-mandatory instrument (mandatory ones need an approved request)")
-def unpublish(request, instrument_id: Id):
-    services.unpublish(actor=request.auth, instrument_id=instrument_id)
-    return _fresh(instrument_id)
+def _impact(impact) -> dict:
+    return {"dry_run": impact.dry_run, "decision": impact.decision, "affected": impact.affected}
+
+
+@router.post("/instruments/{instrument_id}/unpublish", response={200: InstrumentOut | ImpactOut},
+             summary="Unpublish a non-mandatory instrument (mandatory ones need an approved request)",
+             description="With ``dry_run`` the bookings it would affect and nothing saved; affected bookings need "
+                         "``bookings``: cancel or keep.")
+def unpublish(request, instrument_id: Id, payload: BookingsChoice | None = None):
+    choice = payload.choice() if payload else {}
+    result = services.unpublish(actor=request.auth, instrument_id=instrument_id, **choice)
+    return _impact(result) if choice.get("dry_run") else _fresh(instrument_id)
 
 
 @router.post("/instruments/{instrument_id}/share-mode", response=InstrumentOut, summary="Change the share mode")
@@ -702,37 +791,48 @@ def share_mode(request, instrument_id: Id, payload: ShareModeIn):
     return _fresh(instrument_id)
 
 
-@router.patch("/instruments/{instrument_id}/policy", response=PolicyOut, summary="Change the booking rules")
-def update_policy(request, instrument_id: Id, payload: PolicyIn):
-    return services.update_policy(actor=request.auth, instrument_id=instrument_id, **payload.service_fields())
+CHANGE_HELP = ("With ``dry_run`` the answer lists the bookings the change would affect and nothing is saved; "
+               "saving a change that affects bookings needs ``bookings``: cancel or keep (409 "
+               "``bookings_affected`` with the list otherwise).")
 
 
-@router.put("/instruments/{instrument_id}/opening-hours", response=list[OpeningRuleOut],
-            summary="Replace the weekly opening hours (in the instrument's zone)")
+@router.patch("/instruments/{instrument_id}/policy", response={200: PolicyOut | ImpactOut},
+              summary="Change the booking rules", description=CHANGE_HELP)
+def update_policy(request, instrument_id: Id, payload: PolicyChangeIn):
+    result = services.update_policy(actor=request.auth, instrument_id=instrument_id, **payload.choice(),
+                                    **payload.service_fields())
+    return _impact(result) if payload.dry_run else result
+
+
+@router.put("/instruments/{instrument_id}/opening-hours", response={200: list[OpeningRuleOut] | ImpactOut},
+            summary="Replace the weekly opening hours (in the instrument's zone)", description=CHANGE_HELP)
 def set_opening_hours(request, instrument_id: Id, payload: OpeningHoursIn):
-    return services.set_opening_hours(actor=request.auth, instrument_id=instrument_id,
-                                      rules=[rule.as_rule() for rule in payload.rules])
+    result = services.set_opening_hours(actor=request.auth, instrument_id=instrument_id,
+                                        rules=[rule.as_rule() for rule in payload.rules], **payload.choice())
+    return _impact(result) if payload.dry_run else result
 
 
-@router.post("/instruments/{instrument_id}/opening-exceptions", response=OpeningExceptionOut,
-             summary="Close a day (a holiday) or open it at other hours")
+@router.post("/instruments/{instrument_id}/opening-exceptions", response={200: OpeningExceptionOut | ImpactOut},
+             summary="Close a day (a holiday) or open it at other hours", description=CHANGE_HELP)
 def set_opening_exception(request, instrument_id: Id, payload: OpeningExceptionIn):
-    return services.set_opening_exception(
+    result = services.set_opening_exception(
         actor=request.auth, instrument_id=instrument_id, date=payload.date, closed=payload.closed,
         open_minute=parse_time(payload.opens) if payload.opens else None,
         close_minute=parse_time(payload.closes) if payload.closes else None, reason=payload.reason,
+        **payload.choice(),
     )
+    return _impact(result) if payload.dry_run else result
 
 
-@router.post("/instruments/{instrument_id}/downtime", response={201: DowntimeOut},
-             summary="Add planned maintenance or an unplanned repair")
+@router.post("/instruments/{instrument_id}/downtime", response={200: ImpactOut, 201: DowntimeAddedOut},
+             summary="Add planned maintenance or an unplanned repair", description=CHANGE_HELP)
 def add_downtime(request, instrument_id: Id, payload: DowntimeIn):
     instrument = _visible(request, instrument_id)
     start, end = (value if timezone.is_aware(value) else timezone.make_aware(value, instrument.zone)
                   for value in (payload.start, payload.end))
-    downtime = services.add_downtime(actor=request.auth, instrument_id=instrument_id, start=start, end=end,
-                                     kind=payload.kind, reason=payload.reason)
-    return Status(201, downtime)
+    result = services.add_downtime(actor=request.auth, instrument_id=instrument_id, start=start, end=end,
+                                   kind=payload.kind, reason=payload.reason, **payload.choice())
+    return _impact(result) if payload.dry_run else Status(201, result)
 
 
 @router.delete("/instruments/{instrument_id}/downtime/{downtime_id}", response={204: None},
@@ -788,10 +888,12 @@ def grant_qualification(request, instrument_id: Id, payload: QualificationIn):
     return Status(201, qualification)
 
 
-@router.post("/qualifications/{qualification_id}/revoke", response=QualificationOut, summary="Revoke a qualification")
-def revoke_qualification(request, qualification_id: Id, payload: ReasonIn):
-    return services.revoke_qualification(actor=request.auth, qualification_id=qualification_id,
-                                         reason=payload.reason)
+@router.post("/qualifications/{qualification_id}/revoke", response={200: QualificationOut | ImpactOut},
+             summary="Revoke a qualification", description=CHANGE_HELP)
+def revoke_qualification(request, qualification_id: Id, payload: RevokeIn):
+    result = services.revoke_qualification(actor=request.auth, qualification_id=qualification_id,
+                                           reason=payload.reason, dry_run=payload.dry_run, bookings=payload.bookings)
+    return _impact(result) if payload.dry_run else result
 
 
 @router.post("/instruments/{instrument_id}/training-requests", response={201: TrainingRequestOut},
@@ -806,6 +908,19 @@ def request_training(request, instrument_id: Id, payload: TrainingRequestIn):
 def training_requests(request, instrument_id: Id):
     instrument = queries.instrument_to_manage(request.auth, instrument_id)
     return list(queries.open_training_requests(instrument))
+
+
+@router.get("/training-requests", response=list[TrainingRequestOut],
+            summary="The training queue: open requests for the instruments of the labs you manage, oldest first")
+def training_queue(request):
+    return list(queries.training_queue(request.auth)[:500])
+
+
+@router.post("/training-requests/{training_request_id}/grant", response=TrainingRequestOut,
+             summary="Grant a training request: the requester is qualified (until expires_at) and told")
+def grant_training(request, training_request_id: Id, payload: TrainingGrantIn):
+    return services.grant_training_request(actor=request.auth, training_request_id=training_request_id,
+                                           expires_at=payload.expires_at, note=payload.note)
 
 
 @router.post("/training-requests/{training_request_id}/decline", response=TrainingRequestOut,

@@ -16,3 +16,20 @@ published_fees = ExtensionPoint(
     "there is none (the instrument's own fee text is shown then). Billing owns the rate cards.",
     single=True,
 )
+
+booking_changes = ExtensionPoint(
+    "catalog.booking_changes",
+    """What a change to an instrument (downtime, opening hours and exceptions, booking rules, unpublishing, a
+    revoked qualification) does to its bookings (bookings contributes; see ``catalog.impact``). A class with
+    these static methods, called inside the change's transaction after the change is written:
+
+    - ``affected(*, instrument, now, user_id=None) -> list[catalog.impact.AffectedBooking]``: the open
+      (pending or confirmed) bookings that have not started and that the instrument's rules as they now stand
+      would refuse (closed, down, not bookable, the booker not qualified, too long or short), in one query of
+      the bookings; only ``user_id``'s when given.
+    - ``settle(*, actor, affected, decision, notice, now) -> None``: ``"cancel"`` cancels each by the lab
+      with ``notice`` as the reason (a CANCEL invitation, no credit penalty, no charge, the booker offered
+      free slots to rebook); ``"keep"`` leaves each as it is, flagged with ``notice`` for the booker.
+    """,
+    single=True,
+)

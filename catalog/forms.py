@@ -230,6 +230,12 @@ class TrainingRequestForm(forms.Form):
                               widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class TrainingDecisionForm(forms.Form):
+    expires = BoundedDateField(label=_("Qualified until"), required=False,
+                              widget=forms.DateInput(attrs={"type": "date"}))
+    note = forms.CharField(label=_("Note to the requester"), required=False, max_length=300)
+
+
 class PhotoForm(forms.Form):
     photo = forms.FileField(label=_("Photo"))
 

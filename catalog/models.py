@@ -329,9 +329,16 @@ class TrainingRequest(models.Model):
     message = models.TextField(_("message"), blank=True, max_length=2000)
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
     created_at = SafeDateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    decided_at = SafeDateTimeField(null=True, blank=True)
+    decision_note = models.TextField(_("note to the requester"), blank=True, max_length=2000)
+    qualification = models.ForeignKey("Qualification", on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "instrument"], name="training_request_queue_idx")]
         constraints = [
             models.UniqueConstraint(fields=["instrument", "user"], condition=Q(state="open"),
                                     name="one_open_training_request")

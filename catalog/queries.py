@@ -269,6 +269,19 @@ def open_training_requests(instrument: Instrument) -> QuerySet[TrainingRequest]:
     return instrument.training_requests.filter(state=TrainingRequest.State.OPEN).select_related("user")
 
 
+def training_queue(user) -> QuerySet[TrainingRequest]:
+    """Open training requests for every instrument of the labs this user manages, oldest first."""
+    return (TrainingRequest.objects.filter(state=TrainingRequest.State.OPEN,
+                                           instrument__lab_id__in=people.managed_lab_ids(user))
+            .select_related("user", "instrument", "instrument__lab").order_by("created_at", "id"))
+
+
+def open_training_request_of(user, instrument: Instrument) -> TrainingRequest | None:
+    if not people.is_authenticated(user):
+        return None
+    return instrument.training_requests.filter(user=user, state=TrainingRequest.State.OPEN).first()
+
+
 def managed_labs(user) -> QuerySet[Lab]:
     return Lab.objects.filter(pk__in=people.managed_lab_ids(user)).select_related("organization").order_by("code")
 

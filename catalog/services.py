@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,8 @@ from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invali
 from instrumentshare.core.text import clean_rich_text, has_control_characters
 
 from . import queries
+from .hours import format_minute
+from .impact import Impact, apply_change, settle_within
 from .models import (
     BookingPolicy,
     Category,
@@ -31,6 +34,8 @@ from .models import (
     Qualification,
     TrainingRequest,
 )
+
+logger = logging.getLogger(__name__)
 
 # Fields a lab manager may set on an instrument. Never the owner, the organization or the listing state.
 INSTRUMENT_FIELDS = (
@@ -177,72 +182,120 @@ def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
 
 
 @transaction.atomic
-def update_policy(*, actor, instrument_id: int, **fields) -> BookingPolicy:
-    instrument = _managed_instrument(actor, instrument_id)
+def update_policy(*, actor, instrument_id: int, dry_run: bool = False, bookings: str | None = None,
+                  notice: str = "", now: datetime | None = None, **fields) -> BookingPolicy | Impact:
+    """Change the booking rules. Bookings the new rules would refuse (qualification now required, shorter
+    limits) are shown on a dry run and cancelled or kept as ``bookings`` says (``catalog.impact``)."""
     unknown = set(fields) - set(POLICY_FIELDS)
     if unknown:
         raise Invalid("invalid", f"Unknown policy fields: {', '.join(sorted(unknown))}.")
-    policy, _created = BookingPolicy.objects.get_or_create(instrument=instrument)
-    before = changes(policy, fields)
-    for name, value in fields.items():
-        setattr(policy, name, value)
-    _clean(policy)
-    policy.save()
-    record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
-           after=changes(policy, fields))
-    return policy
+
+    def change(instrument: Instrument) -> BookingPolicy:
+        policy, _created = BookingPolicy.objects.get_or_create(instrument=instrument)
+        before = changes(policy, fields)
+        for name, value in fields.items():
+            setattr(policy, name, value)
+        _clean(policy)
+        policy.save()
+        instrument.policy = policy
+        record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
+               after=changes(policy, fields))
+        return policy
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what="预约规则调整 New booking rules", dry_run=dry_run, decision=bookings,
+                                 notice=notice, now=now))
 
 
-@transaction.atomic
-def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, int]]) -> list[OpeningRule]:
-    """Replace the weekly opening hours: (weekday, open minute, close minute) in the instrument's zone."""
-    instrument = _managed_instrument(actor, instrument_id)
-    new_rules = [OpeningRule(instrument=instrument, weekday=w, open_minute=o, close_minute=c) for w, o, c in rules]
-    for rule in new_rules:
-        _clean(rule)
-    by_day: dict[int, list[OpeningRule]] = {}
-    for rule in sorted(new_rules, key=lambda r: (r.weekday, r.open_minute)):
-        previous = by_day.setdefault(rule.weekday, [])
-        if previous and previous[-1].close_minute > rule.open_minute:
-            raise Invalid("overlapping_hours", f"Opening hours overlap on weekday {rule.weekday}.")
-        previous.append(rule)
-    before = [str(rule) for rule in instrument.opening_rules.all()]
-    instrument.opening_rules.all().delete()
-    OpeningRule.objects.bulk_create(new_rules)
-    record(actor=actor, action="instrument.opening_hours_set", target=instrument, before={"rules": before},
-           after={"rules": [str(rule) for rule in new_rules]})
-    return new_rules
+def _settled(impact: Impact):
+    """A dry run answers its impact; a saved change answers what it wrote, carrying the impact along."""
+    if impact.dry_run:
+        return impact
+    try:
+        impact.result.impact = impact
+    except AttributeError:  # a list (opening hours): the audit trail and the bookings carry the impact
+        pass
+    return impact.result
 
 
-@transaction.atomic
+def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, int]], dry_run: bool = False,
+                      bookings: str | None = None, notice: str = "",
+                      now: datetime | None = None) -> list[OpeningRule] | Impact:
+    """Replace the weekly opening hours: (weekday, open minute, close minute) in the instrument's zone.
+    Bookings left (even partly) in closed time are shown first and cancelled or kept (``catalog.impact``)."""
+    new_rules_of = lambda instrument: [OpeningRule(instrument=instrument, weekday=w, open_minute=o,  # noqa: E731
+                                                   close_minute=c) for w, o, c in rules]
+
+    def change(instrument: Instrument) -> list[OpeningRule]:
+        new_rules = new_rules_of(instrument)
+        for rule in new_rules:
+            _clean(rule)
+        by_day: dict[int, list[OpeningRule]] = {}
+        for rule in sorted(new_rules, key=lambda r: (r.weekday, r.open_minute)):
+            previous = by_day.setdefault(rule.weekday, [])
+            if previous and previous[-1].close_minute > rule.open_minute:
+                raise Invalid("overlapping_hours", f"Opening hours overlap on weekday {rule.weekday}.")
+            previous.append(rule)
+        before = [str(rule) for rule in instrument.opening_rules.all()]
+        instrument.opening_rules.all().delete()
+        OpeningRule.objects.bulk_create(new_rules)
+        record(actor=actor, action="instrument.opening_hours_set", target=instrument, before={"rules": before},
+               after={"rules": [str(rule) for rule in new_rules]})
+        return new_rules
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what="开放时间调整 New opening hours", dry_run=dry_run, decision=bookings,
+                                 notice=notice, now=now))
+
+
 def set_opening_exception(*, actor, instrument_id: int, date, closed: bool = True, open_minute: int | None = None,
-                          close_minute: int | None = None, reason: str = "") -> OpeningException:
-    instrument = _managed_instrument(actor, instrument_id)
+                          close_minute: int | None = None, reason: str = "", dry_run: bool = False,
+                          bookings: str | None = None, notice: str = "",
+                          now: datetime | None = None) -> OpeningException | Impact:
     if not closed and (open_minute is None or close_minute is None or open_minute >= close_minute):
         raise Invalid("invalid_hours", "An open exception needs opening and closing minutes, opening first.")
-    exception, _created = OpeningException.objects.update_or_create(
-        instrument=instrument, date=date,
-        defaults={"closed": closed, "open_minute": open_minute, "close_minute": close_minute, "reason": reason},
-    )
-    record(actor=actor, action="instrument.opening_exception_set", target=instrument,
-           after={"date": date, "closed": closed, "open_minute": open_minute, "close_minute": close_minute,
-                  "reason": reason})
-    return exception
+
+    def change(instrument: Instrument) -> OpeningException:
+        exception, _created = OpeningException.objects.update_or_create(
+            instrument=instrument, date=date,
+            defaults={"closed": closed, "open_minute": open_minute, "close_minute": close_minute, "reason": reason},
+        )
+        record(actor=actor, action="instrument.opening_exception_set", target=instrument,
+               after={"date": date, "closed": closed, "open_minute": open_minute, "close_minute": close_minute,
+                      "reason": reason})
+        return exception
+
+    hours = "闭馆 closed" if closed else f"开放 open {format_minute(open_minute)}-{format_minute(close_minute)}"
+    what = f"开放时间调整 Opening hours {date}: {hours}" + (f" ({reason})" if reason else "")
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what=what, dry_run=dry_run, decision=bookings, notice=notice, now=now))
 
 
-@transaction.atomic
-def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, kind: str, reason: str) -> Downtime:
-    instrument = _managed_instrument(actor, instrument_id)
+def add_downtime(*, actor, instrument_id: int, start: datetime, end: datetime, kind: str, reason: str,
+                 dry_run: bool = False, bookings: str | None = None, notice: str = "",
+                 now: datetime | None = None) -> Downtime | Impact:
+    """Take the instrument down for a while. The bookings it overlaps are shown first (``dry_run``) and
+    then cancelled with a reason or kept, flagged, as the manager decides (``catalog.impact``)."""
     if not reason.strip():
         raise Invalid("reason_required", "Downtime needs a reason.")
-    downtime = Downtime(instrument=instrument, start=start, end=end, kind=kind, reason=reason, created_by=actor)
-    _clean(downtime, exclude=["created_by"])
-    if start >= end:
-        raise Invalid("invalid_range", "Downtime must end after it starts.")
-    downtime.save()
-    record(actor=actor, action="instrument.downtime_added", target=instrument,
-           after={"downtime_id": downtime.pk, "start": start, "end": end, "kind": kind, "reason": reason})
-    return downtime
+
+    def change(instrument: Instrument) -> Downtime:
+        downtime = Downtime(instrument=instrument, start=start, end=end, kind=kind, reason=reason, created_by=actor)
+        _clean(downtime, exclude=["created_by"])
+        if start >= end:
+            raise Invalid("invalid_range", "Downtime must end after it starts.")
+        downtime.save()
+        record(actor=actor, action="instrument.downtime_added", target=instrument,
+               after={"downtime_id": downtime.pk, "start": start, "end": end, "kind": kind, "reason": reason})
+        return downtime
+
+    def what(instrument: Instrument) -> str:
+        zone = instrument.zone
+        return (f"停机 Downtime {start.astimezone(zone):%Y-%m-%d %H:%M} – {end.astimezone(zone):%Y-%m-%d %H:%M} "
+                f"({instrument.time_zone}): {reason}")
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what=what, dry_run=dry_run, decision=bookings, notice=notice, now=now))
 
 
 @transaction.atomic
@@ -277,14 +330,20 @@ def set_share_mode(*, actor, instrument_id: int, share_mode: str) -> Instrument:
     return instrument
 
 
-@transaction.atomic
-def unpublish(*, actor, instrument_id: int) -> Instrument:
-    """Take a non-mandatory instrument off the network. Mandatory ones need an approved request."""
-    instrument = _managed_instrument(actor, instrument_id)
-    if is_mandatory(instrument):
-        raise Forbidden("approval_required",
-                        "This instrument must be listed; request an exemption with a written justification.")
-    return _apply_unpublish(actor, instrument)
+def unpublish(*, actor, instrument_id: int, dry_run: bool = False, bookings: str | None = None, notice: str = "",
+              now: datetime | None = None) -> Instrument | Impact:
+    """Take a non-mandatory instrument off the network. Mandatory ones need an approved request. Its open
+    bookings are shown first and cancelled or kept as the manager decides (``catalog.impact``)."""
+
+    def change(instrument: Instrument) -> Instrument:
+        if is_mandatory(instrument):
+            raise Forbidden("approval_required",
+                            "This instrument must be listed; request an exemption with a written justification.")
+        return _apply_unpublish(actor, instrument)
+
+    return _settled(apply_change(actor=actor, lock=lambda: _managed_instrument(actor, instrument_id), change=change,
+                                 what="仪器下架 Instrument unpublished", dry_run=dry_run, decision=bookings,
+                                 notice=notice, now=now))
 
 
 def _apply_unpublish(actor, instrument: Instrument) -> Instrument:
@@ -329,15 +388,25 @@ def decide_listing_change(*, actor, request_id: int, approve: bool, note: str = 
     change.save()
     record(actor=actor, action=f"instrument.listing_change_{change.state}", target=instrument,
            after={"request_id": change.pk, "kind": change.kind}, reason=note)
-    if approve and change.kind == ListingChangeRequest.Kind.UNPUBLISH:
-        _apply_unpublish(actor, instrument)
-    elif approve and change.kind == ListingChangeRequest.Kind.NOT_SHARED:
-        before = {"share_mode": instrument.share_mode}
-        instrument.share_mode = Instrument.ShareMode.NOT_SHARED
-        instrument.save(update_fields=["share_mode", "updated_at"])
-        record(actor=actor, action="instrument.share_mode_set", target=instrument, before=before,
-               after={"share_mode": instrument.share_mode}, reason=f"approved exemption #{change.pk}")
+    if approve and change.kind in (ListingChangeRequest.Kind.UNPUBLISH, ListingChangeRequest.Kind.NOT_SHARED):
+        # The bureau decides the listing, not the lab's bookings: those the exemption leaves unbookable are
+        # kept, each flagged for its booker, and the lab may still cancel them (never silent).
+        what = ("仪器下架 Instrument unpublished" if change.kind == ListingChangeRequest.Kind.UNPUBLISH
+                else "仪器不再共享 Instrument no longer shared")
+        settle_within(actor=actor, instrument=instrument, change=lambda locked: _apply_exemption(actor, locked, change),
+                      what=what, decision="keep", now=now)
     return change
+
+
+def _apply_exemption(actor, instrument: Instrument, change: ListingChangeRequest) -> Instrument:
+    if change.kind == ListingChangeRequest.Kind.UNPUBLISH:
+        return _apply_unpublish(actor, instrument)
+    before = {"share_mode": instrument.share_mode}
+    instrument.share_mode = Instrument.ShareMode.NOT_SHARED
+    instrument.save(update_fields=["share_mode", "updated_at"])
+    record(actor=actor, action="instrument.share_mode_set", target=instrument, before=before,
+           after={"share_mode": instrument.share_mode}, reason=f"approved exemption #{change.pk}")
+    return instrument
 
 
 # --- qualifications ----------------------------------------------------------------------------
@@ -345,9 +414,13 @@ def decide_listing_change(*, actor, request_id: int, approve: bool, note: str = 
 
 @transaction.atomic
 def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime | None = None,
-                        note: str = "") -> Qualification:
+                        note: str = "", now: datetime | None = None) -> Qualification:
     instrument = _managed_instrument(actor, instrument_id)
-    if expires_at is not None and expires_at <= timezone.now():
+    return _grant(actor, instrument, user, expires_at, note, now or timezone.now())
+
+
+def _grant(actor, instrument: Instrument, user, expires_at, note: str, now: datetime) -> Qualification:
+    if expires_at is not None and expires_at <= now:
         raise Invalid("invalid_expiry", "The expiry must be in the future.")
     existing = Qualification.objects.filter(instrument=instrument, user=user, revoked_at__isnull=True)
     for qualification in existing:
@@ -355,34 +428,67 @@ def grant_qualification(*, actor, instrument_id: int, user, expires_at: datetime
             return qualification
     qualification = Qualification.objects.create(instrument=instrument, user=user, granted_by=actor,
                                                  expires_at=expires_at, note=note)
-    TrainingRequest.objects.filter(instrument=instrument, user=user, state="open").update(state="done")
+    for training in TrainingRequest.objects.select_for_update().filter(instrument=instrument, user=user,
+                                                                       state=TrainingRequest.State.OPEN):
+        _decided(training, actor, TrainingRequest.State.DONE, note, now, qualification=qualification)
     record(actor=actor, action="qualification.granted", target=instrument,
            after={"user_id": user.pk, "expires_at": expires_at, "qualification_id": qualification.pk})
     return qualification
 
 
-@transaction.atomic
-def revoke_qualification(*, actor, qualification_id: int, reason: str) -> Qualification:
-    """Revoke, with the reason the audit trail and the researcher will read (required)."""
-    qualification = Qualification.objects.select_for_update().filter(pk=qualification_id).first()
-    if qualification is None:
+def _decided(training: TrainingRequest, actor, state: str, note: str, now: datetime, qualification=None) -> None:
+    """Close a training request and tell the requester, after commit."""
+    training.state, training.decided_by, training.decided_at = state, actor, now
+    training.decision_note, training.qualification = (note or "")[:2000], qualification
+    training.save(update_fields=["state", "decided_by", "decided_at", "decision_note", "qualification"])
+    _mail_after_commit(training.pk, "decision")
+
+
+def _mail_after_commit(training_request_id: int, kind: str) -> None:
+    from .tasks import send_training_mail
+
+    def send() -> None:
+        try:
+            send_training_mail.delay(training_request_id, kind)
+        except Exception as error:  # noqa: BLE001 - the broker or mail server is down: the request still stands
+            logger.warning("training %s mail for request %s not sent: %s", kind, training_request_id, error)
+
+    transaction.on_commit(send)
+
+
+def revoke_qualification(*, actor, qualification_id: int, reason: str = "", dry_run: bool = False,
+                         bookings: str | None = None, now: datetime | None = None) -> Qualification | Impact:
+    """Withdraw a qualification. Where the instrument requires one, the person's open bookings of it are
+    shown first and cancelled or kept as the manager decides (``catalog.impact``)."""
+    found = Qualification.objects.filter(pk=qualification_id).first()
+    if found is None:
         raise NotFound("not_found", "No such qualification.")
-    instrument = Instrument.objects.get(pk=qualification.instrument_id)
-    if not queries.can_see(actor, instrument):
-        raise NotFound("not_found", "No such qualification.")
-    _require_manager(actor, instrument.lab_id)
-    if not (reason or "").strip():
-        raise Invalid("reason_required", "Say why the qualification is revoked.")
-    if qualification.revoked_at is None:
-        qualification.revoked_at = timezone.now()
-        qualification.save(update_fields=["revoked_at"])
-        record(actor=actor, action="qualification.revoked", target=instrument,
-               after={"user_id": qualification.user_id, "qualification_id": qualification.pk}, reason=reason)
-    return qualification
+
+    def lock() -> Instrument:
+        instrument = _locked_instrument(found.instrument_id)
+        if not queries.can_see(actor, instrument):
+            raise NotFound("not_found", "No such qualification.")
+        _require_manager(actor, instrument.lab_id)
+        return instrument
+
+    def change(instrument: Instrument) -> Qualification:
+        if not dry_run and not (reason or "").strip():  # after the 404/403: outsiders learn nothing
+            raise Invalid("reason_required", "Say why the qualification is revoked.")
+        qualification = Qualification.objects.select_for_update().get(pk=qualification_id)
+        if qualification.revoked_at is None:
+            qualification.revoked_at = now or timezone.now()
+            qualification.save(update_fields=["revoked_at"])
+            record(actor=actor, action="qualification.revoked", target=instrument,
+                   after={"user_id": qualification.user_id, "qualification_id": qualification.pk}, reason=reason)
+        return qualification
+
+    return _settled(apply_change(actor=actor, lock=lock, change=change, what="培训资格撤销 Qualification revoked",
+                                 dry_run=dry_run, decision=bookings, notice=reason, user_id=found.user_id, now=now))
 
 
 @transaction.atomic
 def request_training(*, actor, instrument_id: int, message: str = "") -> TrainingRequest:
+    """Ask to be trained: the request joins the lab's queue and its managers get an e-mail."""
     instrument = Instrument.objects.filter(pk=instrument_id).first()
     if instrument is None or not queries.can_see(actor, instrument):
         raise NotFound("not_found", "No such instrument.")
@@ -392,19 +498,41 @@ def request_training(*, actor, instrument_id: int, message: str = "") -> Trainin
     training = TrainingRequest.objects.create(instrument=instrument, user=actor, message=message[:2000])
     record(actor=actor, action="qualification.training_requested", target=instrument,
            after={"training_request_id": training.pk})
+    _mail_after_commit(training.pk, "request")
+    return training
+
+
+def _open_training_request(actor, training_request_id: int) -> tuple[TrainingRequest, Instrument]:
+    training = TrainingRequest.objects.select_related("user").filter(pk=training_request_id).first()
+    if training is None:
+        raise NotFound("not_found", "No such training request.")
+    instrument = _managed_instrument(actor, training.instrument_id)
+    training = TrainingRequest.objects.select_for_update().select_related("user").get(pk=training_request_id)
+    return training, instrument
+
+
+@transaction.atomic
+def grant_training_request(*, actor, training_request_id: int, expires_at: datetime | None = None, note: str = "",
+                           now: datetime | None = None) -> TrainingRequest:
+    """Grant a request from the lab's queue: the qualification (until ``expires_at``), the request closed,
+    the requester told."""
+    training, instrument = _open_training_request(actor, training_request_id)
+    if training.state != TrainingRequest.State.OPEN:
+        if training.state == TrainingRequest.State.DONE:
+            return training
+        raise Conflict("invalid_state", f"This training request is {training.state}.")
+    _grant(actor, instrument, training.user, expires_at, note, now or timezone.now())
+    training.refresh_from_db()
     return training
 
 
 @transaction.atomic
-def decline_training_request(*, actor, training_request_id: int, reason: str = "") -> TrainingRequest:
-    training = TrainingRequest.objects.select_for_update().filter(pk=training_request_id).first()
-    if training is None:
-        raise NotFound("not_found", "No such training request.")
-    instrument = _managed_instrument(actor, training.instrument_id)
+def decline_training_request(*, actor, training_request_id: int, reason: str = "",
+                             now: datetime | None = None) -> TrainingRequest:
+    training, instrument = _open_training_request(actor, training_request_id)
     if training.state != TrainingRequest.State.OPEN:
         return training
-    training.state = TrainingRequest.State.DECLINED
-    training.save(update_fields=["state"])
+    _decided(training, actor, TrainingRequest.State.DECLINED, reason, now or timezone.now())
     record(actor=actor, action="qualification.training_declined", target=instrument,
            after={"training_request_id": training.pk, "user_id": training.user_id}, reason=reason)
     return training

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -40,6 +41,7 @@ from .forms import (
     QualificationForm,
     SearchForm,
     ShareModeForm,
+    TrainingDecisionForm,
     TrainingRequestForm,
     add_domain_error,
 )
@@ -59,6 +61,35 @@ def _managed(request, instrument_id: int):
         raise Http404 from error
     except Forbidden as error:
         raise PermissionDenied(error.detail) from error
+
+
+def _settle_bookings(request, instrument, run, success: str, *, what: str, back: str,
+                     form=None) -> HttpResponse | bool:
+    """A change that may move bookings (``catalog.impact``): a dry run first; when it affects bookings and
+    the manager has not yet said what to do with them, a page lists them and asks (cancel or keep), posting
+    the same change again with the decision. Otherwise the change is saved: True, or False on a refusal
+    (shown beside the ``form``'s fields when there is one, else as a message)."""
+    decision = request.POST.get("bookings") or None
+    try:
+        if decision is None:
+            impact = run(dry_run=True)
+            if impact.affected:
+                posted = [(name, value) for name, values in request.POST.lists()
+                          if name != "csrfmiddlewaretoken" for value in values]
+                return render(request, "catalog/confirm_change.html", {
+                    "instrument": instrument, "impact": impact, "what": what, "posted": posted,
+                    "action": request.path, "back": back, "tab": "manage"})
+        run(bookings=decision, notice=request.POST.get("notice", ""))
+    except DomainError as error:
+        if error.status == 404:
+            raise Http404(error.detail) from error
+        if form is not None:
+            add_domain_error(form, error)
+        else:
+            messages.error(request, error.detail)
+        return False
+    messages.success(request, success)
+    return True
 
 
 # --- finding -------------------------------------------------------------------------------
@@ -122,10 +153,48 @@ def request_training(request, instrument_id: int):
     except NotFound as error:
         raise Http404 from error
     messages.success(request, _("Your training request was sent to the lab."))
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure()):
+        return redirect(back)
     return redirect("catalog:detail", instrument_id)
 
 
 # --- the lab manager's pages -----------------------------------------------------------------
+
+
+@login_required
+def training_queue(request):
+    """The training requests of every instrument of the labs this manager runs: grant with an expiry, or decline."""
+    if not people.managed_lab_ids(request.user):
+        raise PermissionDenied
+    return render(request, "catalog/training_queue.html", {
+        "requests": queries.training_queue(request.user)[:500], "form": TrainingDecisionForm()})
+
+
+@login_required
+@require_POST
+def decide_training(request, request_id: int, action: str):
+    form = TrainingDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(" ".join(errors) for errors in form.errors.values()))
+        return redirect("catalog:training_queue")
+    data = form.cleaned_data
+    if action == "grant":
+        training = queries.training_queue(request.user).filter(pk=request_id).first()
+        zone = training.instrument.zone if training else timezone.get_current_timezone()
+        expires = timezone.make_aware(datetime.combine(data["expires"], time(23, 59)), zone) if data["expires"] \
+            else None
+        attempt(request, lambda: services.grant_training_request(
+            actor=request.user, training_request_id=request_id, expires_at=expires, note=data["note"]),
+            _("Qualification granted; the requester is told."))
+    elif action == "decline":
+        attempt(request, lambda: services.decline_training_request(
+            actor=request.user, training_request_id=request_id, reason=data["note"]),
+            _("Training request declined; the requester is told."))
+    else:
+        raise Http404
+    return redirect("catalog:training_queue")
 
 
 @login_required
@@ -151,7 +220,11 @@ def listing_action(request, instrument_id: int, action: str):
     if action == "publish":
         attempt(request, lambda: services.publish(actor=actor, instrument_id=pk), _("Published."))
     elif action == "unpublish":
-        attempt(request, lambda: services.unpublish(actor=actor, instrument_id=pk), _("Unpublished."))
+        outcome = _settle_bookings(request, instrument, lambda **choice: services.unpublish(
+            actor=actor, instrument_id=pk, **choice), _("Unpublished."), what=_("Unpublish the instrument"),
+            back=reverse("catalog:manage", args=[pk]))
+        if isinstance(outcome, HttpResponse):
+            return outcome
     elif action == "share-mode":
         form = ShareModeForm(request.POST)
         if form.is_valid():
@@ -225,13 +298,13 @@ def policy(request, instrument_id: int):
     current = BookingPolicy.objects.filter(instrument=instrument).first() or BookingPolicy(instrument=instrument)
     form = PolicyForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
-        try:
-            services.update_policy(actor=request.user, instrument_id=instrument.pk,
-                                   **{name: form.cleaned_data[name] for name in form.changed_data})
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("Saved."))
+        fields = {name: form.cleaned_data[name] for name in form.changed_data}
+        outcome = _settle_bookings(request, instrument, lambda **choice: services.update_policy(
+            actor=request.user, instrument_id=instrument.pk, **choice, **fields), _("Saved."),
+            what=_("New booking rules"), back=reverse("catalog:policy", args=[instrument.pk]), form=form)
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        if outcome:
             return redirect("catalog:policy", instrument.pk)
     return render(request, "catalog/form_page.html", {
         "instrument": instrument, "form": form, "tab": "policy", "title": _("Booking rules")})
@@ -244,8 +317,12 @@ def hours(request, instrument_id: int):
     form = OpeningHoursForm(request.POST or None, rules=rules)
     exception_form = OpeningExceptionForm()
     if request.method == "POST" and form.is_valid():
-        if attempt(request, lambda: services.set_opening_hours(
-                actor=request.user, instrument_id=instrument.pk, rules=form.cleaned_data["rules"]), _("Saved.")):
+        outcome = _settle_bookings(request, instrument, lambda **choice: services.set_opening_hours(
+            actor=request.user, instrument_id=instrument.pk, rules=form.cleaned_data["rules"], **choice),
+            _("Saved."), what=_("New opening hours"), back=reverse("catalog:hours", args=[instrument.pk]))
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        if outcome:
             return redirect("catalog:hours", instrument.pk)
     return render(request, "catalog/hours.html", {
         "instrument": instrument, "form": form, "exception_form": exception_form, "tab": "hours",
@@ -261,10 +338,13 @@ def add_exception(request, instrument_id: int):
         messages.error(request, "; ".join(" ".join(errors) for errors in form.errors.values()))
     else:
         data = form.cleaned_data
-        attempt(request, lambda: services.set_opening_exception(
+        outcome = _settle_bookings(request, instrument, lambda **choice: services.set_opening_exception(
             actor=request.user, instrument_id=instrument.pk, date=data["date"], closed=data["closed"],
-            open_minute=data["opens_minute"], close_minute=data["closes_minute"], reason=data["reason"]),
-            _("Saved."))
+            open_minute=data["opens_minute"], close_minute=data["closes_minute"], reason=data["reason"], **choice),
+            _("Saved."), what=_("An exception to the opening hours"),
+            back=reverse("catalog:hours", args=[instrument.pk]))
+        if isinstance(outcome, HttpResponse):
+            return outcome
     return redirect("catalog:hours", instrument.pk)
 
 
@@ -276,9 +356,13 @@ def downtime(request, instrument_id: int):
         data = form.cleaned_data
         # The form's times are the instrument's local times, wherever the manager's browser is.
         start, end = (timezone.make_aware(timezone.make_naive(data[key]), instrument.zone) for key in ("start", "end"))
-        if attempt(request, lambda: services.add_downtime(
-                actor=request.user, instrument_id=instrument.pk, start=start, end=end, kind=data["kind"],
-                reason=data["reason"]), _("Downtime added.")):
+        outcome = _settle_bookings(request, instrument, lambda **choice: services.add_downtime(
+            actor=request.user, instrument_id=instrument.pk, start=start, end=end, kind=data["kind"],
+            reason=data["reason"], **choice), _("Downtime added."), what=_("Add downtime"),
+            back=reverse("catalog:downtime", args=[instrument.pk]))
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        if outcome:
             return redirect("catalog:downtime", instrument.pk)
     return render(request, "catalog/downtime.html", {
         "instrument": instrument, "form": form, "tab": "downtime",
@@ -320,9 +404,12 @@ def qualifications(request, instrument_id: int):
 def qualification_action(request, instrument_id: int, item_id: int, action: str):
     instrument = _managed(request, instrument_id)
     if action == "revoke":
-        attempt(request, lambda: services.revoke_qualification(actor=request.user, qualification_id=item_id,
-                                                             reason=request.POST.get("reason", "")),
-                 _("Qualification revoked."))
+        outcome = _settle_bookings(request, instrument, lambda notice="", **choice: services.revoke_qualification(
+            actor=request.user, qualification_id=item_id, reason=notice or request.POST.get("reason", ""),
+            **choice), _("Qualification revoked."),
+            what=_("Revoke a qualification"), back=reverse("catalog:qualifications", args=[instrument.pk]))
+        if isinstance(outcome, HttpResponse):
+            return outcome
     elif action == "decline":
         attempt(request, lambda: services.decline_training_request(actor=request.user,
                                                                     training_request_id=item_id),

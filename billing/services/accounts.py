@@ -221,6 +221,11 @@ class BookingAccountPart:
                                         start=start)
 
     @staticmethod
+    def estimate(*, user, instrument, start, end) -> dict | None:
+        """What the booking will cost, priced by the rules its charge will use (``queries.booking_estimate``)."""
+        return queries.booking_estimate(user=user, instrument=instrument, start=start, end=end)
+
+    @staticmethod
     def facts(bookings) -> dict[int, dict]:
         links = BookingAccount.objects.filter(booking_id__in=[b.pk for b in bookings]).select_related("account")
         return {link.booking_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}

@@ -93,7 +93,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         if "booking_no_overlap" in str(error):
             instrument = Instrument.objects.select_related("policy").get(pk=instrument_id)
             buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
-            raise_conflict(conflict_for(instrument, start, end, buffer, None))
+            raise_conflict(conflict_for(instrument, start, end, buffer, None), user.pk)
         raise
 
 
@@ -108,7 +108,7 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extra
     parts = [(part, part.prepare(user=user, instrument=instrument, start=start, extras=extras))
              for part in booking_parts.contributions]
     check_quota(instrument, policy, user, charged_lab_id, start, end)
-    check_free(instrument, start, end, now)
+    check_free(instrument, start, end, now, user_id=user.pk)
     internal = catalog_queries.is_internal_user(user, instrument)
     booking = Booking(
         instrument=instrument, user=user, charged_lab_id=charged_lab_id, start=start, end=end,
@@ -197,7 +197,18 @@ def cancel_booking(*, actor, booking_id: int, reason: str = "", now: dt.datetime
     by_lab = booking.user_id != actor.pk
     if by_lab and not people.is_lab_manager(actor, booking.instrument.lab_id):
         raise Forbidden("forbidden", "Only the booker or the instrument's lab may cancel.")
-    move = MOVES["cancel_by_lab" if by_lab else "cancel"]
+    return _cancel(booking, MOVES["cancel_by_lab" if by_lab else "cancel"], actor=actor, reason=reason, now=now)
+
+
+def cancel_for_change(*, actor, booking_id: int, reason: str, now: dt.datetime) -> Booking:
+    """The lab cancels a booking a change to the instrument displaced (``catalog.impact``): always the lab's
+    cancellation, even of a manager's own booking, so no credit penalty and no late-cancellation charge.
+    The caller holds the instrument and has checked that the actor manages it."""
+    return _cancel(_locked_booking(booking_id), MOVES["cancel_by_lab"], actor=actor, reason=reason, now=now)
+
+
+def _cancel(booking: Booking, move, *, actor, reason: str, now: dt.datetime) -> Booking:
+    by_lab = move.name == "cancel_by_lab"
     if booking.state == move.target:
         return booking
     move.check(booking)
@@ -230,7 +241,7 @@ def reschedule_booking(*, actor, booking_id: int, start: dt.datetime, end: dt.da
         if "booking_no_overlap" in str(error):
             booking = Booking.objects.select_related("instrument__policy").get(pk=booking_id)
             buffer = dt.timedelta(minutes=booking.instrument.policy.buffer_minutes)
-            raise_conflict(conflict_for(booking.instrument, start, end, buffer, booking_id))
+            raise_conflict(conflict_for(booking.instrument, start, end, buffer, booking_id), actor.pk)
         raise
 
 
@@ -252,7 +263,7 @@ def _reschedule(actor, booking_id, start, end, now) -> Booking:
     check_quota(instrument, policy, actor, booking.charged_lab_id, start, end, exclude_booking_id=booking.pk)
     for part in booking_parts.contributions:   # billing: the account is still chargeable on the new day
         part.check_move(booking=booking, start=start)
-    check_free(instrument, start, end, now, exclude_booking_id=booking.pk)
+    check_free(instrument, start, end, now, exclude_booking_id=booking.pk, user_id=actor.pk)
     before = _snapshot(booking)
     booking.start, booking.end = start, end
     booking.blocked_until = end + dt.timedelta(minutes=policy.buffer_minutes)
@@ -262,5 +273,5 @@ def _reschedule(actor, booking_id, start, end, now) -> Booking:
             return _moved(booking, move, actor=actor, before=before)
     except IntegrityError as error:
         if "booking_no_overlap" in str(error):
-            raise_conflict(conflict_for(instrument, start, end, booking.blocked_until - end, booking.pk))
+            raise_conflict(conflict_for(instrument, start, end, booking.blocked_until - end, booking.pk), actor.pk)
         raise

@@ -18,6 +18,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from instrumentshare.audit.models import AuditEvent
 from instrumentshare.audit.services import record
 
 from .. import ical
@@ -71,11 +72,28 @@ def message_id(notification: Notification) -> str:
     return f"<booking-{notification.booking_id}.{notification.kind}.{notification.sequence}@{mail_domain()}>"
 
 
+def _moved_from(notification: Notification, zone) -> tuple[dt.datetime, dt.datetime] | None:
+    """The local times a booking had before the reschedule this invitation announces, or None when the
+    revision is not a reschedule (the audit record of the move holds both revisions)."""
+    if notification.kind != Notification.Kind.INVITATION or notification.sequence == 0:
+        return None
+    event = (AuditEvent.objects.filter(action="booking.rescheduled", target_id=str(notification.booking_id),
+                                       after__sequence=notification.sequence).order_by("-id").first())
+    if event is None or not event.before:
+        return None
+    try:
+        return tuple(dt.datetime.fromisoformat(str(event.before[key])).astimezone(zone) for key in ("start", "end"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def build_message(notification: Notification, *, now: dt.datetime | None = None) -> Invitation:
     booking = notification.booking
     method = method_for(notification)
     zone = booking.instrument.zone
+    moved_from = _moved_from(notification, zone)
     context = {
+        "moved_from": moved_from,
         "booking": booking,
         "instrument": booking.instrument,
         "kind": notification.kind,
@@ -88,6 +106,10 @@ def build_message(notification: Notification, *, now: dt.datetime | None = None)
         body = render_to_string("bookings/email/notification.txt", context)
     state_en = "awaiting approval" if booking.state == Booking.State.PENDING else "confirmed"
     subject = SUBJECTS[(notification.kind, method)].format(name=booking.instrument.name_zh, state_en=state_en)
+    if notification.kind == Notification.Kind.CANCELLATION and booking.state == Booking.State.REJECTED:
+        subject = f"预约未获批准 Booking rejected: {booking.instrument.name_zh}"
+    elif moved_from is not None:
+        subject = f"预约改期 Booking rescheduled ({state_en}): {booking.instrument.name_zh}"
     headers = {
         "X-InstrumentShare-Booking": str(booking.pk),
         "Message-ID": message_id(notification),

@@ -58,15 +58,19 @@ def conflict_for(instrument: Instrument, start: dt.datetime, end: dt.datetime, b
     return conflicts.order_by("start").first()
 
 
-def raise_conflict(booking: Booking | None) -> None:
+def raise_conflict(booking: Booking | None, user_id: int | None = None) -> None:
+    """409 naming the conflicting interval; when it is the caller's own booking, say so (and which)."""
     extra = {}
     if booking is not None:
         extra = {"conflict": {"start": booking.start.isoformat(), "end": booking.blocked_until.isoformat()}}
+        if user_id is not None and booking.user_id == user_id:
+            extra["conflict"]["own_booking_id"] = booking.pk
+            raise Conflict("slot_taken", f"You already have booking #{booking.pk} at that time.", extra=extra)
     raise Conflict("slot_taken", "That time is already booked.", extra=extra)
 
 
 def check_free(instrument: Instrument, start: dt.datetime, end: dt.datetime, now: dt.datetime,
-                exclude_booking_id: int | None = None) -> None:
+                exclude_booking_id: int | None = None, user_id: int | None = None) -> None:
     buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
     # Opening hours, exceptions and downtime in one statement. On PostgreSQL the exclusion constraint
     # refuses an overlapping row on insert, and the caller turns that into the same 409 naming the
@@ -82,7 +86,7 @@ def check_free(instrument: Instrument, start: dt.datetime, end: dt.datetime, now
         reason = instrument.downtimes.filter(start__lt=end, end__gt=start).values_list("reason", flat=True).first()
         raise Invalid("downtime", f"The instrument is out of service then: {reason}")
     if schedule.bookings:
-        raise_conflict(conflict_for(instrument, start, end, buffer, exclude_booking_id))
+        raise_conflict(conflict_for(instrument, start, end, buffer, exclude_booking_id), user_id)
 
 
 def constraint_guards_overlap() -> bool:

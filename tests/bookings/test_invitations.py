@@ -261,3 +261,33 @@ def test_an_unreachable_server_leaves_the_outbox_for_the_next_sweep(world, instr
     assert rows == [("pending", 1), ("pending", 0), ("pending", 0)]  # tried once, then the sweep stopped
     with pytest.raises(ConnectionError):
         notifications.send(ids[1])
+
+
+def test_a_reschedule_mail_says_rescheduled_from_the_old_to_the_new_time(world, instrument,
+                                                                        django_capture_on_commit_callbacks):
+    start = next_weekday(1, 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        booking = services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                          end=start + dt.timedelta(hours=1), purpose="TEM grid screening")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reschedule_booking(actor=world.researcher, booking_id=booking.pk,
+                                    start=start + dt.timedelta(hours=3), end=start + dt.timedelta(hours=4))
+    first, moved = mail.outbox
+    assert "rescheduled" not in first.subject and "rescheduled" not in first.body
+    assert "rescheduled" in moved.subject and "改期" in moved.subject
+    day = f"{start:%Y-%m-%d}"
+    assert f"{day} 10:00 – 11:00 → 新时间 Now: {day} 13:00 – 14:00" in moved.body
+
+
+def test_a_rejection_mail_says_rejected_not_cancelled(world, django_capture_on_commit_callbacks):
+    from tests.bookings.conftest import make_instrument
+
+    approved = make_instrument(world, name="需审批", policy={"approval": "all"})
+    start = next_weekday(2, 10)
+    booking = services.create_booking(user=world.researcher, instrument_id=approved.pk, start=start,
+                                      end=start + dt.timedelta(hours=1), purpose="XRD")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reject_booking(actor=world.manager, booking_id=booking.pk, reason="Sample not allowed")
+    [rejection] = [m for m in mail.outbox if "CANCEL" in str(m.message())]
+    assert "rejected" in rejection.subject and "未获批准" in rejection.subject
+    assert "rejected" in rejection.body and "cancelled" not in rejection.body and "Sample not allowed" in rejection.body

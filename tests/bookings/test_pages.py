@@ -191,6 +191,14 @@ def test_rule_violations_are_shown_as_form_errors(world, instrument, slot, shift
     assert not Booking.objects.exists()
 
 
+def test_a_slot_taken_by_my_own_booking_says_it_is_mine(world, instrument, slot):
+    mine = book(world.researcher, instrument, *slot)
+    response = form_post(client_for(world.researcher), instrument, *slot, lab=world.lab_a.pk)
+    errors = form_errors(response)
+    assert "You already have a booking at that time" in errors and f"#{mine.pk}" in errors
+    assert "just taken" not in errors
+
+
 def test_a_taken_slot_says_it_was_just_taken(world, instrument, slot):
     book(world.researcher, instrument, *slot)
     response = form_post(client_for(world.other_researcher), instrument, *slot, lab=world.lab_b.pk)

@@ -90,11 +90,14 @@ MATRIX = {
     "POST /api/v1/instruments/{instrument_id}/training-requests": SIGNED_IN,
     "GET /api/v1/instruments/{instrument_id}/training-requests": "anonymous:401 logger:401 manager:ok *:403",
     "POST /api/v1/training-requests/{training_request_id}/decline": "anonymous:401 logger:401 manager:ok *:403",
+    "POST /api/v1/training-requests/{training_request_id}/grant": "anonymous:401 logger:401 manager:ok *:403",
+    "GET /api/v1/training-requests": SIGNED_IN,   # each manager's own queue; empty for everyone else
     # the bureau sees every organization; lab managers and finance their own; researchers nothing
     "GET /api/v1/compliance": "anonymous:401 logger:401 researcher:403 other_researcher:403 company_user:403 *:ok",
     # bookings
     "POST /api/v1/bookings": SIGNED_IN,
     "GET /api/v1/bookings": SIGNED_IN,
+    "GET /api/v1/bookings/estimate": SIGNED_IN,   # a published instrument: anyone signed in may ask its price
     "GET /api/v1/bookings/{booking_id}": BOOKING_SEEN,
     "PATCH /api/v1/bookings/{booking_id}": BOOKING_BOOKER_ACTION,
     "POST /api/v1/bookings/{booking_id}/cancel": BOOKING_CANCEL,
@@ -261,6 +264,8 @@ def query_strings(ids: dict) -> dict:
         "GET /api/v1/instruments/{instrument_id}/availability": {
             "start": start.isoformat(), "end": (start + dt.timedelta(days=7)).isoformat()},
         "GET /api/v1/instruments/export": {"lab": ids["lab_code"]},
+        "GET /api/v1/bookings/estimate": {"instrument_id": ids["instrument_id"], "start": start.isoformat(),
+                                          "end": (start + dt.timedelta(hours=1)).isoformat()},
         "GET /api/v1/billing/accounts/{account_id}/statement": {"year": 2026},
         "GET /api/v1/billing/export": {"period": ids["month"]},
         "GET /api/v1/billing/subsidies": {"year": 2026},

@@ -66,6 +66,9 @@ PAGES = {
     "catalog:listing_requests": ("anonymous:login manager:200 other_manager:200 bureau:200 *:403", None),
     "catalog:decide": (POST_ONLY, "anonymous:login bureau:302 *:403"),
     "catalog:request_training": (POST_ONLY, "anonymous:login *:302"),
+    "catalog:training_queue": (LAB_MANAGERS, None),
+    # a refusal (not the lab's manager) is a message on the queue page it redirects to
+    "catalog:decide_training": (POST_ONLY, "anonymous:login *:302"),
     "catalog:manage": (MANAGER_OF_INSTRUMENT, None),
     "catalog:listing_action": (POST_ONLY, MANAGER_OF_INSTRUMENT_WRITE),
     "catalog:edit": (MANAGER_OF_INSTRUMENT, MANAGER_OF_INSTRUMENT),
@@ -84,6 +87,8 @@ PAGES = {
     "bookings:detail": (BOOKING_SEEN, None),
     "bookings:reschedule": (POST_ONLY, "anonymous:login researcher:200 manager:200 bureau:200 *:404"),
     "bookings:cancel": (POST_ONLY, "anonymous:login researcher:302 manager:302 bureau:302 *:404"),
+    # only the booker of a booking the lab cancelled rebooks from it; the matrix's booking is not cancelled
+    "bookings:rebook": (POST_ONLY, "anonymous:login *:404"),
     "bookings:approve": (POST_ONLY, "anonymous:login researcher:302 manager:302 bureau:302 *:404"),
     "bookings:reject": (POST_ONLY, "anonymous:login researcher:302 manager:302 bureau:302 *:404"),
     "usage:check_in": (POST_ONLY, "anonymous:login researcher:302 *:404"),
@@ -184,6 +189,7 @@ def _path(name: str, matrix) -> str:
         "catalog:listing_action": {"action": "share-mode"},
         "catalog:qualification_action": {"item_id": matrix.ids["qualification_id"], "action": "revoke"},
         "billing:pay": {"invoice_id": matrix.ids["company_invoice_id"]},
+        "catalog:decide_training": {"request_id": matrix.ids["training_request_id"], "action": "decline"},
     }.get(name, {}))
     converters = pages()[name].pattern.converters
     kwargs = {key: ids[key] if not isinstance(ids[key], dict) else ids[key][""] for key in converters}

@@ -62,6 +62,7 @@ ABOUT_THE_PERSON = {
 }
 AS_STAFF = {
     "catalog.Downtime.created_by", "catalog.Qualification.granted_by", "catalog.ListingChangeRequest.decided_by",
+    "catalog.TrainingRequest.decided_by",
     "bookings.Booking.decided_by", "bookings.Booking.cancelled_by", "bookings.CreditEvent.actor",
     "usage.LoggerToken.created_by", "usage.ReviewFlag.resolved_by", "billing.AccountAuthorization.decided_by",
     "billing.RateCard.created_by", "billing.BillingPeriod.started_by", "billing.Charge.created_by",

@@ -1,0 +1,12 @@
+"""Celery tasks of the catalog: thin, idempotent wrappers."""
+
+from celery import shared_task
+
+from . import mail
+
+TRANSIENT = (ConnectionError, TimeoutError, OSError)
+
+
+@shared_task(acks_late=True, max_retries=5, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=300)
+def send_training_mail(training_request_id: int, kind: str) -> bool:
+    return mail.send_training_mail(training_request_id, kind)
