@@ -21,6 +21,7 @@ from ..models import (
     AccountAuthorization,
     BillingAccount,
     BookingAccount,
+    SubmissionAccount,
 )
 from ..pricing import local_day
 from .common import validated
@@ -224,6 +225,38 @@ class BookingAccountPart:
     def facts(bookings) -> dict[int, dict]:
         links = BookingAccount.objects.filter(booking_id__in=[b.pk for b in bookings]).select_related("account")
         return {link.booking_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}
+
+
+class SubmissionAccountPart:
+    """Billing's part of a sample request (``submissions.extensions.request_parts``): the account it is
+    charged to, checked as a booking's is, and who besides the requester decides on its quote."""
+
+    @staticmethod
+    def prepare(*, user, instrument, extras) -> BillingAccount | None:
+        return resolve_account_for_booking(user=user, account_id=extras.get("account_id"), instrument=instrument)
+
+    @staticmethod
+    def save(*, request, state: BillingAccount | None) -> dict:
+        if state is not None:
+            SubmissionAccount.objects.create(request=request, account=state)
+        return {"account_id": state.pk if state is not None else None}
+
+    @staticmethod
+    def may_decide(*, user, request) -> bool:
+        """The project's PI, or the paying company's finance officers, accept or decline quotes for it."""
+        link = SubmissionAccount.objects.filter(request=request).select_related("account").first()
+        if link is None or not people.is_authenticated(user):
+            return False
+        account = link.account
+        if account.kind == BillingAccount.Kind.PROJECT:
+            return account.pi_id == user.pk
+        return account.kind == BillingAccount.Kind.EXTERNAL and \
+            people.is_finance_officer(user, account.organization_id)
+
+    @staticmethod
+    def facts(requests) -> dict[int, dict]:
+        links = SubmissionAccount.objects.filter(request_id__in=[r.pk for r in requests]).select_related("account")
+        return {link.request_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}
 
 
 # --- who may charge an account ------------------------------------------------------------------
