@@ -28,7 +28,7 @@ Id = int
 # --- schemas --------------------------------------------------------------------------------------
 
 
-class RequestIn(StrictSchema):
+class SampleRequestIn(StrictSchema):
     instrument_id: int
     sample_count: int = Field(..., ge=1, le=10000)
     sample_type: str = Field(..., min_length=1, max_length=200)
@@ -43,7 +43,7 @@ class RequestIn(StrictSchema):
                                                       "lab cost centre or company payer account")
 
 
-class ItemIn(StrictSchema):
+class SampleItemIn(StrictSchema):
     description: str = Field(..., min_length=1, max_length=300)
     quantity: int = Field(..., ge=1, le=100000)
     unit_price: Decimal = Field(..., ge=0, max_digits=13, decimal_places=2)
@@ -51,54 +51,54 @@ class ItemIn(StrictSchema):
     analysis_id: int | None = None
 
 
-class QuoteIn(StrictSchema):
-    items: list[ItemIn] = Field(..., min_length=1, max_length=100)
+class SampleQuoteIn(StrictSchema):
+    items: list[SampleItemIn] = Field(..., min_length=1, max_length=100)
     valid_until: dt.date
     discount_percent: Decimal = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
     note: str = Field("", max_length=2000)
 
 
-class ReasonIn(StrictSchema):
+class SampleReasonIn(StrictSchema):
     reason: str = Field("", max_length=2000)
 
 
-class NoteIn(StrictSchema):
+class SampleNoteIn(StrictSchema):
     note: str = Field("", max_length=2000)
 
 
-class ReceiveIn(StrictSchema):
+class SampleReceiveIn(StrictSchema):
     received_count: int | None = Field(None, ge=0, le=100000, description="Default: the count announced")
     discrepancy: str = Field("", max_length=2000)
 
 
-class ReceiveManyIn(StrictSchema):
+class SampleReceiveManyIn(StrictSchema):
     request_ids: list[int] = Field(..., min_length=1, max_length=200)
 
 
-class ScheduleIn(StrictSchema):
+class SampleScheduleIn(StrictSchema):
     start: dt.datetime = Field(..., description="With an offset, e.g. 2026-12-01T09:00:00+08:00")
     end: dt.datetime
 
 
-class RatingIn(StrictSchema):
+class SampleRatingIn(StrictSchema):
     rating: int = Field(..., ge=1, le=5)
 
 
-class ServiceIn(StrictSchema):
+class SampleServiceIn(StrictSchema):
     turnaround_days: int = Field(..., ge=1, le=365)
     safety_requirements: str = Field("", max_length=4000)
     sample_requirements: str = Field("", max_length=4000)
     max_samples: int = Field(200, ge=1, le=10000)
 
 
-class AnalysisIn(StrictSchema):
+class SampleAnalysisIn(StrictSchema):
     code: str = Field(..., min_length=1, max_length=30)
     name_zh: str = Field(..., min_length=1, max_length=200)
     name_en: str = Field("", max_length=200)
     price_per_sample: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
 
 
-class AnalysisOut(Schema):
+class SampleAnalysisOut(Schema):
     id: int
     code: str
     name_zh: str
@@ -106,16 +106,16 @@ class AnalysisOut(Schema):
     price_per_sample: Decimal
 
 
-class ServiceOut(Schema):
+class SampleServiceOut(Schema):
     instrument_id: int
     turnaround_days: int
     safety_requirements: str
     sample_requirements: str
     max_samples: int
-    analyses: list[AnalysisOut]
+    analyses: list[SampleAnalysisOut]
 
 
-class EstimateLine(Schema):
+class SampleEstimateLine(Schema):
     analysis_id: int
     name_zh: str
     name_en: str
@@ -124,14 +124,14 @@ class EstimateLine(Schema):
     amount: Decimal
 
 
-class EstimateOut(Schema):
-    lines: list[EstimateLine]
+class SampleEstimateOut(Schema):
+    lines: list[SampleEstimateLine]
     total: Decimal
     currency: str
     binding: bool
 
 
-class QuoteItemOut(Schema):
+class SampleQuoteItemOut(Schema):
     description: str
     unit: str
     quantity: int
@@ -140,14 +140,14 @@ class QuoteItemOut(Schema):
     analysis_id: int | None
 
 
-class QuoteOut(Schema):
+class SampleQuoteOut(Schema):
     valid_until: dt.date
     discount_percent: Decimal
     subtotal: Decimal
     total: Decimal
     currency: str
     note: str
-    items: list[QuoteItemOut]
+    items: list[SampleQuoteItemOut]
     decided_at: dt.datetime | None
 
     @staticmethod
@@ -155,7 +155,7 @@ class QuoteOut(Schema):
         return list(obj.items.all())
 
 
-class FileOut(Schema):
+class SampleFileOut(Schema):
     id: int
     kind: str
     name: str
@@ -165,7 +165,7 @@ class FileOut(Schema):
     uploaded_at: dt.datetime
 
 
-class EventOut(Schema):
+class SampleEventOut(Schema):
     move: str
     state_from: str
     state_to: str
@@ -174,7 +174,7 @@ class EventOut(Schema):
     created_at: dt.datetime
 
 
-class RequestOut(Schema):
+class SampleRequestOut(Schema):
     id: int
     instrument_id: int
     instrument_name_zh: str
@@ -223,10 +223,10 @@ class RequestOut(Schema):
         return obj.is_overdue()
 
 
-class RequestDetailOut(RequestOut):
-    quote: QuoteOut | None
-    files: list[FileOut]
-    history: list[EventOut]
+class SampleRequestDetailOut(SampleRequestOut):
+    quote: SampleQuoteOut | None
+    files: list[SampleFileOut]
+    history: list[SampleEventOut]
 
     @staticmethod
     def resolve_quote(obj):
@@ -241,30 +241,30 @@ class RequestDetailOut(RequestOut):
         return list(obj.events.all())
 
 
-class RequestList(Schema):
+class SampleRequestList(Schema):
     count: int
-    items: list[RequestOut]
+    items: list[SampleRequestOut]
 
 
-class ListParams(Schema):
+class SampleListParams(Schema):
     role: str = Field("mine", pattern="^(mine|lab)$", description="mine: my requests; lab: my labs' work queue")
     state: SampleRequest.State | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0)
 
 
-class EstimateParams(Schema):
+class SampleEstimateParams(Schema):
     instrument_id: int
     sample_count: int = Field(..., ge=1, le=10000)
     analysis_ids: list[int] = Field(..., min_length=1, max_length=50)
 
 
-class LinkOut(Schema):
+class SampleLinkOut(Schema):
     url: str
     expires_at: dt.datetime
 
 
-class ReceivedOut(Schema):
+class SampleReceivedOut(Schema):
     outcome: dict[int, str]
 
 
@@ -296,7 +296,7 @@ def _sample_instrument(user, instrument_id: int):
 # --- the lab's list -------------------------------------------------------------------------------
 
 
-@router.get("/instruments/{instrument_id}/sample-service", response=ServiceOut,
+@router.get("/instruments/{instrument_id}/sample-service", response=SampleServiceOut,
             summary="An instrument's sample service: turnaround target, requirements, the analyses offered")
 def get_service(request, instrument_id: Id):
     instrument = _sample_instrument(request.auth, instrument_id)
@@ -306,21 +306,21 @@ def get_service(request, instrument_id: Id):
             "max_samples": service.max_samples, "analyses": list(queries.analyses_of(instrument))}
 
 
-@router.put("/instruments/{instrument_id}/sample-service", response=ServiceOut,
+@router.put("/instruments/{instrument_id}/sample-service", response=SampleServiceOut,
             summary="Set the sample service (the instrument's lab managers)")
-def set_service(request, instrument_id: Id, payload: ServiceIn):
+def set_service(request, instrument_id: Id, payload: SampleServiceIn):
     services.set_sample_service(actor=request.auth, instrument_id=instrument_id, **payload.model_dump())
     return get_service(request, instrument_id)
 
 
-@router.post("/instruments/{instrument_id}/analyses", response={201: AnalysisOut},
+@router.post("/instruments/{instrument_id}/analyses", response={201: SampleAnalysisOut},
              summary="Add an analysis to the lab's list (the instrument's lab managers)")
-def add_analysis(request, instrument_id: Id, payload: AnalysisIn):
+def add_analysis(request, instrument_id: Id, payload: SampleAnalysisIn):
     return Status(201, services.add_analysis(actor=request.auth, instrument_id=instrument_id, **payload.model_dump()))
 
 
-@router.get("/submissions/estimate", response=EstimateOut, summary="An estimate from the lab's list prices")
-def estimate(request, params: Query[EstimateParams]):
+@router.get("/submissions/estimate", response=SampleEstimateOut, summary="An estimate from the lab's list prices")
+def estimate(request, params: Query[SampleEstimateParams]):
     instrument = _sample_instrument(request.auth, params.instrument_id)
     return queries.estimate(instrument, params.analysis_ids, params.sample_count)
 
@@ -328,16 +328,16 @@ def estimate(request, params: Query[EstimateParams]):
 # --- requests -------------------------------------------------------------------------------------
 
 
-@router.post("/submissions", response={201: RequestDetailOut}, summary="Send samples to an instrument")
-def create_request(request, payload: RequestIn):
+@router.post("/submissions", response={201: SampleRequestDetailOut}, summary="Send samples to an instrument")
+def create_request(request, payload: SampleRequestIn):
     data = payload.model_dump()
     extras = {"account_id": data.pop("account_id")}
     created = services.create_request(user=request.auth, extras=extras, **data)
     return Status(201, _detail(request.auth, created.pk))
 
 
-@router.get("/submissions", response=RequestList, summary="My requests, or my labs' work queue (overdue first)")
-def list_requests(request, params: Query[ListParams]):
+@router.get("/submissions", response=SampleRequestList, summary="My requests, or my labs' work queue (overdue first)")
+def list_requests(request, params: Query[SampleListParams]):
     if params.role == "lab":
         queryset = queries.lab_queue(request.auth, state=params.state)
     else:
@@ -348,87 +348,89 @@ def list_requests(request, params: Query[ListParams]):
     return {"count": queryset.count(), "items": _with_facts(items)}
 
 
-@router.post("/submissions/receive", response=ReceivedOut, summary="Receive many requests as announced (the lab)")
-def receive_many(request, payload: ReceiveManyIn):
+@router.post("/submissions/receive", response=SampleReceivedOut, summary="Receive many requests as announced (the lab)")
+def receive_many(request, payload: SampleReceiveManyIn):
     return {"outcome": services.receive_many(actor=request.auth, request_ids=payload.request_ids)}
 
 
-@router.get("/submissions/{request_id}", response=RequestDetailOut, summary="One request, its quote, files, history")
+@router.get("/submissions/{request_id}", response=SampleRequestDetailOut,
+            summary="One request, its quote, files, history")
 def get_request(request, request_id: Id):
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/quote", response=RequestDetailOut, summary="Quote (the lab)")
-def quote(request, request_id: Id, payload: QuoteIn):
+@router.post("/submissions/{request_id}/quote", response=SampleRequestDetailOut, summary="Quote (the lab)")
+def quote(request, request_id: Id, payload: SampleQuoteIn):
     items = [services.ItemIn(**item.model_dump()) for item in payload.items]
     services.quote_request(actor=request.auth, request_id=request_id, items=items, valid_until=payload.valid_until,
                            discount_percent=payload.discount_percent, note=payload.note)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/accept", response=RequestDetailOut,
+@router.post("/submissions/{request_id}/accept", response=SampleRequestDetailOut,
              summary="Accept the quote (the requester, or who decides for the account)")
 def accept(request, request_id: Id):
     services.accept_quote(actor=request.auth, request_id=request_id)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/decline", response=RequestDetailOut, summary="Decline the quote")
-def decline(request, request_id: Id, payload: ReasonIn | None = None):
+@router.post("/submissions/{request_id}/decline", response=SampleRequestDetailOut, summary="Decline the quote")
+def decline(request, request_id: Id, payload: SampleReasonIn | None = None):
     services.decline_quote(actor=request.auth, request_id=request_id, reason=payload.reason if payload else "")
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/receive", response=RequestDetailOut,
+@router.post("/submissions/{request_id}/receive", response=SampleRequestDetailOut,
              summary="Samples received (the lab; a count unlike the one announced needs a note)")
-def receive(request, request_id: Id, payload: ReceiveIn | None = None):
-    payload = payload or ReceiveIn()
+def receive(request, request_id: Id, payload: SampleReceiveIn | None = None):
+    payload = payload or SampleReceiveIn()
     services.receive_samples(actor=request.auth, request_id=request_id, received_count=payload.received_count,
                              discrepancy=payload.discrepancy)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/schedule", response=RequestDetailOut,
+@router.post("/submissions/{request_id}/schedule", response=SampleRequestDetailOut,
              summary="Hold instrument time for the work (the lab); a taken time is a 409")
-def schedule(request, request_id: Id, payload: ScheduleIn):
+def schedule(request, request_id: Id, payload: SampleScheduleIn):
     services.schedule_work(actor=request.auth, request_id=request_id, start=payload.start, end=payload.end)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/start", response=RequestDetailOut, summary="Work started (the lab)")
+@router.post("/submissions/{request_id}/start", response=SampleRequestDetailOut, summary="Work started (the lab)")
 def start(request, request_id: Id):
     services.start_work(actor=request.auth, request_id=request_id)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/deliver", response=RequestDetailOut,
+@router.post("/submissions/{request_id}/deliver", response=SampleRequestDetailOut,
              summary="Results delivered (the lab; after uploading result files)")
-def deliver(request, request_id: Id, payload: NoteIn | None = None):
+def deliver(request, request_id: Id, payload: SampleNoteIn | None = None):
     services.deliver_results(actor=request.auth, request_id=request_id, note=payload.note if payload else "")
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/complete", response=RequestDetailOut, summary="Completed")
+@router.post("/submissions/{request_id}/complete", response=SampleRequestDetailOut, summary="Completed")
 def complete(request, request_id: Id):
     services.complete_request(actor=request.auth, request_id=request_id)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/cancel", response=RequestDetailOut,
+@router.post("/submissions/{request_id}/cancel", response=SampleRequestDetailOut,
              summary="Cancel (the requester before the samples arrive; the lab with a reason)")
-def cancel(request, request_id: Id, payload: ReasonIn | None = None):
+def cancel(request, request_id: Id, payload: SampleReasonIn | None = None):
     services.cancel_request(actor=request.auth, request_id=request_id, reason=payload.reason if payload else "")
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/reject", response=RequestDetailOut, summary="Reject with a reason (the lab)")
-def reject(request, request_id: Id, payload: ReasonIn):
+@router.post("/submissions/{request_id}/reject", response=SampleRequestDetailOut,
+             summary="Reject with a reason (the lab)")
+def reject(request, request_id: Id, payload: SampleReasonIn):
     services.reject_request(actor=request.auth, request_id=request_id, reason=payload.reason)
     return _detail(request.auth, request_id)
 
 
-@router.post("/submissions/{request_id}/rate", response=RequestDetailOut, summary="Rate completed work, once")
-def rate(request, request_id: Id, payload: RatingIn):
+@router.post("/submissions/{request_id}/rate", response=SampleRequestDetailOut, summary="Rate completed work, once")
+def rate(request, request_id: Id, payload: SampleRatingIn):
     services.rate_request(user=request.auth, request_id=request_id, rating=payload.rating)
     return _detail(request.auth, request_id)
 
@@ -436,7 +438,7 @@ def rate(request, request_id: Id, payload: RatingIn):
 # --- files ----------------------------------------------------------------------------------------
 
 
-@router.post("/submissions/{request_id}/files", response={201: FileOut},
+@router.post("/submissions/{request_id}/files", response={201: SampleFileOut},
              summary="Attach a file (the requester before receipt) or upload a result (the lab)")
 def upload(request, request_id: Id, file: File[UploadedFile]):
     limit = settings.SUBMISSION_FILE_MAX_BYTES
@@ -470,7 +472,7 @@ def download(request, request_id: Id, file_id: Id):
 LINK_SALT = "submissions.file-link"
 
 
-@router.post("/submissions/{request_id}/files/{file_id}/link", response=LinkOut,
+@router.post("/submissions/{request_id}/files/{file_id}/link", response=SampleLinkOut,
              summary="A download link that expires (SUBMISSION_LINK_SECONDS), for this user only")
 def link(request, request_id: Id, file_id: Id):
     attachment = _attachment(request.auth, request_id, file_id)

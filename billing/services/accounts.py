@@ -147,6 +147,7 @@ class AccountDirectory:
     centre, payer org."""
 
     named: dict[int, int] = field(default_factory=dict)   # booking id -> the account named when booking
+    named_for_requests: dict[int, int] = field(default_factory=dict)   # sample request id -> its account
     by_id: dict[int, BillingAccount] = field(default_factory=dict)
     cost_centres: dict[int, BillingAccount] = field(default_factory=dict)
     payers: dict[int, BillingAccount] = field(default_factory=dict)
@@ -159,7 +160,11 @@ class AccountDirectory:
         directory.named = dict(BookingAccount.objects.filter(
             booking_id__in=[item.booking_id for item in items if item.booking_id]).values_list("booking_id",
                                                                                                "account_id"))
-        rows = queries.accounts().filter(pk__in=set(directory.named.values())) | queries.accounts().filter(
+        directory.named_for_requests = dict(SubmissionAccount.objects.filter(
+            request_id__in=[item.sample_request_id for item in items if item.sample_request_id]).values_list(
+            "request_id", "account_id"))
+        named_ids = set(directory.named.values()) | set(directory.named_for_requests.values())
+        rows = queries.accounts().filter(pk__in=named_ids) | queries.accounts().filter(
             kind=BillingAccount.Kind.COST_CENTRE, lab_id__in=lab_ids) | queries.accounts().filter(
             kind=BillingAccount.Kind.EXTERNAL, organization_id__in=organization_ids)
         for account in rows:
@@ -172,11 +177,13 @@ class AccountDirectory:
 
 
 def account_for_item(item: BillableItem, directory: AccountDirectory | None = None) -> BillingAccount | None:
-    """The account a billable item is charged to: the account named on its booking; a company user's
+    """The account a billable item is charged to: the account named on its booking (or sample request); a company user's
     company payer account; the cost centre of the booker's lab; their organization's payer account.
     ``None`` when nothing fits (finance assigns it)."""
     directory = directory or AccountDirectory.for_items([item])
     named = directory.named.get(item.booking_id) if item.booking_id else None
+    if item.sample_request_id:
+        named = directory.named_for_requests.get(item.sample_request_id)
     if named and named in directory.by_id:
         return directory.by_id[named]
     organization = item.user.organization if item.user_id else None

@@ -37,8 +37,9 @@ def _sample_instrument(user, instrument_id: int) -> Instrument:
     allowed, reason = catalog_queries.may_book(user, instrument)
     if not allowed:
         raise Forbidden(reason, "You may not send samples to this instrument.")
-    if instrument.policy.mode != BookingPolicy.Mode.SAMPLES:
-        raise Invalid("not_sample_mode", "This instrument is booked by time; it takes no sample submissions.")
+    # Sample mode, or a bookable instrument whose lab also offers analyses on samples sent in.
+    if instrument.policy.mode != BookingPolicy.Mode.SAMPLES and not instrument.analyses.filter(is_active=True).exists():
+        raise Invalid("not_sample_mode", "This instrument is booked by time; its lab offers no sample service.")
     return instrument
 
 
