@@ -114,3 +114,22 @@ def test_the_pi_of_the_account_decides_on_the_quote(world, sample_instrument, ap
     assert accepted.status_code == 200 and accepted.json()["state"] == "accepted"
     assert accepted.json()["account_id"] == project.pk
     assert BillingAccount.objects.get(pk=project.pk).pi == world.finance
+
+
+def test_oversight_counts_samples_and_turnaround_per_instrument_lab_and_organization(world, sample_instrument,
+                                                                                      api_as):
+    from oversight import queries as oversight_queries
+    from oversight import services as oversight_services
+    from oversight.queries import Scope
+
+    completed_request(world, sample_instrument)   # received on the 8th, delivered on the 10th: 2 days
+    completed_request(world, sample_instrument, user=world.other_researcher)
+    oversight_services.refresh_statistics(year=2026)
+    for by, key in (("instrument", sample_instrument.pk), ("lab", world.lab_a.pk), ("organization", world.org_a.pk)):
+        row = next(r for r in oversight_queries.summarize(Scope(everything=True), year=2026, by=by) if r.key == key)
+        assert (row.sample_requests, row.samples, row.average_turnaround_days) == (2, 6, Decimal("2.0")), by
+    figures = api_as(world.bureau).get("/oversight/statistics?year=2026&by=instrument").json()
+    mine = next(r for r in figures["items"] if r["key"] == str(sample_instrument.pk))
+    assert mine["sample_requests"] == 2 and Decimal(mine["average_turnaround_days"]) == Decimal("2.0")
+    report = national.build_payload(organization=world.org_a, year=2026, quarter=4, now=october(20))
+    assert report["annual_report"]["sample_requests"] == 2 and report["annual_report"]["samples"] == 6
