@@ -13,6 +13,7 @@ from django.utils import timezone
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from catalog import queries as catalog_queries
+from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Invalid, NotFound
 from instrumentshare.core.schemas import StrictSchema
 
@@ -464,7 +465,8 @@ def file_response(attachment: Attachment) -> FileResponse:
     return response
 
 
-@router.get("/submissions/{request_id}/files/{file_id}", summary="Download a file (the request's people only)")
+@router.get("/submissions/{request_id}/files/{file_id}", summary="Download a file (the request's people only)",
+            throttle=export_throttle())
 def download(request, request_id: Id, file_id: Id):
     return file_response(_attachment(request.auth, request_id, file_id))
 

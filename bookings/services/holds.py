@@ -68,8 +68,7 @@ def _hold(actor, instrument_id, start, end, purpose, replaces_booking_id, now) -
 
 @transaction.atomic
 def release_hold(*, actor, booking_id: int, now: dt.datetime | None = None) -> Booking:
-    booking = (Booking.objects.select_for_update(of=("self",)).select_related("instrument")
-               .filter(pk=booking_id, state__in=(Booking.State.HELD, Booking.State.CANCELLED)).first())
+    booking = Booking.objects.select_for_update(of=("self",)).select_related("instrument").filter(pk=booking_id).first()
     if booking is None or not people.is_lab_manager(actor, booking.instrument.lab_id):
         raise NotFound("not_found", "No such held time.")
     move = MOVES["release"]
