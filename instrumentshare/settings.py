@@ -282,7 +282,7 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # A sample request's files: the largest accepted, and how long a signed download link lives.
-SUBMISSION_FILE_MAX_BYTES = int(os.environ.get("SUBMISSION_FILE_MAX_MB", "20")) * 1024 * 1024
+SUBMISSION_FILE_MAX_BYTES = int(os.environ.get("SUBMISSION_FILE_MAX_MB", "16")) * 1024 * 1024
 SUBMISSION_LINK_SECONDS = int(os.environ.get("SUBMISSION_LINK_SECONDS", "900"))
 
 # --- e-mail -------------------------------------------------------------------------------
