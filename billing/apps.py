@@ -23,11 +23,13 @@ class BillingConfig(AppConfig):
         from bookings.extensions import booking_parts
         from catalog.extensions import published_fees
         from instrumentshare.accounts.extensions import personal_data_sections
+        from submissions.extensions import request_parts
 
         from . import privacy
         from .queries import fee_standard
-        from .services import BookingAccountPart
+        from .services import BookingAccountPart, SubmissionAccountPart
 
         published_fees.register(fee_standard)          # the instrument page shows the rate card's fees
         booking_parts.register(BookingAccountPart)     # the account a booking is charged to, by billing's rules
+        request_parts.register(SubmissionAccountPart)  # the account a sample request is charged to
         personal_data_sections.register(privacy.personal_data)

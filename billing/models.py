@@ -23,6 +23,7 @@ from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Lab, Organization
 from instrumentshare.core.time import SafeDateTimeField
+from submissions.models import SampleRequest
 from usage.models import BillableItem
 
 MONEY = {"max_digits": 13, "decimal_places": 2}
@@ -114,6 +115,22 @@ class BookingAccount(models.Model):
 
     def __str__(self) -> str:
         return f"booking {self.booking_id} -> account {self.account_id}"
+
+
+class SubmissionAccount(models.Model):
+    """The billing account a sample request is charged to: billing's part of the request
+    (``submissions.extensions.request_parts``), as ``BookingAccount`` is of a booking."""
+
+    request = models.OneToOneField(SampleRequest, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="billing_account")
+    account = models.ForeignKey(BillingAccount, on_delete=models.PROTECT, related_name="submission_links")
+
+    class Meta:
+        verbose_name = _("account of a sample request")
+        verbose_name_plural = _("accounts of sample requests")
+
+    def __str__(self) -> str:
+        return f"sample request {self.request_id} -> account {self.account_id}"
 
 
 class AccountAuthorization(models.Model):

@@ -7,23 +7,17 @@ rounded amounts, so they can never drift apart by a cent.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
-HUNDRED = Decimal(100)
+from instrumentshare.core.money import CENT, HUNDRED, ZERO, money
+
+__all__ = ["CENT", "HUNDRED", "ZERO", "format_money", "from_minor_units", "money", "share_of", "to_minor_units",
+           "total"]
 
 # ISO 4217 currencies Stripe counts without a minor unit (https://stripe.com/docs/currencies#zero-decimal).
 ZERO_DECIMAL_CURRENCIES = frozenset({
     "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
 })
-
-
-def money(value) -> Decimal:
-    """The one rounding rule: to 0.01, halves away from zero (ROUND_HALF_UP), as Chinese invoices do."""
-    if not isinstance(value, Decimal):
-        value = Decimal(str(value))
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def share_of(amount: Decimal, percent: Decimal) -> Decimal:

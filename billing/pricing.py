@@ -12,6 +12,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from instrumentshare.accounts.models import Organization
@@ -28,7 +29,7 @@ MINIMUM_APPLIES_TO = {BillableItem.Kind.BOOKING, BillableItem.Kind.UNBOOKED}
 
 @dataclass(frozen=True)
 class Price:
-    rate_card_id: int
+    rate_card_id: int | None
     user_class: str
     unit: str
     quantity: Decimal
@@ -108,7 +109,19 @@ def price(*, card: RateCard, user_class: str, unit: str, quantity: int, kind: st
                  currency=card.currency)
 
 
+def agreed_price(item: BillableItem) -> Price:
+    """An item whose price was agreed in a quote (a sample request's line): that amount, no card, no minimum."""
+    organization = item.user.organization if item.user_id else None
+    quantity = Decimal(int(item.quantity))
+    return Price(rate_card_id=None, user_class=user_class_for(is_internal=item.is_internal, organization=organization),
+                 unit=item.unit, quantity=quantity, minutes=0,
+                 unit_price=money(item.agreed_amount / quantity) if quantity else ZERO, surcharge=ZERO,
+                 minimum_applied=False, amount=money(item.agreed_amount), currency=settings.DEFAULT_CURRENCY)
+
+
 def price_item(item: BillableItem, book: RateBook, *, record: ServiceRecord | None = None) -> Price | None:
+    if item.agreed_amount is not None:
+        return agreed_price(item)
     instrument = item.instrument
     card = book.card_for(instrument.pk, local_day(item.service_start, instrument.zone))
     if card is None:

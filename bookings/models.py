@@ -23,9 +23,12 @@ class Booking(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         COMPLETED = "completed", _("Completed")
         NO_SHOW = "no_show", _("No-show")
+        # Time the lab holds for its own work (a sample request's analysis): it blocks the calendar like a
+        # booking, under the same exclusion constraint, but nobody checks in, is billed or marked a no-show.
+        HELD = "held", _("Held by the lab")
 
     # States that hold the instrument's time. Cancelled and rejected ones free it.
-    ACTIVE_STATES = (State.PENDING, State.CONFIRMED, State.COMPLETED, State.NO_SHOW)
+    ACTIVE_STATES = (State.PENDING, State.CONFIRMED, State.COMPLETED, State.NO_SHOW, State.HELD)
 
     # No single-column indexes where a (column, start) index in Meta serves the same lookups:
     # every extra index is written on each insert and state change (millions at city scale).
@@ -76,7 +79,7 @@ class Booking(models.Model):
             models.Index(fields=["instrument", "start"]),
             # Window queries ask "start < B and blocked_until > A" of active bookings.
             models.Index(fields=["instrument", "blocked_until"], name="booking_active_until_idx",
-                         condition=Q(state__in=["pending", "confirmed", "completed", "no_show"])),
+                         condition=Q(state__in=["pending", "confirmed", "completed", "no_show", "held"])),
             models.Index(fields=["user", "start"]),
             models.Index(fields=["state", "start"]),
             models.Index(fields=["charged_lab", "start"]),

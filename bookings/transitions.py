@@ -10,6 +10,8 @@ may cost the booker credit (``settings.CREDIT_<KIND>_PENALTY``) through one cred
     reject  cancel       cancel  no_show ──▶ no_show
        ▼      ▼             ▼
     rejected  cancelled ◀───┘          (reschedule: pending/confirmed stay, or go back to pending)
+
+    held ──release──▶ cancelled        (time the lab holds for its own work, e.g. a sample request)
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ MOVES: dict[str, Move] = {move.name: move for move in (
     Move("reschedule", OPEN, None, "booking.rescheduled", Notification.Kind.INVITATION, None, "rescheduled"),
     Move("complete", frozenset({State.CONFIRMED}), State.COMPLETED, "booking.completed", None, None, "completed"),
     Move("no_show", frozenset({State.CONFIRMED}), State.NO_SHOW, "booking.no_show", None, "no_show", "a no-show"),
+    # Time the lab holds for its own work (bookings/services/holds.py): no invitation, no credit, no billing.
+    Move("release", frozenset({State.HELD}), State.CANCELLED, "booking.hold_released", None, None, "released"),
 )}
 
 

@@ -51,6 +51,8 @@ from .models import BookingPolicy
 # Where the bookings app can show its panel (availability, "book") on the instrument page without
 # the catalog knowing about bookings: the first template of this list that exists is included.
 BOOKING_PANEL_TEMPLATES = ["bookings/_instrument_panel.html", "catalog/_no_panel.html"]
+# The same for the sample submissions app ("send samples").
+SAMPLE_PANEL_TEMPLATES = ["submissions/_instrument_panel.html", "catalog/_no_panel.html"]
 IMPORT_CACHE_SECONDS = 3600
 
 
@@ -139,6 +141,7 @@ def detail(request, instrument_id: int):
         "qualified": people.is_authenticated(user) and queries.is_qualified(user, instrument),
         "training_form": TrainingRequestForm(),
         "booking_panel_templates": BOOKING_PANEL_TEMPLATES,
+        "sample_panel_templates": SAMPLE_PANEL_TEMPLATES,
     }
     return render(request, "catalog/detail.html", context)
 

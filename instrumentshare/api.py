@@ -178,6 +178,7 @@ def _mount_routers() -> None:
     from instrumentshare.accounts.api import router as accounts_router
     from instrumentshare.audit.api import router as audit_router
     from oversight.api import router as oversight_router
+    from submissions.api import router as submissions_router
     from usage.api import router as usage_router
 
     api.add_router("/auth", auth_router)
@@ -185,6 +186,7 @@ def _mount_routers() -> None:
     api.add_router("/", accounts_router)
     api.add_router("/", catalog_router)
     api.add_router("/", bookings_router)
+    api.add_router("/", submissions_router)
     api.add_router("/", usage_router)
     api.add_router("/billing", billing_router)
     api.add_router("/oversight", oversight_router)

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "instrumentshare.audit",
     "catalog",
     "bookings",
+    "submissions",
     "usage",
     "billing",
     "oversight",
@@ -198,6 +199,7 @@ CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
     "calendar-replies": {"task": "bookings.tasks.read_replies", "schedule": timedelta(minutes=1)},
+    "sample-request-mail": {"task": "submissions.tasks.sweep_request_mail", "schedule": timedelta(minutes=1)},
     "billing-stripe-sync": {"task": "billing.tasks.sync_stripe", "schedule": timedelta(minutes=15)},
     "oversight-statistics": {"task": "oversight.tasks.refresh_statistics_task", "schedule": timedelta(hours=1)},
     "oversight-national-export": {"task": "oversight.tasks.export_national_task", "schedule": timedelta(days=1)},
@@ -287,8 +289,13 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Files only their owners may read (a sample request's attachments and results): outside MEDIA_ROOT,
+# never served by URL; the app streams them after checking who asks.
+PRIVATE_MEDIA_ROOT = Path(os.environ.get("PRIVATE_MEDIA_ROOT", VAR_DIR / "private"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "private": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": PRIVATE_MEDIA_ROOT, "base_url": "/not-served/"}},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -297,6 +304,9 @@ STORAGES = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A sample request's files: the largest accepted, and how long a signed download link lives.
+SUBMISSION_FILE_MAX_BYTES = int(os.environ.get("SUBMISSION_FILE_MAX_MB", "16")) * 1024 * 1024
+SUBMISSION_LINK_SECONDS = int(os.environ.get("SUBMISSION_LINK_SECONDS", "900"))
 
 # --- e-mail -------------------------------------------------------------------------------
 EMAIL_URL = os.environ.get("EMAIL_URL", "")

@@ -19,6 +19,7 @@ urlpatterns = [
     path("instruments/", include("catalog.urls")),
     path("bookings/", include("bookings.urls")),
     path("bookings/", include("usage.urls")),
+    path("submissions/", include("submissions.urls")),
     path("billing/", include("billing.urls")),
     path("oversight/", include("oversight.urls")),
     path("api/v1/", api.urls),

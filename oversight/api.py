@@ -56,6 +56,9 @@ class StatOut(Schema):
     settled_bookings: int
     no_shows: int
     no_show_rate: Decimal | None
+    sample_requests: int = Field(description="Sample submissions completed.")
+    samples: int = Field(description="Samples received in those submissions.")
+    average_turnaround_days: Decimal | None = Field(description="Receipt of the samples to results delivered.")
 
 
 class StatFilters(Schema):

@@ -67,6 +67,11 @@ class Measures(models.Model):
     external_service_records = models.PositiveIntegerField(default=0)
     rating_sum = models.PositiveIntegerField(default=0)
     rating_count = models.PositiveIntegerField(default=0)
+    # Sample submissions completed in the period (by completion), their samples received, and the sum of
+    # their turnaround, receipt to results delivered (the average is the sum over the count).
+    sample_requests = models.PositiveIntegerField(default=0)
+    samples = models.PositiveIntegerField(default=0)
+    turnaround_minutes = models.PositiveIntegerField(default=0)
     income = models.DecimalField(**MONEY)
     external_income = models.DecimalField(**MONEY)
     voucher_amount = models.DecimalField(**MONEY)

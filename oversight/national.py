@@ -210,6 +210,10 @@ def annual_report(organization: Organization, year: int, quarter: int) -> dict:
         "voucher_use": _text(totals.voucher_amount),
         "average_rating": _text(totals.average_rating) if totals.average_rating is not None else None,
         "no_show_rate": _text(totals.no_show_rate) if totals.no_show_rate is not None else None,
+        "sample_requests": totals.sample_requests,
+        "samples": totals.samples,
+        "average_turnaround_days": _text(totals.average_turnaround_days)
+        if totals.average_turnaround_days is not None else None,
         "evaluation": mine.as_dict() if mine else None,
     }
 

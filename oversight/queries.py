@@ -165,6 +165,9 @@ class StatRow:
     external_service_records: int = 0
     rating_sum: int = 0
     rating_count: int = 0
+    sample_requests: int = 0
+    samples: int = 0
+    turnaround_minutes: int = 0
     income: Decimal = ZERO
     external_income: Decimal = ZERO
     voucher_amount: Decimal = ZERO
@@ -207,12 +210,18 @@ class StatRow:
     def no_show_rate(self) -> Decimal | None:
         return ratio(self.no_shows, self.settled_bookings)
 
+    @property
+    def average_turnaround_days(self) -> Decimal | None:
+        """Receipt of the samples to results delivered, averaged over the completed sample requests."""
+        return ratio(Decimal(self.turnaround_minutes) / 1440, self.sample_requests, "0.1")
+
     def as_dict(self) -> dict:
         data = {name: getattr(self, name) for name in (
             "key", "label", "detail", "instruments", "quota_hours", "sessions", "use_hours", "effective_hours",
             "external_hours", "share_rate", "utilization", "users", "external_users", "external_organizations",
             "service_records", "external_service_records", "income", "external_income", "invoices",
-            "voucher_amount", "average_rating", "rating_count", "settled_bookings", "no_shows", "no_show_rate")}
+            "voucher_amount", "average_rating", "rating_count", "settled_bookings", "no_shows", "no_show_rate",
+            "sample_requests", "samples", "average_turnaround_days")}
         data["key"] = str(self.key) if self.key is not None else ""
         return data
 
@@ -237,6 +246,9 @@ STAT_COLUMNS = [
     (_("Voucher use (CNY)"), "money", lambda row: row.voucher_amount),
     (_("Average rating"), "number", lambda row: row.average_rating),
     (_("No-show rate"), "ratio", lambda row: row.no_show_rate),
+    (_("Sample submissions"), "number", lambda row: row.sample_requests),
+    (_("Samples"), "number", lambda row: row.samples),
+    (_("Average turnaround (days)"), "number", lambda row: row.average_turnaround_days),
 ]
 
 

@@ -54,6 +54,7 @@ from bookings.models import Booking
 from catalog.models import Instrument, ListingChangeRequest
 from instrumentshare.accounts.models import Membership
 from instrumentshare.core.time import MAX_DURATION
+from submissions.models import SampleRequest
 from usage.models import ServiceRecord, UsageSession
 
 from .conf import quota_hours
@@ -62,6 +63,7 @@ ZERO = Decimal("0.00")
 ADDITIVE = (
     "sessions", "use_minutes", "allowance_minutes", "effective_minutes", "external_minutes", "settled_bookings",
     "no_shows", "service_records", "external_service_records", "rating_sum", "rating_count",
+    "sample_requests", "samples", "turnaround_minutes",
 )
 MONEY_FIELDS = ("income", "external_income", "voucher_amount")
 DIMENSIONS = ("organization_id", "lab_id", "category_id", "district")
@@ -223,6 +225,7 @@ def compute_block(year: int, facts: list[InstrumentFacts]) -> Block:
         _add_sessions(block, by_id, zone, filters, start, end)
         _add_bookings(block, zone, filters, start, end)
         _add_service_records(block, zone, filters, start, end)
+        _add_sample_requests(block, zone, filters, start, end)
     _add_charges(block, facts[0].id, facts[-1].id)
     _add_invoices(block, facts[0].id, facts[-1].id)
     return block
@@ -287,6 +290,21 @@ def _add_service_records(block: Block, zone, filters: dict, start, end) -> None:
         if row["user_id"] is not None:
             _add_user(block, row["instrument_id"], row["month"], row["user_id"], not row["is_internal"],
                       row["applicant_organization_id"], row["applicant_organization__district"])
+
+
+def _add_sample_requests(block: Block, zone, filters: dict, start, end) -> None:
+    """Completed sample requests by the month of completion: how many, their samples, their turnaround."""
+    done = SampleRequest.objects.filter(**filters, state=SampleRequest.State.COMPLETED, completed_at__gte=start,
+                                        completed_at__lt=end) \
+        .annotate(month=ExtractMonth("completed_at", tzinfo=zone)).order_by()
+    for row in done.values("instrument_id", "month", "received_at", "delivered_at", "received_count",
+                           "sample_count").iterator(chunk_size=5000):
+        measures = block.measures(row["instrument_id"], row["month"])
+        measures["sample_requests"] += 1
+        count = row["received_count"]
+        measures["samples"] += count if count is not None else row["sample_count"]
+        if row["received_at"] and row["delivered_at"]:
+            measures["turnaround_minutes"] += _minutes(_seconds(row["delivered_at"] - row["received_at"]))
 
 
 def _add_charges(block: Block, first: int, last: int) -> None:

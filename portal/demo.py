@@ -4,8 +4,8 @@ from importlib import import_module
 
 from instrumentshare.accounts.demo import logins
 
-SEEDERS = ["instrumentshare.accounts.demo", "catalog.demo", "bookings.demo", "usage.demo", "billing.demo",
-           "oversight.demo"]
+SEEDERS = ["instrumentshare.accounts.demo", "catalog.demo", "bookings.demo", "submissions.demo", "usage.demo",
+           "billing.demo", "oversight.demo"]
 
 
 def seed_all(stdout=None) -> None:

@@ -20,8 +20,10 @@ class NavEntry:
 ENTRIES = [
     NavEntry(_("Instruments"), "catalog:search", "anyone"),
     NavEntry(_("My bookings"), "bookings:mine", "user"),
+    NavEntry(_("My sample requests"), "submissions:mine", "user"),
     NavEntry(_("My instruments"), "catalog:my_labs", "lab_manager"),
     NavEntry(_("My lab"), "bookings:lab_queue", "lab_manager"),
+    NavEntry(_("Sample work queue"), "submissions:lab_queue", "lab_manager"),
     NavEntry(_("Usage review"), "usage:review", "lab_manager"),
     NavEntry(_("Finance"), "billing:finance", "finance_officer"),
     NavEntry(_("My bills"), "billing:mine", "user"),

@@ -20,6 +20,7 @@ from bookings.models import Booking
 from catalog.models import Instrument
 from instrumentshare.accounts.models import Lab
 from instrumentshare.core.time import SafeDateTimeField
+from submissions.models import SampleRequest
 
 
 class LoggerToken(models.Model):
@@ -117,11 +118,13 @@ class BillableItem(models.Model):
         NO_SHOW = "no_show", _("No-show")
         LATE_CANCEL = "late_cancel", _("Late cancellation")
         UNBOOKED = "unbooked", _("Unbooked use")
+        SAMPLE = "sample", _("Sample submission")
 
     class Unit(models.TextChoices):
         HOUR = "hour", _("hour")
         SAMPLE = "sample", _("sample")
         USE = "use", _("use")
+        ANALYSIS = "analysis", _("analysis")
 
     class State(models.TextChoices):
         OPEN = "open", _("Open")
@@ -132,6 +135,13 @@ class BillableItem(models.Model):
                                    related_name="billable_item")
     session = models.OneToOneField(UsageSession, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="billable_item")
+    # A completed sample request gives one item per line of its accepted quote (``line`` 1, 2, ...),
+    # priced at the amount agreed there, not from the rate card.
+    sample_request = models.ForeignKey(SampleRequest, on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="billable_items")
+    line = models.PositiveSmallIntegerField(default=0, db_default=0)
+    agreed_amount = models.DecimalField(max_digits=13, decimal_places=2, null=True, blank=True,
+                                        help_text=_("The price agreed in an accepted quote; none: the rate card's."))
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="billable_items",
                                    db_index=False)  # (instrument, service_start) serves
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
@@ -162,8 +172,12 @@ class BillableItem(models.Model):
             models.Index(fields=["state", "service_start"]),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(booking__isnull=False) | Q(session__isnull=False),
-                                   name="billable_item_has_source"),
+            models.CheckConstraint(
+                condition=Q(booking__isnull=False) | Q(session__isnull=False) | Q(sample_request__isnull=False),
+                name="billable_item_has_source"),
+            # Completing a request twice cannot bill it twice.
+            models.UniqueConstraint(fields=["sample_request", "line"], condition=Q(sample_request__isnull=False),
+                                    name="billable_item_once_per_quote_line"),
         ]
 
     def __str__(self) -> str:
@@ -260,3 +274,15 @@ class ServiceRecord(models.Model):
 
     def __str__(self) -> str:
         return f"service {self.instrument_id} {self.start:%Y-%m-%d}"
+
+
+class SampleWorkHold(models.Model):
+    """The instrument time held for a sample request's work: the booking (state ``held``) that blocks it.
+    Usage links the two because it sits above both bookings and submissions, which know nothing of each
+    other (``usage/samples.py``)."""
+
+    request = models.OneToOneField(SampleRequest, on_delete=models.CASCADE, related_name="work_hold")
+    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, related_name="sample_work")
+
+    def __str__(self) -> str:
+        return f"request {self.request_id} holds booking {self.booking_id}"

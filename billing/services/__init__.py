@@ -9,6 +9,7 @@
 from .accounts import (
     AccountDirectory,
     BookingAccountPart,
+    SubmissionAccountPart,
     account_for_item,
     authorize_user,
     check_account_usable,
@@ -25,6 +26,7 @@ from .rates import can_manage_rates, create_rate_card, delete_rate_card
 from .vouchers import issue_voucher, revoke_voucher
 
 __all__ = [
+    "SubmissionAccountPart",
     "AccountDirectory", "BookingAccountPart", "ChargeRun", "account_for_item", "adjust_charges", "authorize_user",
     "can_manage_rates", "charge_items", "check_account_usable", "create_account", "create_rate_card",
     "decide_account_access", "default_account_for", "delete_rate_card", "issue_voucher", "request_account_access",

@@ -21,6 +21,7 @@ from ..models import (
     AccountAuthorization,
     BillingAccount,
     BookingAccount,
+    SubmissionAccount,
 )
 from ..pricing import local_day
 from .common import validated
@@ -146,6 +147,7 @@ class AccountDirectory:
     centre, payer org."""
 
     named: dict[int, int] = field(default_factory=dict)   # booking id -> the account named when booking
+    named_for_requests: dict[int, int] = field(default_factory=dict)   # sample request id -> its account
     by_id: dict[int, BillingAccount] = field(default_factory=dict)
     cost_centres: dict[int, BillingAccount] = field(default_factory=dict)
     payers: dict[int, BillingAccount] = field(default_factory=dict)
@@ -158,7 +160,11 @@ class AccountDirectory:
         directory.named = dict(BookingAccount.objects.filter(
             booking_id__in=[item.booking_id for item in items if item.booking_id]).values_list("booking_id",
                                                                                                "account_id"))
-        rows = queries.accounts().filter(pk__in=set(directory.named.values())) | queries.accounts().filter(
+        directory.named_for_requests = dict(SubmissionAccount.objects.filter(
+            request_id__in=[item.sample_request_id for item in items if item.sample_request_id]).values_list(
+            "request_id", "account_id"))
+        named_ids = set(directory.named.values()) | set(directory.named_for_requests.values())
+        rows = queries.accounts().filter(pk__in=named_ids) | queries.accounts().filter(
             kind=BillingAccount.Kind.COST_CENTRE, lab_id__in=lab_ids) | queries.accounts().filter(
             kind=BillingAccount.Kind.EXTERNAL, organization_id__in=organization_ids)
         for account in rows:
@@ -171,11 +177,13 @@ class AccountDirectory:
 
 
 def account_for_item(item: BillableItem, directory: AccountDirectory | None = None) -> BillingAccount | None:
-    """The account a billable item is charged to: the account named on its booking; a company user's
+    """The account a billable item is charged to: the account named on its booking (or sample request); a company user's
     company payer account; the cost centre of the booker's lab; their organization's payer account.
     ``None`` when nothing fits (finance assigns it)."""
     directory = directory or AccountDirectory.for_items([item])
     named = directory.named.get(item.booking_id) if item.booking_id else None
+    if item.sample_request_id:
+        named = directory.named_for_requests.get(item.sample_request_id)
     if named and named in directory.by_id:
         return directory.by_id[named]
     organization = item.user.organization if item.user_id else None
@@ -229,6 +237,38 @@ class BookingAccountPart:
     def facts(bookings) -> dict[int, dict]:
         links = BookingAccount.objects.filter(booking_id__in=[b.pk for b in bookings]).select_related("account")
         return {link.booking_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}
+
+
+class SubmissionAccountPart:
+    """Billing's part of a sample request (``submissions.extensions.request_parts``): the account it is
+    charged to, checked as a booking's is, and who besides the requester decides on its quote."""
+
+    @staticmethod
+    def prepare(*, user, instrument, extras) -> BillingAccount | None:
+        return resolve_account_for_booking(user=user, account_id=extras.get("account_id"), instrument=instrument)
+
+    @staticmethod
+    def save(*, request, state: BillingAccount | None) -> dict:
+        if state is not None:
+            SubmissionAccount.objects.create(request=request, account=state)
+        return {"account_id": state.pk if state is not None else None}
+
+    @staticmethod
+    def may_decide(*, user, request) -> bool:
+        """The project's PI, or the paying company's finance officers, accept or decline quotes for it."""
+        link = SubmissionAccount.objects.filter(request=request).select_related("account").first()
+        if link is None or not people.is_authenticated(user):
+            return False
+        account = link.account
+        if account.kind == BillingAccount.Kind.PROJECT:
+            return account.pi_id == user.pk
+        return account.kind == BillingAccount.Kind.EXTERNAL and \
+            people.is_finance_officer(user, account.organization_id)
+
+    @staticmethod
+    def facts(requests) -> dict[int, dict]:
+        links = SubmissionAccount.objects.filter(request_id__in=[r.pk for r in requests]).select_related("account")
+        return {link.request_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}
 
 
 # --- who may charge an account ------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 from .credit import credit_score, lift_ban, penalize
 from .feeds import create_feed_token, revoke_feed_token
+from .holds import hold_time, release_hold
 from .lifecycle import (
     approve_booking,
     can_see_booking,
@@ -20,6 +21,7 @@ from .lifecycle import (
 from .settlement import settle
 
 __all__ = [
+    "hold_time", "release_hold",
     "approve_booking", "can_see_booking", "cancel_booking", "create_booking", "create_feed_token", "credit_score",
     "lift_ban", "penalize", "reject_booking", "reschedule_booking", "revoke_feed_token", "settle",
 ]

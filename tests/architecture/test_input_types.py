@@ -21,7 +21,7 @@ from instrumentshare.core.time import (
 
 # The user's last_login and date_joined come from Django's AbstractUser and only Django writes them.
 DJANGO_OWN = {"last_login", "date_joined"}
-OURS = {"accounts", "audit", "catalog", "bookings", "usage", "billing", "oversight", "portal"}
+OURS = {"accounts", "audit", "catalog", "bookings", "submissions", "usage", "billing", "oversight", "portal"}
 
 
 def _operations():

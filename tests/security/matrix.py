@@ -14,7 +14,9 @@ Everything belongs to the researcher, lab A (managed by ``manager``) or organiza
   of organization A led by the researcher (a lab A student asked to charge it), the company's payer
   account, October 2026 closed for organization A: the cost centre's invoice (the researcher's use)
   and the company's invoice (its use, half paid by an innovation voucher the bureau issued);
-- oversight: organization A's national export of 2025-Q1.
+- oversight: organization A's national export of 2025-Q1;
+- submissions: the researcher's sample request on lab A's instrument (which offers one analysis), in
+  progress, with the lab's result file.
 
 ``admin`` is a Django superuser (staff): the site administrator, a platform administrator like the
 bureau. It is made here rather than in the shared ``world``, which other tests count on.
@@ -81,6 +83,7 @@ def build() -> Matrix:
     ids, plain = _catalog_and_bookings(world)
     ids.update(_billing(world, ids["instrument_id"]))
     ids.update(_oversight(world))
+    ids.update(_submissions(world, ids))
     matrix = Matrix(world=world, ids=ids, logger=plain["logger"], feed=plain["feed"])
     for role in PEOPLE:
         user = matrix.user(role)
@@ -176,6 +179,25 @@ def _oversight(world) -> dict:
     export = NationalExport.objects.create(organization=world.org_a, period="2025-Q1", year=2025, quarter=1,
                                            payload={"instruments": [], "service_records": []}, digest="0" * 64)
     return {"export_id": export.pk, "key": "utilization"}
+
+
+def _submissions(world, ids: dict) -> dict:
+    """A sample request of the researcher's on lab A's instrument, in progress with a result file."""
+    from submissions import services
+
+    analysis = services.add_analysis(actor=world.manager, instrument_id=ids["instrument_id"], code="M",
+                                     name_zh="矩阵分析", price_per_sample="10")
+    request = services.create_request(user=world.researcher, instrument_id=ids["instrument_id"], sample_count=1,
+                                      sample_type="matrix", sample_state="solid", analysis_ids=[analysis.pk])
+    services.quote_request(actor=world.manager, request_id=request.pk, items=[services.ItemIn("M", 1, 10)],
+                           valid_until=dt.date.today() + dt.timedelta(days=30))
+    services.accept_quote(actor=world.researcher, request_id=request.pk)
+    services.receive_samples(actor=world.manager, request_id=request.pk)
+    services.start_work(actor=world.manager, request_id=request.pk)
+    result = services.add_attachment(actor=world.manager, request_id=request.pk, name="r.pdf",
+                                     content=b"%PDF-1.4 matrix")
+    listing = ids["request_id"]
+    return {"request_id": {"submissions": request.pk, "": listing}, "file_id": result.pk}
 
 
 def rolled_back(call, *args, **kwargs):

@@ -48,6 +48,14 @@ VOUCHER_SEEN = "anonymous:401 logger:401 company_user:ok finance:ok bureau:ok *:
 # oversight: the bureau sees all, finance officers their organizations, lab managers their labs
 OVERSIGHT_SCOPED = "anonymous:401 logger:401 manager:ok other_manager:ok finance:ok other_finance:ok bureau:ok *:404"
 OVERSIGHT_OF_A = "anonymous:401 logger:401 manager:ok finance:ok bureau:ok *:404"
+# submissions: the researcher's request on lab A's instrument, in progress (a move from the wrong state is a
+# 409, which passed authorization); the bureau sees it but neither side's moves are its to make
+SAMPLE_SEEN = "anonymous:401 logger:401 researcher:ok manager:ok bureau:ok *:404"
+SAMPLE_FILES = "anonymous:401 logger:401 researcher:ok manager:ok *:404"
+SAMPLE_LAB_ACTION = "anonymous:401 logger:401 researcher:403 manager:ok bureau:403 *:404"
+SAMPLE_REQUESTER_ACTION = "anonymous:401 logger:401 researcher:ok manager:403 bureau:403 *:404"
+SAMPLE_EITHER_ACTION = "anonymous:401 logger:401 researcher:ok manager:ok bureau:403 *:404"
+LAB_SETS_UP = "anonymous:401 logger:401 manager:ok *:403"
 EVALUATION_READERS = "anonymous:401 logger:401 finance:ok other_finance:ok bureau:ok *:404"
 
 MATRIX = {
@@ -104,6 +112,29 @@ MATRIX = {
     "POST /api/v1/bookings/{booking_id}/approve": BOOKING_LAB_ACTION,
     "POST /api/v1/bookings/{booking_id}/reject": BOOKING_LAB_ACTION,
     "GET /api/v1/instruments/{instrument_id}/availability": PUBLIC,
+    # submissions
+    "GET /api/v1/instruments/{instrument_id}/sample-service": SIGNED_IN,
+    "PUT /api/v1/instruments/{instrument_id}/sample-service": LAB_SETS_UP,
+    "POST /api/v1/instruments/{instrument_id}/analyses": LAB_SETS_UP,
+    "GET /api/v1/submissions/estimate": SIGNED_IN,
+    "POST /api/v1/submissions": SIGNED_IN,
+    "GET /api/v1/submissions": SIGNED_IN,
+    "POST /api/v1/submissions/receive": SIGNED_IN,   # each request refused on its own, in the answer
+    "GET /api/v1/submissions/{request_id}": SAMPLE_SEEN,
+    "POST /api/v1/submissions/{request_id}/quote": SAMPLE_LAB_ACTION,
+    "POST /api/v1/submissions/{request_id}/accept": SAMPLE_REQUESTER_ACTION,
+    "POST /api/v1/submissions/{request_id}/decline": SAMPLE_REQUESTER_ACTION,
+    "POST /api/v1/submissions/{request_id}/receive": SAMPLE_LAB_ACTION,
+    "POST /api/v1/submissions/{request_id}/schedule": SAMPLE_LAB_ACTION,
+    "POST /api/v1/submissions/{request_id}/start": SAMPLE_LAB_ACTION,
+    "POST /api/v1/submissions/{request_id}/deliver": SAMPLE_LAB_ACTION,
+    "POST /api/v1/submissions/{request_id}/complete": SAMPLE_EITHER_ACTION,
+    "POST /api/v1/submissions/{request_id}/cancel": SAMPLE_EITHER_ACTION,
+    "POST /api/v1/submissions/{request_id}/reject": SAMPLE_LAB_ACTION,
+    "POST /api/v1/submissions/{request_id}/rate": SAMPLE_REQUESTER_ACTION,
+    "POST /api/v1/submissions/{request_id}/files": "anonymous:401 logger:401 *:ok",  # multipart; see tests/submissions
+    "GET /api/v1/submissions/{request_id}/files/{file_id}": SAMPLE_FILES,
+    "POST /api/v1/submissions/{request_id}/files/{file_id}/link": SAMPLE_FILES,
     # usage
     "POST /api/v1/usage/events": LOGGER_ONLY,
     "POST /api/v1/bookings/{booking_id}/check-in": CHECK_IN_OUT,
@@ -251,6 +282,18 @@ def bodies(ids: dict) -> dict:
         "POST /api/v1/billing/vouchers": {"company_id": ids["company_id"], "amount": "100", "share_percent": "40",
                                           "valid_from": "2026-01-01", "valid_until": "2026-12-31"},
         "POST /api/v1/billing/vouchers/{voucher_id}/revoke": {"reason": "matrix"},
+        # submissions
+        "PUT /api/v1/instruments/{instrument_id}/sample-service": {"turnaround_days": 5},
+        "POST /api/v1/instruments/{instrument_id}/analyses": {"code": "MX2", "name_zh": "矩阵二"},
+        "POST /api/v1/submissions": {"instrument_id": ids["instrument_id"], "sample_count": 1, "sample_type": "x",
+                                     "sample_state": "solid", "analysis_ids": [1]},
+        "POST /api/v1/submissions/receive": {"request_ids": [1]},
+        "POST /api/v1/submissions/{request_id}/quote": {
+            "items": [{"description": "x", "quantity": 1, "unit_price": "1.00"}], "valid_until": "2099-01-01"},
+        "POST /api/v1/submissions/{request_id}/schedule": {"start": start.isoformat(),
+                                                           "end": (start + dt.timedelta(hours=1)).isoformat()},
+        "POST /api/v1/submissions/{request_id}/reject": {"reason": "matrix"},
+        "POST /api/v1/submissions/{request_id}/rate": {"rating": 4},
         # oversight
         "POST /api/v1/oversight/exports": {"organization_id": ids["organization_id"], "period": "2025-Q4"},
         "POST /api/v1/oversight/purchase-checks": {"lab": ids["lab_id"], "category": "010102", "value": "600000"},
@@ -270,6 +313,8 @@ def query_strings(ids: dict) -> dict:
         "GET /api/v1/billing/export": {"period": ids["month"]},
         "GET /api/v1/billing/subsidies": {"year": 2026},
         "GET /api/v1/oversight/purchase-check": {"category": "010102", "value": "600000"},
+        "GET /api/v1/submissions/estimate": {"instrument_id": ids["instrument_id"], "sample_count": 1,
+                                              "analysis_ids": [1]},
     }
 
 

@@ -97,6 +97,15 @@ PAGES = {
     "usage:review": ("anonymous:login manager:200 other_manager:200 *:404",
                         "anonymous:login manager:302 other_manager:302 *:404"),
     "bookings:mine": (SIGNED_IN, None),
+    # submissions: the researcher's sample request in progress on lab A's instrument, with a result file
+    "submissions:mine": (SIGNED_IN, None),
+    "submissions:lab_queue": (SIGNED_IN, None),   # everyone sees their own labs' queue (empty for most)
+    "submissions:receive_many": (POST_ONLY, "anonymous:login *:302"),
+    "submissions:new": (SIGNED_IN, SIGNED_IN),
+    "submissions:detail": ("anonymous:login researcher:200 manager:200 bureau:200 *:404", None),
+    "submissions:act": (POST_ONLY, "anonymous:login researcher:302 manager:302 bureau:302 *:404"),
+    "submissions:download": ("anonymous:login researcher:200 manager:200 *:404", None),
+    "submissions:signed_download": ("*:404", None),   # a token that is not a signed link: no file
     "bookings:lab_queue": ("anonymous:login manager:200 other_manager:200 *:404", None),
     "bookings:lab_events": ("manager:200 *:404", None),  # JSON for the lab calendar: lab A's managers only
     "bookings:create_feed": (POST_ONLY, SIGNED_IN),
@@ -190,6 +199,9 @@ def _path(name: str, matrix) -> str:
         "catalog:qualification_action": {"item_id": matrix.ids["qualification_id"], "action": "revoke"},
         "billing:pay": {"invoice_id": matrix.ids["company_invoice_id"]},
         "catalog:decide_training": {"request_id": matrix.ids["training_request_id"], "action": "decline"},
+        "submissions:detail": {"request_id": matrix.ids["request_id"]["submissions"]},
+        "submissions:download": {"request_id": matrix.ids["request_id"]["submissions"]},
+        "submissions:act": {"request_id": matrix.ids["request_id"]["submissions"], "move": "start"},
     }.get(name, {}))
     converters = pages()[name].pattern.converters
     kwargs = {key: ids[key] if not isinstance(ids[key], dict) else ids[key][""] for key in converters}

@@ -58,6 +58,9 @@ ABOUT_THE_PERSON = {
     "usage.ServiceRecord.user": "service_records",
     "billing.BillingAccount.pi": "accounts_as_pi", "billing.AccountAuthorization.user": "account_authorizations",
     "billing.Charge.user": "charges",
+    "submissions.SampleRequest.requester": "sample_requests",
+    "submissions.Attachment.uploaded_by": "sample_request_files",
+    "submissions.RequestEvent.actor": "sample_request_history", "submissions.Quote.decided_by": "sample_quotes",
     "oversight.InstrumentMonthUser.user": "usage_statistics", "oversight.PurchaseCheck.user": "purchase_checks",
 }
 AS_STAFF = {
@@ -67,6 +70,7 @@ AS_STAFF = {
     "usage.LoggerToken.created_by", "usage.ReviewFlag.resolved_by", "billing.AccountAuthorization.decided_by",
     "billing.RateCard.created_by", "billing.BillingPeriod.started_by", "billing.Charge.created_by",
     "billing.Voucher.issued_by", "billing.Payment.created_by", "oversight.NationalExport.created_by",
+    "submissions.Quote.created_by",
 }
 
 
@@ -75,7 +79,7 @@ def test_every_model_that_names_a_person_is_in_their_export_or_is_a_staff_action
     from django.conf import settings
 
     user_model = apps.get_model(settings.AUTH_USER_MODEL)
-    ours = {"accounts", "audit", "catalog", "bookings", "usage", "billing", "oversight", "portal"}
+    ours = {"accounts", "audit", "catalog", "bookings", "submissions", "usage", "billing", "oversight", "portal"}
     named = {f"{model._meta.label}.{field.name}" for model in apps.get_models() if model._meta.app_label in ours
              for field in model._meta.get_fields()
              if field.is_relation and not field.auto_created and field.related_model is user_model}
