@@ -1,8 +1,10 @@
 """schemathesis walks every operation of /api/v1/openapi.json with generated input, as several
 roles: no request may give a 5xx, and documented responses must match their schema.
 
-With SCHEMATHESIS_ALL_CHECKS=1 (a step of .ci/run) every schemathesis check runs instead: status
-codes and content types documented, negative data rejected, and so on."""
+With SCHEMATHESIS_ALL_CHECKS=1 every schemathesis check runs instead: status codes and content types
+documented, negative data rejected, and so on. Not yet a CI step: it still reports 51 operations, most
+for schema-valid requests that a business rule refuses (a 409/422 the positive-data check counts as a
+failure) and public reads that accept optional credentials; see the issue note."""
 
 import os
 
