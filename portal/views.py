@@ -6,6 +6,7 @@ from django.http import FileResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
 
 from instrumentshare.accounts import queries
 
@@ -17,6 +18,7 @@ def home(request):
     return render(request, "portal/home.html", context)
 
 
+@require_safe
 @cache_control(max_age=86400, public=True)
 def favicon(request):
     """Browsers ask for /favicon.ico on every site whatever the page says: the icon, not a 404."""

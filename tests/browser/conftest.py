@@ -52,9 +52,14 @@ def login(page):
     return do_login
 
 
+def open_menu(page) -> None:
+    """Unfold the navigation when its entries are folded into the menu (many roles, a narrow window)."""
+    toggle = page.locator("[data-testid=nav-toggle]")
+    if toggle.is_visible() and toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+
+
 def follow_nav(page, url_name: str) -> None:
     """Click a navigation entry as a person would: through the menu when the entries are folded into it."""
-    toggle = page.locator("[data-testid=nav-toggle]")
-    if toggle.is_visible():
-        toggle.click()
+    open_menu(page)
     page.locator(f"[data-testid=nav] a[data-nav='{url_name}']").click()

@@ -10,6 +10,7 @@ import pytest
 
 from bookings.models import Booking
 from tests.bookings.conftest import make_instrument, next_weekday
+from tests.browser.conftest import open_menu
 
 pytestmark = pytest.mark.browser
 
@@ -48,6 +49,7 @@ def drag_across(page, column, first: str, last: str):
 
 def log_out(page):
     with page.expect_navigation():
+        open_menu(page)
         page.locator("header form[action$='/logout/'] button").click()
 
 

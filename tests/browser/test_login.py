@@ -1,5 +1,7 @@
 import pytest
 
+from tests.browser.conftest import open_menu
+
 pytestmark = pytest.mark.browser
 
 
@@ -20,6 +22,7 @@ def test_a_wrong_password_shows_a_form_error(world, page, login):
 def test_the_language_switch_turns_the_page_into_chinese(world, page, login):
     login("researcher")
     with page.expect_navigation():
+        open_menu(page)
         page.select_option("#language-select", "zh-hans")
     assert page.locator("html").get_attribute("lang") == "zh-hans"
     assert "退出" in page.content()

@@ -41,6 +41,7 @@ PAGES = {
     "home": ("*:200", None),
     "audit_heads": ("*:200", None),  # public: the audit trail's head of each day
     "healthz": ("*:200", None),
+    "favicon": ("*:200", None),
     "readyz": ("*:200", None),
     "metrics": ("*:403", None),  # METRICS_TOKEN is set here: only the scraper's bearer token reads it
     "set_language": ("*:302", "*:302"),
@@ -134,6 +135,8 @@ PAGES = {
     "billing:voucher": ("anonymous:login company_user:200 finance:200 bureau:200 *:404", None),
     # oversight
     "oversight:dashboard": (OVERSIGHT_SCOPED, None),
+    "oversight:freshness": (OVERSIGHT_SCOPED, None),
+    "oversight:refresh": (POST_ONLY, "anonymous:login bureau:302 *:404"),
     "oversight:statistics": (OVERSIGHT_SCOPED, None),
     "oversight:statistics_csv": (OVERSIGHT_SCOPED, None),
     "oversight:chart_csv": (OVERSIGHT_SCOPED, None),
