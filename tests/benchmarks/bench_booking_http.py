@@ -124,20 +124,26 @@ def _run_clients(plan: list[Planned], send) -> tuple[float, list[tuple[int, floa
     """Run ``send(client_state, planned) -> status`` over the plan with CLIENTS threads; (seconds, outcomes)."""
     counter = itertools.count()
     outcomes: list[tuple[int, float, int]] = []
+    failures: list[BaseException] = []
     lock = threading.Lock()
 
     def worker():
         state: dict = {}
         mine = []
-        while True:
-            index = next(counter)
-            if index >= len(plan):
-                break
-            started = time.perf_counter()
-            status = send(state, plan[index])
-            mine.append((index, (time.perf_counter() - started) * 1000, status))
-        if state.get("close"):
-            state["close"]()
+        try:
+            while True:
+                index = next(counter)
+                if index >= len(plan):
+                    break
+                started = time.perf_counter()
+                status = send(state, plan[index])
+                mine.append((index, (time.perf_counter() - started) * 1000, status))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+            with lock:
+                failures.append(error)
+        finally:
+            if state.get("close"):
+                state["close"]()
         with lock:
             outcomes.extend(mine)
 
@@ -147,6 +153,9 @@ def _run_clients(plan: list[Planned], send) -> tuple[float, list[tuple[int, floa
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        # A client that crashed would silently shrink the run and flatter the figures.
+        raise RuntimeError(f"{len(failures)} of {CLIENTS} clients failed") from failures[0]
     return time.perf_counter() - started, outcomes
 
 
@@ -170,8 +179,8 @@ def _check(plan: list[Planned], outcomes) -> dict:
 RAW_INSERT = """
 WITH locked AS (SELECT id FROM catalog_instrument WHERE id = %s FOR NO KEY UPDATE)
 INSERT INTO bookings_booking (instrument_id, user_id, charged_lab_id, start, "end", blocked_until, state, purpose,
-    is_internal, uid, sequence, created_at, updated_at, reason, late_cancellation, direction)
-SELECT locked.id, %s, NULL, %s, %s, %s, 'confirmed', %s, true, %s, 0, now(), now(), '', false, 'research'
+    is_internal, uid, sequence, created_at, updated_at, reason, late_cancellation, direction, flag)
+SELECT locked.id, %s, NULL, %s, %s, %s, 'confirmed', %s, true, %s, 0, now(), now(), '', false, 'research', ''
 FROM locked
 """
 
