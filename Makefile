@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The suite runs on every core (pytest-xdist): about 7 minutes instead of 11 on two.
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test test-at install install-dev install-bench lint lock system-packages bench loadtest messages clean
 
@@ -38,14 +40,14 @@ run: install
 ## tests that need PostgreSQL on a throwaway server of their own (tests/with_postgres.py).
 test: install-dev system-packages
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	$(PY) -m tests.with_postgres
 
 ## The whole suite at a faked moment (libfaketime), e.g. make test-at MOMENT='2027-01-31 23:50:00 +08:00';
 ## without MOMENT, the one CI picks today from scripts/faked_moments.txt.
 test-at: install-dev system-packages
 	@moment="$${MOMENT:-$$(sh scripts/faked_moment.sh)}"; echo "faked moment: $$moment"; \
-	faketime "$$moment" $(PY) -m pytest $(PYTEST_ARGS)
+	faketime "$$moment" $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 system-packages:
 	@sh scripts/ensure_system_packages.sh

@@ -105,8 +105,7 @@ def _apply(actor, lock, change, what, dry_run, decision, notice, user_id, now) -
                        "(flagged for their bookers).",
                        extra={"bookings": [booking.as_dict() for booking in affected]})
     notice = (notice or "").strip() or what
-    part.settle(actor=actor, affected=affected, decision=decision, notice=notice,
-                                            now=now)
+    part.settle(actor=actor, affected=affected, decision=decision, notice=notice, now=now)
     record(actor=actor, action=f"instrument.bookings_{'cancelled' if decision == 'cancel' else 'kept'}",
            target=instrument, after={"change": what, "decision": decision,
                                      "bookings": [booking.id for booking in affected]}, reason=notice)
