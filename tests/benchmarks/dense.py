@@ -2,11 +2,12 @@
 
 What a busy core facility's shared SEM looks like: 1,008 bookings in four weeks per instrument.
 The instruments are copies of one bookable instrument of the small city generated before
-(published, shared externally, slots, no approval or qualification), open 24 hours on every
-weekday, on a 20-minute grid with no buffer, in Asia/Shanghai (a whole-hour offset, so the UTC
-grid is the local grid). Each gets a district of its own (``DISTRICT``) so that the search can
-be narrowed to them. The first one (the feed instrument) keeps the same rhythm beyond the four
-weeks until it holds ``feed_events`` bookings, so its public iCalendar feed has 5,000 events.
+(published, shared externally, slots, no approval or qualification, priced by the same rate
+cards), open 24 hours on every weekday, on a 20-minute grid with no buffer, in Asia/Shanghai (a
+whole-hour offset, so the UTC grid is the local grid). Each gets a district of its own
+(``DISTRICT``) so that the search can be narrowed to them. The first one (the feed instrument)
+keeps the same rhythm beyond the four weeks until it holds ``feed_events`` bookings, so its
+public iCalendar feed has 5,000 events.
 
 Bookings go in through ``instrumentshare.core.bulk.insert_rows`` (COPY on PostgreSQL, under the
 exclusion constraint), every column given or defaulted as ``Booking()`` would, a uid each.
@@ -84,6 +85,7 @@ def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: in
             qualification_required=False, closed_on_public_holidays=False) for pk in ids])
         OpeningRule.objects.bulk_create([OpeningRule(instrument_id=pk, weekday=day, open_minute=0, close_minute=1440)
                                          for pk in ids for day in range(7)])
+        _copy_rate_cards(template.pk, ids)
         columns = ["instrument_id", "user_id", "charged_lab_id", "start", "end", "blocked_until", "state", "purpose",
                    "uid"]
         period, length = dt.timedelta(minutes=PERIOD_MINUTES), dt.timedelta(minutes=BOOKING_MINUTES)
@@ -105,6 +107,27 @@ def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: in
     return {"instruments": len(ids), "bookings": written, "bookings_per_instrument": per_instrument, "days": days,
             "feed_instrument": ids[0] if ids else None, "feed_events": max(per_instrument, feed_events),
             "start": start.isoformat(), "template": template.pk, "seconds": round(time.monotonic() - started, 1)}
+
+
+def _copy_rate_cards(template_id: int, ids: list[int]) -> None:
+    """The template's rate cards and their rates, for each copy (priced like the instrument copied)."""
+    from billing.models import Rate, RateCard
+
+    for card in RateCard.objects.filter(instrument_id=template_id).prefetch_related("rates"):
+        rates = list(card.rates.all())
+        copies = []
+        for pk in ids:
+            copy = RateCard.objects.get(pk=card.pk)
+            copy.pk = copy.id = None
+            copy._state.adding = True
+            copy.instrument_id = pk
+            copies.append(copy)
+        copies = RateCard.objects.bulk_create(copies)
+        new_rates = []
+        for copy in copies:
+            for rate in rates:
+                new_rates.append(Rate(card_id=copy.pk, user_class=rate.user_class, unit=rate.unit, price=rate.price))
+        Rate.objects.bulk_create(new_rates)
 
 
 def instrument_ids() -> list[int]:
