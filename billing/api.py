@@ -17,6 +17,7 @@ from instrumentshare.accounts.auth import PUBLIC_AUTH
 from instrumentshare.accounts.models import Organization, User
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.input_rules import NO_CONTROL_CHARACTERS
 from instrumentshare.core.schemas import BoundedDate, StrictSchema
 
 from . import exports, pdf, queries, services, subsidies
@@ -38,8 +39,8 @@ Offset = Query(0, ge=0, le=10_000_000)
 
 
 def Text(max_length: int, min_length: int = 0, default=...):  # noqa: N802 - reads as a type
-    """A string without NUL characters (PostgreSQL text cannot hold them)."""
-    return Field(default, min_length=min_length, max_length=max_length, pattern=r"^[^\x00]*$")
+    """A string under the string rule (``core.input_rules``: no control characters but tab and line breaks)."""
+    return Field(default, min_length=min_length, max_length=max_length, pattern=NO_CONTROL_CHARACTERS)
 
 
 # --- schemas ----------------------------------------------------------------------------------

@@ -16,15 +16,14 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
-from pydantic import ConfigDict
 
 from instrumentshare.accounts import queries as people
-from instrumentshare.accounts.auth import API_AUTH
+from instrumentshare.accounts.auth import PUBLIC_AUTH
 from instrumentshare.accounts.models import Lab, User
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core import spreadsheets as sheets
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.schemas import BoundedDate, BoundedDateTime
+from instrumentshare.core.schemas import BoundedDate, BoundedDateTime, StrictSchema
 from instrumentshare.core.text import clean_rich_text
 
 from . import compliance, queries, services, spreadsheet
@@ -36,17 +35,6 @@ router = Router(tags=["catalog"])
 # Ids and pages are bounded so that no number, however large, reaches the database as an overflow.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-
-def anonymous(request):
-    """Lets a request with no credentials at all through as anonymous; a bad token still gets 401."""
-    if request.META.get("HTTP_AUTHORIZATION"):
-        return None
-    return "anonymous"
-
-
-anonymous.openapi_type = None  # not a security scheme of its own
-OPTIONAL_AUTH = [*API_AUTH, anonymous]
 
 
 def _caller(request):
@@ -276,10 +264,9 @@ StatusCode = Literal[tuple(Instrument.Status.values)]
 ShareModeCode = Literal[tuple(Instrument.ShareMode.values)]
 
 
-class InstrumentChanges(Schema):
+class InstrumentChanges(StrictSchema):
     """The record fields a lab manager may change. Everything is optional; unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid")
 
     name_zh: str | None = Field(None, min_length=1, max_length=200)
     name_en: str | None = Field(None, max_length=200)
@@ -326,9 +313,7 @@ class InstrumentChanges(Schema):
         return fields
 
 
-class PolicyIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class PolicyIn(StrictSchema):
     mode: Literal[tuple(BookingPolicy.Mode.values)] | None = None
     slot_minutes: int | None = Field(None, ge=5, le=1440)
     min_minutes: int | None = Field(None, ge=0)
@@ -353,10 +338,9 @@ class PolicyIn(Schema):
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
 
-class BookingsChoice(Schema):
+class BookingsChoice(StrictSchema):
     """What to do with the bookings a change would affect (``catalog.impact``)."""
 
-    model_config = ConfigDict(extra="forbid")
 
     dry_run: bool = Field(False, description="Only list the bookings the change would affect; save nothing")
     bookings: Literal["cancel", "keep"] | None = Field(
@@ -388,15 +372,12 @@ class ImpactOut(Schema):
 
 
 class PolicyChangeIn(PolicyIn, BookingsChoice):
-    model_config = ConfigDict(extra="forbid")
 
     def service_fields(self) -> dict:
         return {k: v for k, v in self.model_dump(exclude_unset=True, exclude=CHOICE_FIELDS).items() if v is not None}
 
 
-class OpeningRuleIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class OpeningRuleIn(StrictSchema):
     weekday: int = Field(..., ge=0, le=6, description="0 = Monday … 6 = Sunday")
     opens: str = Field(..., pattern=r"^\d{1,2}:\d{2}$", examples=["08:30"])
     closes: str = Field(..., pattern=r"^\d{1,2}:\d{2}$", examples=["17:30"])
@@ -417,14 +398,10 @@ class InstrumentIn(InstrumentChanges):
 
 
 class OpeningHoursIn(BookingsChoice):
-    model_config = ConfigDict(extra="forbid")
-
     rules: list[OpeningRuleIn] = Field(..., max_length=100)
 
 
 class OpeningExceptionIn(BookingsChoice):
-    model_config = ConfigDict(extra="forbid")
-
     date: BoundedDate
     closed: bool = True
     opens: str | None = Field(None, pattern=r"^\d{1,2}:\d{2}$")
@@ -433,23 +410,17 @@ class OpeningExceptionIn(BookingsChoice):
 
 
 class DowntimeIn(BookingsChoice):
-    model_config = ConfigDict(extra="forbid")
-
     start: BoundedDateTime = Field(..., description="Without an offset, read in the instrument's zone")
     end: BoundedDateTime
     kind: Literal["planned", "unplanned"] = "planned"
     reason: str = Field(..., min_length=1, max_length=300)
 
 
-class ShareModeIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class ShareModeIn(StrictSchema):
     share_mode: ShareModeCode
 
 
-class ListingRequestIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class ListingRequestIn(StrictSchema):
     kind: Literal["unpublish", "not_shared"]
     justification: str = Field(..., min_length=20, max_length=4000)
 
@@ -480,16 +451,12 @@ class ListingRequestOut(Schema):
         return obj.decided_by.username if obj.decided_by else None
 
 
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class DecisionIn(StrictSchema):
     approve: bool
     note: str = Field("", max_length=2000)
 
 
-class QualificationIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class QualificationIn(StrictSchema):
     username: str = Field(..., min_length=1, max_length=150)
     expires_at: BoundedDateTime | None = None
     note: str = Field("", max_length=300)
@@ -519,22 +486,16 @@ class QualificationOut(Schema):
         return obj.is_valid()
 
 
-class ReasonIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class ReasonIn(StrictSchema):
     reason: str = Field("", max_length=2000)
 
 
 class RevokeIn(ReasonIn):
-    model_config = ConfigDict(extra="forbid")
-
     dry_run: bool = Field(False, description="Only list the person's bookings the revocation would affect")
     bookings: Literal["cancel", "keep"] | None = Field(None, description="Cancel or keep (flagged) those bookings")
 
 
-class TrainingRequestIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class TrainingRequestIn(StrictSchema):
     message: str = Field("", max_length=2000)
 
 
@@ -564,9 +525,7 @@ class TrainingRequestOut(Schema):
         return obj.qualification.expires_at if obj.qualification_id else None
 
 
-class TrainingGrantIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class TrainingGrantIn(StrictSchema):
     expires_at: BoundedDateTime | None = Field(None, description="When the qualification lapses; none for no expiry")
     note: str = Field("", max_length=300, description="To the requester")
 
@@ -646,7 +605,7 @@ class SearchParams(Schema):
     free_hours: float | None = Field(None, gt=0, le=24 * 31, description="Contiguous free hours needed")
 
 
-@router.get("/instruments", auth=OPTIONAL_AUTH, response=InstrumentPageOut, summary="Find instruments")
+@router.get("/instruments", auth=PUBLIC_AUTH, response=InstrumentPageOut, summary="Find instruments")
 def search(request, params: Query[SearchParams]):
     queryset = queries.search_instruments(
         _caller(request), text=params.q, category=params.category, organization=params.organization,
@@ -658,7 +617,7 @@ def search(request, params: Query[SearchParams]):
             "items": page.items}
 
 
-@router.get("/categories", auth=OPTIONAL_AUTH, response=list[CategoryNode],
+@router.get("/categories", auth=PUBLIC_AUTH, response=list[CategoryNode],
             summary="The national category tree, or the subtree under one code")
 def categories(request, parent: str = Query("", pattern=r"^(\d{6})?$")):
     nodes = {c.code: {"code": c.code, "name_zh": c.name_zh, "name_en": c.name_en, "level": c.level,
@@ -732,7 +691,7 @@ def _fresh(instrument_id: Id) -> Instrument:
     return queries.instruments().get(pk=instrument_id)
 
 
-@router.get("/instruments/{instrument_id}", auth=OPTIONAL_AUTH, response=InstrumentOut,
+@router.get("/instruments/{instrument_id}", auth=PUBLIC_AUTH, response=InstrumentOut,
             summary="One instrument: record, rules, opening hours, downtime")
 def detail(request, instrument_id: Id):
     return _visible(request, instrument_id)

@@ -227,7 +227,9 @@ class BookingPolicy(models.Model):
         verbose_name = _("booking policy")
         verbose_name_plural = _("booking policies")
         constraints = [
-            models.CheckConstraint(condition=Q(min_minutes__lte=models.F("max_minutes")), name="policy_min_le_max"),
+            models.CheckConstraint(condition=Q(min_minutes__lte=models.F("max_minutes")), name="policy_min_le_max",
+                                   violation_error_message=_("The shortest booking may not be longer than the "
+                                                             "longest.")),
         ]
 
     def __str__(self) -> str:
@@ -246,7 +248,8 @@ class OpeningRule(models.Model):
     class Meta:
         ordering = ["weekday", "open_minute"]
         constraints = [
-            models.CheckConstraint(condition=Q(open_minute__lt=models.F("close_minute")), name="opening_rule_order"),
+            models.CheckConstraint(condition=Q(open_minute__lt=models.F("close_minute")), name="opening_rule_order",
+                                   violation_error_message=_("Opening hours close after they open.")),
             models.CheckConstraint(condition=Q(weekday__lte=6), name="opening_rule_weekday"),
         ]
 
@@ -288,7 +291,8 @@ class Downtime(models.Model):
 
     class Meta:
         ordering = ["start"]
-        constraints = [models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="downtime_order")]
+        constraints = [models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="downtime_order",
+                                             violation_error_message=_("A downtime ends after it starts."))]
         indexes = [models.Index(fields=["instrument", "start", "end"])]
 
     def __str__(self) -> str:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -17,7 +16,7 @@ from django.utils import timezone
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.audit.services import changes, record
-from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, validated
 from instrumentshare.core.text import clean_rich_text, has_control_characters
 
 from . import queries
@@ -74,11 +73,7 @@ def _checked_text(fields: dict) -> dict:
 
 
 def _clean(instance, exclude=None):
-    try:
-        instance.full_clean(exclude=exclude)
-    except ValidationError as error:
-        messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in error.message_dict.items())
-        raise Invalid("invalid", messages, extra={"fields": error.message_dict}) from error
+    validated(instance, exclude=exclude)
 
 
 def _require_manager(actor, lab_id: int) -> None:

@@ -13,8 +13,9 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
-from instrumentshare.accounts.auth import API_AUTH
+from instrumentshare.accounts.auth import API_AUTH, Anonymous
 from instrumentshare.core.errors import DomainError
+from instrumentshare.core.input_rules import NO_CONTROL_CHARACTERS
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,23 @@ ERROR_STATUSES = {
 WRITE_STATUSES = {409: "Conflicts with the current state", 413: "Request body too large"}
 
 
+
+
 class InstrumentShareAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         document_errors(schema)
+        document_optional_auth(schema, self._public_operation_ids())
+        document_string_rule(schema)
         return schema
+
+    def _public_operation_ids(self) -> set[str]:
+        """Operations that let a caller without credentials through (``accounts.auth.PUBLIC_AUTH``)."""
+        return {operation.operation_id or self.get_openapi_operation_id(operation)
+                for _prefix, router in self._routers
+                for path_view in router.path_operations.values()
+                for operation in path_view.operations
+                if any(isinstance(callback, Anonymous) for callback in operation.auth_callbacks)}
 
 
 def document_errors(schema: dict) -> None:
@@ -60,10 +73,46 @@ def document_errors(schema: dict) -> None:
             statuses = dict(ERROR_STATUSES)
             if method != "get":
                 statuses.update(WRITE_STATUSES)
-            if operation.get("security"):
-                statuses[401] = "Not authenticated"
+            # Routes that need a caller, public ones sent a bad token, the token route sent wrong credentials.
+            statuses[401] = "Not authenticated, or the credentials sent are wrong"
             for status, description in statuses.items():
                 operation["responses"].setdefault(status, {"description": description, **error})
+
+
+def document_optional_auth(schema: dict, public: set[str]) -> None:
+    """A public operation's credentials are optional: ``{}`` first among its security requirements."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if operation.get("operationId") in public and {} not in operation.get("security", []):
+                operation["security"] = [{}, *operation.get("security", [])]
+
+
+def document_string_rule(schema: dict) -> None:
+    """Every free-text string a client sends (parameters, request bodies and the schemas they use)
+    carries the string rule as its pattern; responses may echo anything and are left alone."""
+    components = schema.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/components/schemas/"):
+                name = reference.rsplit("/", 1)[1]
+                if name not in seen and name in components:
+                    seen.add(name)
+                    walk(components[name])
+            if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
+                node["pattern"] = NO_CONTROL_CHARACTERS
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            walk(operation.get("parameters", []))
+            walk(operation.get("requestBody", {}))
 
 
 api = InstrumentShareAPI(

@@ -10,13 +10,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict
 
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.schemas import StrictSchema
 
 from . import charts, evaluation, queries, services
 from .models import StatRefresh
@@ -61,9 +61,7 @@ class StatOut(Schema):
     average_turnaround_days: Decimal | None = Field(description="Receipt of the samples to results delivered.")
 
 
-class StatFilters(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class StatFilters(StrictSchema):
     year: int | None = Field(None, ge=2000, le=2100)
     by: Dimension = "organization"
     month: int | None = Field(None, ge=1, le=12)
@@ -156,9 +154,7 @@ class PurchaseCheckOut(Schema):
     instruments: list[PurchaseInstrumentOut]
 
 
-class PurchaseCheckIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class PurchaseCheckIn(StrictSchema):
     lab: int
     category: str = Field(min_length=6, max_length=6)
     value: Decimal = Field(gt=0)
@@ -184,9 +180,7 @@ class ExportDetailOut(ExportOut):
     payload: dict
 
 
-class ExportIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class ExportIn(StrictSchema):
     organization_id: int
     period: str = Field(pattern=r"^\d{4}-Q[1-4]$", examples=["2026-Q1"])
 
@@ -294,8 +288,7 @@ def refreshes(request):
     return StatRefresh.objects.order_by("-year")
 
 
-class RefreshIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class RefreshIn(StrictSchema):
     year: int = Field(ge=2000, le=2100)
 
 

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import ValidationError
-
 from instrumentshare.core.errors import Invalid
+from instrumentshare.core.errors import validated as core_validated
 
 from ..money import money
 
 
 def validated(instance, exclude=None):
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=True)
-    except ValidationError as error:
-        detail = "; ".join(f"{key}: {' '.join(value)}" for key, value in error.message_dict.items())
-        raise Invalid("invalid", detail) from error
-    return instance
+    return core_validated(instance, exclude=exclude, validate_unique=True)
 
 
 def checked_reason(reason: str) -> str:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from instrumentshare.audit.services import changes, record
-from instrumentshare.core.errors import Forbidden, Invalid, NotFound
+from instrumentshare.core.errors import Forbidden, Invalid, NotFound, validated
 
 from . import queries
 from .models import ApiToken, Lab, Membership, Organization, OrganizationRole, User
@@ -22,13 +22,7 @@ LAB_FIELDS = ("organization_id", "code", "name_zh", "name_en", "district", "addr
 
 
 def _validated(instance):
-    from django.core.exceptions import ValidationError
-
-    try:
-        instance.full_clean()
-    except ValidationError as error:
-        raise Invalid("invalid", "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())) from error
-    return instance
+    return validated(instance)
 
 
 @transaction.atomic

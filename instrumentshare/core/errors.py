@@ -29,3 +29,17 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     status = 422
+
+
+def validated(instance, exclude=None, **options):
+    """``instance.full_clean()``, its refusal as one ``Invalid``: each field's messages after its name,
+    the model's own rules (its constraints) as their sentences alone, ``fields`` for programs."""
+    from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+    try:
+        instance.full_clean(exclude=exclude, **options)
+    except ValidationError as error:
+        detail = "; ".join(" ".join(errors) if field == NON_FIELD_ERRORS else f"{field}: {' '.join(errors)}"
+                           for field, errors in error.message_dict.items())
+        raise Invalid("invalid", detail, extra={"fields": error.message_dict}) from error
+    return instance

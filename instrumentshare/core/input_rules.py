@@ -27,6 +27,8 @@ from django.utils.translation import gettext as _
 # Tab, line feed and carriage return stay allowed: multi-line text needs them.
 FORBIDDEN_CONTROL_CHARACTERS = frozenset(chr(code) for code in (*range(0x00, 0x20), 0x7F)) - {"\t", "\n", "\r"}
 CONTROL_CHARACTER_MESSAGE = "Control characters (such as NUL) are not allowed."
+# The same rule as a pattern, for the OpenAPI document and for schemas that state it themselves.
+NO_CONTROL_CHARACTERS = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
 
 
 def has_forbidden_characters(value: str) -> bool:

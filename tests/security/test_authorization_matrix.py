@@ -24,7 +24,8 @@ from instrumentshare.api import api
 from tests.security.matrix import ROLES, rolled_back
 
 PUBLIC = "*:ok"
-PUBLIC_BAD_TOKEN_401 = "logger:401 *:ok"  # open to all, but a token that is not an API token is refused
+# Open to all (accounts.auth.PUBLIC_AUTH), but a token that is not an API token is refused.
+PUBLIC_BAD_TOKEN_401 = "logger:401 *:ok"
 SIGNED_IN = "anonymous:401 logger:401 *:ok"
 OWN = "anonymous:401 logger:401 *:ok"  # /me routes: everyone acts on their own objects
 BOOKING_SEEN = "anonymous:401 logger:401 researcher:ok manager:ok bureau:ok *:404"
@@ -111,7 +112,7 @@ MATRIX = {
     "POST /api/v1/bookings/{booking_id}/cancel": BOOKING_CANCEL,
     "POST /api/v1/bookings/{booking_id}/approve": BOOKING_LAB_ACTION,
     "POST /api/v1/bookings/{booking_id}/reject": BOOKING_LAB_ACTION,
-    "GET /api/v1/instruments/{instrument_id}/availability": PUBLIC,
+    "GET /api/v1/instruments/{instrument_id}/availability": PUBLIC_BAD_TOKEN_401,
     # submissions
     "GET /api/v1/instruments/{instrument_id}/sample-service": SIGNED_IN,
     "PUT /api/v1/instruments/{instrument_id}/sample-service": LAB_SETS_UP,
@@ -159,8 +160,8 @@ MATRIX = {
     "GET /api/v1/billing/access-requests": OWN,
     "POST /api/v1/billing/access-requests/{authorization_id}/decide": PROJECT_SEEN,
     # rate cards of lab A's instrument; card_id is a card no charge used yet
-    "GET /api/v1/billing/instruments/{instrument_id}/rate-cards": PUBLIC,
-    "GET /api/v1/billing/instruments/{instrument_id}/fee-standard": PUBLIC,
+    "GET /api/v1/billing/instruments/{instrument_id}/rate-cards": PUBLIC_BAD_TOKEN_401,
+    "GET /api/v1/billing/instruments/{instrument_id}/fee-standard": PUBLIC_BAD_TOKEN_401,
     "POST /api/v1/billing/instruments/{instrument_id}/rate-cards":
         "anonymous:401 logger:401 manager:ok finance:ok bureau:ok *:403",
     "DELETE /api/v1/billing/rate-cards/{card_id}": "anonymous:401 logger:401 manager:ok finance:ok bureau:ok *:403",

@@ -1,0 +1,71 @@
+"""The OpenAPI document says what the API does, and the API does what the document says: numbers are
+not booleans, dates are text, public routes take credentials optionally, every free-text string
+carries the string rule, and 401 is documented wherever it can be answered."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from instrumentshare.core.input_rules import NO_CONTROL_CHARACTERS
+from tests.bookings.conftest import make_instrument
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def spec():
+    return Client().get("/api/v1/openapi.json").json()
+
+
+def test_a_boolean_where_a_number_is_expected_is_a_422_naming_the_field(world, api_as):
+    client = api_as(world.researcher)
+    response = client.post("/me/feeds", {"scope": "mine", "lab_id": False})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.payload.lab_id"
+    listed = api_as(world.manager).post("/submissions/receive", {"request_ids": [True]})
+    assert listed.status_code == 422
+    assert "number is expected" in listed.json()["detail"]
+
+
+def test_a_number_where_a_date_is_expected_is_a_422_not_seconds_since_1970(world, api_as):
+    instrument = make_instrument(world)
+    response = api_as(world.manager).post(f"/instruments/{instrument.pk}/opening-exceptions",
+                                          {"date": 0, "closed": True, "reason": "holiday"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.payload.date"
+    assert "ISO 8601" in response.json()["detail"]
+
+
+def test_public_routes_take_credentials_optionally_and_refuse_a_bad_token(world, spec):
+    instrument = make_instrument(world)
+    for path in ("/api/v1/instruments", "/api/v1/categories", "/api/v1/instruments/{instrument_id}",
+                 "/api/v1/instruments/{instrument_id}/availability",
+                 "/api/v1/billing/instruments/{instrument_id}/rate-cards"):
+        assert spec["paths"][path]["get"]["security"][0] == {}, path
+        url = path.replace("{instrument_id}", str(instrument.pk))
+        if url.endswith("/availability"):
+            url += "?start=2026-12-07T00:00:00%2B08:00&end=2026-12-14T00:00:00%2B08:00"
+        assert Client().get(url).status_code == 200, url
+        refused = Client().get(url, headers={"Authorization": "Bearer ist_not-a-token"})
+        assert refused.status_code == 401, url
+    # A route that needs a caller does not say its credentials are optional.
+    assert {} not in spec["paths"]["/api/v1/bookings"]["post"]["security"]
+
+
+def test_every_operation_documents_401_and_free_text_carries_the_string_rule(spec):
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "401" in operation["responses"], f"{method.upper()} {path}"
+    purpose = spec["components"]["schemas"]["BookingIn"]["properties"]["purpose"]
+    assert purpose["pattern"] == NO_CONTROL_CHARACTERS
+    assert re.match(NO_CONTROL_CHARACTERS, "two lines\nand a\ttab")
+    assert not re.match(NO_CONTROL_CHARACTERS, "nul\x00")
+
+
+def test_a_rule_of_the_database_is_refused_in_words_not_by_its_constraint_name(world, api_as):
+    instrument = make_instrument(world)
+    response = api_as(world.manager).put(f"/instruments/{instrument.pk}/opening-hours",
+                                         {"rules": [{"weekday": 0, "opens": "9:00", "closes": "9:00"}]})
+    assert response.status_code == 422
+    assert response.json()["detail"] in ("Opening hours close after they open.", "开放时段的结束时间须晚于开始时间。")
