@@ -32,7 +32,6 @@ from .bench_booking_http import (
     _bench_users,
     _check,
     _run_clients,
-    booking_sender,
     overlapping_pairs,
     raw_limit,
     start_gunicorn,
@@ -324,6 +323,30 @@ def make_plans(ctx: Context, ids: list[int], timeline: dt.datetime, users: int) 
     return single, many
 
 
+def _post(port: int, tokens: list[str], errors: dict):
+    def send(state, planned: Planned) -> int:
+        if "conn" not in state:
+            state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            state["close"] = state["conn"].close
+        body = json.dumps({"instrument_id": planned.instrument_id, "start": planned.start.isoformat(),
+                           "end": planned.end.isoformat(), "purpose": HTTP_PURPOSE})
+        headers = {"Authorization": f"Bearer {tokens[planned.user_index]}", "Content-Type": "application/json"}
+        try:
+            state["conn"].request("POST", "/api/v1/bookings", body=body, headers=headers)
+            response = state["conn"].getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            state["conn"].close()
+            errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+            return 0
+        if response.status not in (201, 409):
+            key = f"{response.status} {payload[:120].decode(errors='replace')}"
+            errors[key] = errors.get(key, 0) + 1
+        return response.status
+
+    return send
+
+
 def booking_create(ctx, port: int, meter: Meter, ids, timeline, users, raw_conn) -> list[Result]:
     from bookings.models import Booking
 
@@ -337,7 +360,7 @@ def booking_create(ctx, port: int, meter: Meter, ids, timeline, users, raw_conn)
                      "colliding_requests": len(many) - len({p.slot for p in many})}
     # One client, after a refused request per worker and more (too soon: the booking path imported, no row).
     errors: dict = {}
-    send = booking_sender(port, tokens, errors, timeout=60)
+    send = _post(port, tokens, errors)
     state: dict = {}
     for index in range(WORKERS * 3):
         past = timeline - dt.timedelta(days=1, minutes=40 * index)
