@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from instrumentshare.core.errors import Invalid
-from instrumentshare.core.errors import validated as core_validated
+from instrumentshare.core.errors import Invalid, validated  # noqa: F401 - billing's services import it from here
 
 from ..money import money
-
-
-def validated(instance, exclude=None):
-    return core_validated(instance, exclude=exclude, validate_unique=True)
 
 
 def checked_reason(reason: str) -> str:
