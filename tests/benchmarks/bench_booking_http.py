@@ -253,12 +253,13 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def through_http(port: int, plan: list[Planned], tokens: list[str]) -> tuple[float, list, dict]:
-    errors: dict[str, int] = {}
+def booking_sender(port: int, tokens: list[str], errors: dict, *, timeout: float = 30):
+    """``send(state, planned) -> status``: one keep-alive connection per client thread; a status other
+    than 201 or 409, or a broken connection, is counted in ``errors``."""
 
     def send(state, planned: Planned) -> int:
         if "conn" not in state:
-            state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
             state["close"] = state["conn"].close
         body = json.dumps({"instrument_id": planned.instrument_id, "start": planned.start.isoformat(),
                            "end": planned.end.isoformat(), "purpose": HTTP_PURPOSE})
@@ -272,11 +273,16 @@ def through_http(port: int, plan: list[Planned], tokens: list[str]) -> tuple[flo
             errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
             return 0
         if response.status not in (201, 409):
-            code = payload[:120].decode(errors="replace")
-            errors[f"{response.status} {code}"] = errors.get(f"{response.status} {code}", 0) + 1
+            key = f"{response.status} {payload[:120].decode(errors='replace')}"
+            errors[key] = errors.get(key, 0) + 1
         return response.status
 
-    seconds, outcomes = _run_clients(plan, send)
+    return send
+
+
+def through_http(port: int, plan: list[Planned], tokens: list[str]) -> tuple[float, list, dict]:
+    errors: dict[str, int] = {}
+    seconds, outcomes = _run_clients(plan, booking_sender(port, tokens, errors))
     return seconds, outcomes, errors
 
 

@@ -150,3 +150,63 @@ def write_json(results: list[Result], *, ctx: Context, extra: dict) -> Path:
             "results": [result.as_dict() for result in results]}
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     return path
+
+
+# --- CPU time of process trees (Linux /proc) --------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    return [text[text.index("(") + 1:text.rindex(")")], *text[text.rindex(")") + 2:].split()]
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """User + system CPU seconds of ``root`` and every live descendant, plus their reaped children's.
+
+    A worker that exited (gunicorn's max_requests) is counted in its parent's cutime/cstime once the
+    parent waited for it. None when /proc does not show ``root``.
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is None:
+            continue
+        # fields[0] is comm, [1] state, [2] ppid; utime, stime, cutime, cstime are [12]..[15].
+        parents[pid] = int(fields[2])
+        times[pid] = sum(int(value) for value in fields[12:16]) / _TICKS
+    if root not in times:
+        return None
+    total, stack = 0.0, [root]
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    while stack:
+        pid = stack.pop()
+        total += times.get(pid, 0.0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def postgres_server_pid(conn) -> int | None:
+    """The postmaster's pid when the server of ``conn`` runs on this machine, in this pid namespace."""
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    fields = _stat(backend)
+    if fields is None or "postgres" not in fields[0] and "postmaster" not in fields[0]:
+        return None
+    parent = int(fields[2])
+    parent_fields = _stat(parent)
+    if parent_fields is None or "postgres" not in parent_fields[0] and "postmaster" not in parent_fields[0]:
+        return None
+    return parent

@@ -1,4 +1,4 @@
-"""``python -m tests.benchmarks [--quick]``: build a city on PostgreSQL, run every benchmark, print, save JSON.
+"""``python -m tests.benchmarks [--quick] [--scenario dense]``: build a city on PostgreSQL, run, print, save JSON.
 
 By default it starts a PostgreSQL server of its own with ``deploy/postgresql.conf``
 (``tests/benchmarks/pgserver.py``, data in ``var/bench/pgdata``, removed afterwards unless
@@ -7,6 +7,10 @@ By default it starts a PostgreSQL server of its own with ``deploy/postgresql.con
 at the chosen scale; ``--reuse`` keeps a city generated earlier with the same parameters. Redis
 is ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``, a database of its own, flushed
 before and after).
+
+``--scenario dense`` builds a small city (its people and labs) and then the dense calendars of
+``tests/benchmarks/dense.py`` (200 instruments, 20 with ``--quick``, ``--instruments`` to choose),
+and runs ``bench_dense`` over HTTP against gunicorn with CPU per request.
 """
 
 from __future__ import annotations
@@ -25,16 +29,25 @@ BENCHMARKS = ["booking_http", "availability", "search", "reconcile", "feed", "in
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = {"city": BENCHMARKS, "dense": ["dense"]}
+# The small city under the dense instruments: people, labs and a few instruments of every kind.
+DENSE_CITY = {"instruments": 60, "years": 0.1, "busy_month": 10, "charges": 2000}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the CI scale: 300 instruments, 3 months")
-    parser.add_argument("--instruments", type=int, help="override the scale's instrument count")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="city",
+                        help="city (default): every benchmark on a generated city; dense: 200 instruments each "
+                             "booked 20 minutes of every 40 around the clock, over HTTP with CPU per request")
+    parser.add_argument("--quick", action="store_true", help="the CI scale: 300 instruments, 3 months "
+                                                             "(dense: 20 dense instruments)")
+    parser.add_argument("--instruments", type=int, help="override the scale's instrument count (dense: the dense "
+                                                        "instruments)")
     parser.add_argument("--years", type=float, help="override the scale's years of history")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", default="", help=f"comma separated, from: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--only", default="", help=f"comma separated, from: {', '.join(BENCHMARKS)} (city), "
+                                                   "dense (dense)")
     parser.add_argument("--reuse", action="store_true", help="keep the city already in the bench database if "
                                                              "it was generated with the same parameters (and keep "
                                                              "the benchmarks' own server's data for the next run)")
@@ -60,7 +73,10 @@ def _admin_connection(database_url: str):
 
 
 def _marker(args: argparse.Namespace) -> dict:
-    return {"instruments": args.instruments, "years": args.years, "quick": args.quick, "seed": args.seed}
+    marker = {"instruments": args.instruments, "years": args.years, "quick": args.quick, "seed": args.seed}
+    if args.scenario != "city":
+        marker["scenario"] = args.scenario
+    return marker
 
 
 def prepare_database(database_url: str, args: argparse.Namespace) -> dict | None:
@@ -140,8 +156,9 @@ def run(args: argparse.Namespace, database_url: str) -> int:
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
     env = _environment(database_url, redis_url)
     os.environ.update(env)
-    names = [name for name in (args.only.split(",") if args.only else BENCHMARKS) if name]
-    unknown = set(names) - set(BENCHMARKS)
+    available = SCENARIOS[args.scenario]
+    names = [name for name in (args.only.split(",") if args.only else available) if name]
+    unknown = set(names) - set(available)
     if unknown:
         print(f"unknown benchmarks: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -161,6 +178,18 @@ def run(args: argparse.Namespace, database_url: str) -> int:
         print(f"reusing the city in {database_url} (generated {reused['generated']})")
         anchor = dt.datetime.fromisoformat(reused["anchor"])
         generation = reused
+    elif args.scenario == "dense":
+        generation = _generate({"seed": args.seed, "scale": "quick", **DENSE_CITY})
+        from . import dense
+
+        count = args.instruments or (20 if args.quick else 200)
+        generation["dense"] = dense.build(count, seed=args.seed)
+        print(f"dense calendars: {generation['dense']['bookings']:,} bookings on {count} instruments in "
+              f"{generation['dense']['seconds']} s")
+        anchor = dt.datetime.fromisoformat(generation["anchor"])
+        save_marker(database_url, {"parameters": _marker(args), "anchor": generation["anchor"],
+                                   "generated": dt.datetime.now(dt.UTC).isoformat(), "rows": generation["rows"],
+                                   "seconds": generation["seconds"], "dense": generation["dense"]})
     else:
         options = {"seed": args.seed, "scale": "quick" if args.quick else "full"}
         if args.instruments:
@@ -178,7 +207,8 @@ def run(args: argparse.Namespace, database_url: str) -> int:
     _flush_redis(redis_url)
     print()
     print(table(results))
-    path = write_json(results, ctx=ctx, extra={"city": generation, "database": database_url.rsplit("@", 1)[-1],
+    path = write_json(results, ctx=ctx, extra={"scenario": args.scenario, "city": generation,
+                                               "database": database_url.rsplit("@", 1)[-1],
                                                "total_seconds": round(time.monotonic() - started, 1)})
     print(f"\nwritten to {path} in {time.monotonic() - started:.0f} s")
     return 0

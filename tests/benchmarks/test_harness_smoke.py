@@ -59,3 +59,48 @@ def test_every_benchmark_runs_at_a_tiny_scale(tmp_path):
         assert any(result.note.startswith("skipped") or "raw limit skipped" in result.note for result in results)
     path = write_json(results, ctx=ctx, extra={"city": command.summary})
     assert path.exists()
+
+
+def test_the_dense_scenario_runs_at_a_tiny_scale(tmp_path):
+    """Three dense instruments over a few days: every figure of bench_dense is produced, no booking
+    overlaps, every slot is won once. No timing is checked. On SQLite the raw limits and the database
+    CPU are skipped (they need PostgreSQL), and each result says so."""
+    from devtools.management.commands.generate_city import Command
+    from tests.benchmarks import dense
+
+    command = Command()
+    call_command(command, instruments=8, years=0.05, busy_month=4, charges=100, seed=5)
+    built = dense.build(3, days=4, feed_events=150, seed=5)
+    assert built["bookings"] == 2 * 4 * 36 + 150
+    assert dense.instrument_ids()
+    ctx = Context(
+        scale="smoke", anchor=dt.datetime.fromisoformat(command.summary["anchor"]), postgres=IS_POSTGRES,
+        conninfo=conninfo() if IS_POSTGRES else None, redis_url=settings.REDIS_URL or None,
+        output_dir=tmp_path, seed=5,
+        env={"DATABASE_URL": database_url_for_subprocess(),
+             "REDIS_URL": DEFAULT_REDIS if settings.REDIS_URL else ""},
+    )
+    results = run_benchmarks(ctx, ["dense"])
+    print(table(results))
+    failed = [result for result in results if result.note.startswith("failed")]
+    assert not failed, [result.note for result in failed]
+    by_figure = {result.figure: result for result in results}
+    overlaps = by_figure["dense: booking create: overlapping active rows"]
+    assert overlaps.value == 0 and overlaps.met, overlaps.note
+    details = by_figure["dense: booking create, 1 client: p50"].details
+    assert details["every_slot_won_exactly_once"], details
+    assert details["one_client"]["statuses"] == {201: details["one_client_requests"]}
+    # The HTTP-created rows are gone before the raw runs book the same slots (at least one row each).
+    assert details["rows_deleted_afterwards"] >= details["one_client_requests"] + details["eight_clients"]["slots"]
+    availability = by_figure["dense: availability, one instrument, 4 weeks: p50"]
+    assert availability.details["failures"] == 0
+    assert by_figure["dense: free-between search, free ≥ 15 min in 7 days: p50"].details["count"] == 3
+    assert any(result.figure.startswith("dense: public iCalendar feed, one instrument, 150 events")
+               for result in results)
+    assert by_figure["dense: availability, one instrument, 4 weeks: app CPU per request"].value is not None
+    if IS_POSTGRES:
+        assert availability.raw and availability.details["answers_differing_from_raw"] == 0
+        assert details["raw"]["eight_clients"]["slots_won_once"] == details["raw"]["eight_clients"]["slots"]
+    else:
+        assert by_figure["dense: raw limits"].note.startswith("skipped")
+    assert write_json(results, ctx=ctx, extra={"city": command.summary, "dense": built}).exists()
