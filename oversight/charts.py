@@ -10,6 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.core.cache import cache
+from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from . import queries
@@ -189,3 +192,25 @@ def build(key: str, view: View, *, full: bool = False) -> Chart:
 
 def build_all(view: View) -> list[Chart]:
     return [build(key, view) for key in CHART_KEYS]
+
+
+# The figures' key names the refresh that produced them, so they are never stale: they may live until
+# after the next (hourly) refresh, when the new key takes over.
+FIGURES_SECONDS = 2 * 3600
+
+
+def dashboard_figures(view: View, refresh) -> dict:
+    """The dashboard's totals and charts. They read only the summary tables, which change only when a
+    refresh runs, so they are cached under the refresh's time (and the day, for the pro-rata quota,
+    and the language of the labels): a new refresh is a new key, never a stale page. The refresh
+    itself fills the city-wide entries (``services.warm_dashboard``), so the bureau's first request
+    after it does not compute them."""
+    stamp = refresh.refreshed_at.isoformat() if refresh else "never"
+    key = (f"oversight:dashboard:{view.year}:{stamp}:{timezone.localdate()}:{get_language()}:"
+           f"{queries.scope_key(view.scope)}:{view.organization_id}:{view.lab_id}")
+    figures = cache.get(key)
+    if figures is None:
+        totals = queries.summarize(view.scope, year=view.year, by="city", **view.narrowing)
+        figures = {"charts": build_all(view), "totals": totals[0] if totals else queries.StatRow(key=None)}
+        cache.set(key, figures, FIGURES_SECONDS)
+    return figures

@@ -465,8 +465,12 @@ def scope_key(scope: Scope) -> str:
     return f"o{','.join(map(str, sorted(scope.organization_ids)))}l{','.join(map(str, sorted(scope.lab_ids)))}"
 
 
+# The compliance panel of the dashboard: its first rows.
+COMPLIANCE_ROWS = 20
+
+
 def non_compliant_page(user, scope: Scope, *, organization_id: int | None = None, lab_id: int | None = None,
-                       limit: int = 20) -> tuple[list, int]:
+                       limit: int = COMPLIANCE_ROWS) -> tuple[list, int]:
     """The first ``limit`` non-compliant instruments in view (narrowed to an organization or lab), and how many."""
     key = (f"oversight:non-compliant:{compliance_version()}:{timezone.localdate()}:{scope_key(scope)}:"
            f"{organization_id}:{lab_id}:{limit}")

@@ -8,13 +8,11 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import queries as catalog_queries
@@ -29,7 +27,6 @@ from .conf import setting
 from .forms import ExportForm, PurchaseCheckForm
 from .queries import Scope
 
-COMPLIANCE_ROWS = 20
 DIMENSION_LABELS = {
     "organization": gettext_lazy("Organizations"), "lab": gettext_lazy("Labs"),
     "instrument": gettext_lazy("Instruments"), "category": gettext_lazy("Categories"),
@@ -101,9 +98,9 @@ def dashboard(request):
     scope = _scope(request)
     view = _view(request, scope)
     refresh = queries.last_refresh(view.year)
-    figures = _dashboard_figures(scope, view, refresh)
+    figures = charts.dashboard_figures(view, refresh)
     compliance_rows, compliance_count = queries.non_compliant_page(
-        request.user, scope, organization_id=view.organization_id, lab_id=view.lab_id, limit=COMPLIANCE_ROWS)
+        request.user, scope, organization_id=view.organization_id, lab_id=view.lab_id, limit=queries.COMPLIANCE_ROWS)
     return render(request, "oversight/dashboard.html", {
         "view": view, **figures, "refresh": refresh, "compliance_rows": compliance_rows,
         "compliance_count": compliance_count, **_filters(request, scope, view), **_links(request.user),
@@ -136,21 +133,6 @@ def freshness(request):
     if request.headers.get("HX-Request") and (not progress or progress.get("state") == "done"):
         response["HX-Refresh"] = "true"  # the new figures, at once
     return response
-
-
-def _dashboard_figures(scope: Scope, view: charts.View, refresh) -> dict:
-    """The totals and the charts. They read only the summary tables, which change only when a
-    refresh runs, so they are cached under the refresh's time (and the day, for the pro-rata
-    quota, and the language of the labels): a new refresh is a new key, never a stale page."""
-    stamp = refresh.refreshed_at.isoformat() if refresh else "never"
-    key = (f"oversight:dashboard:{view.year}:{stamp}:{timezone.localdate()}:{get_language()}:"
-           f"{queries.scope_key(scope)}:{view.organization_id}:{view.lab_id}")
-    figures = cache.get(key)
-    if figures is None:
-        totals = queries.summarize(scope, year=view.year, by="city", **view.narrowing)
-        figures = {"charts": charts.build_all(view), "totals": totals[0] if totals else queries.StatRow(key=None)}
-        cache.set(key, figures, queries.CACHE_SECONDS)
-    return figures
 
 
 @login_required
