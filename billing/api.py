@@ -18,7 +18,7 @@ from instrumentshare.accounts.models import Organization, User
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
 from instrumentshare.core.input_rules import NO_CONTROL_CHARACTERS
-from instrumentshare.core.schemas import BoundedDate, StrictSchema
+from instrumentshare.core.schemas import BoundedDate, Money, PositiveMoney, PositivePercent, SignedMoney, StrictSchema
 
 from . import exports, pdf, queries, services, subsidies
 from . import stripe_gateway as gateway
@@ -96,7 +96,7 @@ class AccountIn(StrictSchema):
     pi_id: Id | None = None
     valid_from: BoundedDate | None = None
     valid_until: BoundedDate | None = None
-    budget_cap: Decimal | None = Field(None, ge=0, max_digits=13, decimal_places=2)
+    budget_cap: Money | None = None
     budget_warning_percent: int = Field(80, ge=0, le=100)
     billing_name: str = Text(200, default="")
     billing_address: str = Text(300, default="")
@@ -112,7 +112,7 @@ class AccountPatch(StrictSchema):
     pi_id: Id | None = None
     valid_from: BoundedDate | None = None
     valid_until: BoundedDate | None = None
-    budget_cap: Decimal | None = Field(None, ge=0, max_digits=13, decimal_places=2)
+    budget_cap: Money | None = None
     budget_warning_percent: int | None = Field(None, ge=0, le=100)
     billing_name: str | None = Text(200, default=None)
     billing_address: str | None = Text(300, default=None)
@@ -149,14 +149,14 @@ class AuthorizationOut(Schema):
 class RateIn(StrictSchema):
     user_class: str = Field(..., pattern="^(internal|academic|industry)$")
     unit: str = Field(..., pattern="^(hour|sample|use)$")
-    price: Decimal = Field(..., ge=0, max_digits=13, decimal_places=2)
+    price: Money
 
 
 class RateCardIn(StrictSchema):
     valid_from: BoundedDate
     rates: list[RateIn] = Field(..., min_length=1, max_length=9)
-    minimum_charge: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
-    assisted_surcharge: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
+    minimum_charge: Money = Decimal("0")
+    assisted_surcharge: Money = Decimal("0")
     note: str = Text(300, default="")
 
 
@@ -243,7 +243,7 @@ class ChargeParams(Schema):
 class AdjustmentIn(StrictSchema):
     account_id: Id
     instrument_id: Id
-    amount: Decimal = Field(..., max_digits=13, decimal_places=2)
+    amount: SignedMoney
     reason: str = Text(500, 1)
     adjusts_id: Id | None = None
 
@@ -351,11 +351,11 @@ class InvoiceList(Schema):
 
 class CreditNoteIn(StrictSchema):
     reason: str = Text(500, 1)
-    amount: Decimal | None = Field(None, gt=0, max_digits=13, decimal_places=2)
+    amount: PositiveMoney | None = None
 
 
 class TransferIn(StrictSchema):
-    amount: Decimal = Field(..., gt=0, max_digits=13, decimal_places=2)
+    amount: PositiveMoney
     reference: str = Text(200, 1)
 
 
@@ -386,9 +386,9 @@ class ExportParams(Schema):
 
 class VoucherIn(StrictSchema):
     company_id: Id
-    amount: Decimal = Field(..., gt=0, max_digits=13, decimal_places=2)
-    share_percent: Decimal = Field(..., gt=0, le=100, max_digits=5, decimal_places=2)
-    yearly_cap: Decimal | None = Field(None, gt=0, max_digits=13, decimal_places=2)
+    amount: PositiveMoney
+    share_percent: PositivePercent
+    yearly_cap: PositiveMoney | None = None
     valid_from: BoundedDate
     valid_until: BoundedDate
     eligible_provider_ids: list[Id] = Field(default_factory=list, max_length=200)

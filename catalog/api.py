@@ -23,7 +23,7 @@ from instrumentshare.accounts.models import Lab, User
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core import spreadsheets as sheets
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.schemas import BoundedDate, BoundedDateTime, StrictSchema
+from instrumentshare.core.schemas import AssetValue, BoundedDate, BoundedDateTime, StrictSchema
 from instrumentshare.core.text import clean_rich_text
 
 from . import compliance, queries, services, spreadsheet
@@ -279,7 +279,7 @@ class InstrumentChanges(StrictSchema):
     funded_local: bool | None = None
     funded_own: bool | None = None
     funded_other: bool | None = None
-    original_value: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=2)
+    original_value: AssetValue | None = None
     country: str | None = Field(None, max_length=60)
     manufacturer: str | None = Field(None, max_length=200)
     model_number: str | None = Field(None, max_length=120)
@@ -391,7 +391,7 @@ class InstrumentIn(InstrumentChanges):
     name_zh: str = Field(..., min_length=1, max_length=200)
     asset_number: str = Field(..., min_length=1, max_length=60)
     category: str = Field(..., pattern=r"^\d{6}$")
-    original_value: Decimal = Field(..., ge=0, max_digits=14, decimal_places=2)
+    original_value: AssetValue
     share_mode: ShareModeCode = "external"
     policy: PolicyIn | None = None
     opening_hours: list[OpeningRuleIn] | None = Field(None, description="Weekly hours in the instrument's zone")

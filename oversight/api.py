@@ -16,7 +16,7 @@ from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Forbidden, Invalid, NotFound
-from instrumentshare.core.schemas import StrictSchema
+from instrumentshare.core.schemas import PositiveAssetValue, StrictSchema
 
 from . import charts, evaluation, queries, services
 from .models import StatRefresh
@@ -157,7 +157,7 @@ class PurchaseCheckOut(Schema):
 class PurchaseCheckIn(StrictSchema):
     lab: int
     category: str = Field(min_length=6, max_length=6)
-    value: Decimal = Field(gt=0)
+    value: PositiveAssetValue
     year: int | None = Field(None, ge=2000, le=2100)
 
 

@@ -15,7 +15,7 @@ from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from catalog import queries as catalog_queries
 from instrumentshare.accounts.ratelimit import export_throttle
 from instrumentshare.core.errors import Invalid, NotFound
-from instrumentshare.core.schemas import BoundedDate, BoundedDateTime, StrictSchema
+from instrumentshare.core.schemas import BoundedDate, BoundedDateTime, Money, Percent, StrictSchema
 
 from . import queries, services
 from .extensions import request_parts
@@ -47,7 +47,7 @@ class SampleRequestIn(StrictSchema):
 class SampleItemIn(StrictSchema):
     description: str = Field(..., min_length=1, max_length=300)
     quantity: int = Field(..., ge=1, le=100000)
-    unit_price: Decimal = Field(..., ge=0, max_digits=13, decimal_places=2)
+    unit_price: Money
     unit: QuoteItem.Unit = QuoteItem.Unit.SAMPLE
     analysis_id: int | None = None
 
@@ -55,7 +55,7 @@ class SampleItemIn(StrictSchema):
 class SampleQuoteIn(StrictSchema):
     items: list[SampleItemIn] = Field(..., min_length=1, max_length=100)
     valid_until: BoundedDate
-    discount_percent: Decimal = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
+    discount_percent: Percent = Decimal("0")
     note: str = Field("", max_length=2000)
 
 
@@ -96,7 +96,7 @@ class SampleAnalysisIn(StrictSchema):
     code: str = Field(..., min_length=1, max_length=30)
     name_zh: str = Field(..., min_length=1, max_length=200)
     name_en: str = Field("", max_length=200)
-    price_per_sample: Decimal = Field(Decimal("0"), ge=0, max_digits=13, decimal_places=2)
+    price_per_sample: Money = Decimal("0")
 
 
 class SampleAnalysisOut(Schema):

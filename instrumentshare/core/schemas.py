@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import types
 import typing
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from .time import bounded_date, bounded_datetime
 
@@ -64,3 +65,66 @@ def _text_or_date(value: Any) -> Any:
 # these, so a year 1 or 9999 is a 422 naming the field; tests/architecture holds every input to it.
 BoundedDateTime = Annotated[dt.datetime, BeforeValidator(_text_or_date), AfterValidator(bounded_datetime)]
 BoundedDate = Annotated[dt.date, BeforeValidator(_text_or_date), AfterValidator(bounded_date)]
+
+
+# --- decimal inputs: money and percentages -----------------------------------------------------
+
+
+def _decimal_pattern(whole_digits: int, *, negative: bool, positive: bool, at_most_100: bool) -> str:
+    """The decimal strings a field takes, in canonical form, two places at most."""
+    places = r"(\.\d{1,2})?"
+    nonzero_fraction = r"0\.(\d[1-9]|[1-9]\d?)"
+    if at_most_100:
+        whole = r"100(\.00?)?|[1-9]\d?" + places if positive else r"100(\.00?)?|[1-9]?\d" + places
+    elif positive:
+        whole = rf"[1-9]\d{{0,{whole_digits - 1}}}" + places
+    else:
+        whole = rf"(0|[1-9]\d{{0,{whole_digits - 1}}})" + places
+    body = f"{whole}|{nonzero_fraction}" if positive else whole
+    return f"^{'-?' if negative else ''}({body})$"
+
+
+def decimal_type(*, max_digits: int, ge: int | None = None, gt: int | None = None, le: int | None = None):
+    """A decimal input with two places (an amount, a percentage): decimal text such as ``"12.50"``, or a
+    whole JSON number. A JSON fraction (``12.5``) is refused with a 422: JSON parsers read it as a binary
+    float, which cannot hold most amounts exactly. The OpenAPI document states exactly what is taken (an
+    integer within the bounds, or text matching the pattern), not pydantic's "a number or any text";
+    tests/api/test_openapi_contract.py holds the two statements equal."""
+    whole_digits = max_digits - 2
+    largest = min(10 ** whole_digits - 1, le if le is not None else 10 ** whole_digits - 1)
+    pattern = _decimal_pattern(whole_digits, negative=ge is None and gt is None, positive=gt == 0,
+                               at_most_100=le == 100)
+    compiled = re.compile(pattern)
+    smallest = ge if ge is not None else gt + 1 if gt is not None else -largest
+    integer = {"type": "integer", "minimum": smallest, "maximum": largest}
+
+    def before(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a number is expected, not true or false")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError('send a fraction as text, e.g. "12.50": a JSON fraction is a binary float, '
+                                 "which cannot hold most amounts exactly")
+            return int(value)
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise ValueError(f"must be a decimal number with at most {whole_digits} digits before the point "
+                             'and 2 after it, e.g. "12.50"')
+        return value
+
+    def document(schema: dict) -> None:
+        for keyword in ("anyOf", "type", "max_digits", "decimal_places", "ge", "gt", "le"):
+            schema.pop(keyword, None)  # pydantic's "a number or any text", and its own keywords
+        schema["anyOf"] = [dict(integer), {"type": "string", "pattern": pattern}]
+
+    return Annotated[decimal.Decimal, BeforeValidator(before),
+                     Field(max_digits=max_digits, decimal_places=2, ge=ge, gt=gt, le=le, json_schema_extra=document)]
+
+
+# The decimal inputs of the API, one name per kind of value.
+Money = decimal_type(max_digits=13, ge=0)
+PositiveMoney = decimal_type(max_digits=13, gt=0)
+SignedMoney = decimal_type(max_digits=13)
+AssetValue = decimal_type(max_digits=14, ge=0)
+PositiveAssetValue = decimal_type(max_digits=14, gt=0)
+Percent = decimal_type(max_digits=5, ge=0, le=100)
+PositivePercent = decimal_type(max_digits=5, gt=0, le=100)
