@@ -89,7 +89,8 @@ def document_optional_auth(schema: dict, public: set[str]) -> None:
 
 def document_string_rule(schema: dict) -> None:
     """Every free-text string a client sends (parameters, request bodies and the schemas they use)
-    carries the string rule as its pattern; responses may echo anything and are left alone."""
+    carries the string rule as its pattern, and every object's keys too (``propertyNames``);
+    responses may echo anything and are left alone."""
     components = schema.get("components", {}).get("schemas", {})
     seen: set[str] = set()
 
@@ -103,6 +104,8 @@ def document_string_rule(schema: dict) -> None:
                     walk(components[name])
             if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
                 node["pattern"] = NO_CONTROL_CHARACTERS
+            if node.get("type") == "object" and "propertyNames" not in node:
+                node["propertyNames"] = {"pattern": NO_CONTROL_CHARACTERS}  # keys obey the rule too
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

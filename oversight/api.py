@@ -335,7 +335,7 @@ def evaluation_list(request, year: int | None = None):
 
 
 @router.get("/purchase-check", response=PurchaseCheckOut, summary="Check a category before a purchase (not kept)")
-def purchase_check(request, category: str, value: Decimal, year: int | None = None):
+def purchase_check(request, category: str, value: PositiveAssetValue, year: int | None = None):
     result = services.check_purchase(actor=request.user, lab_id=None, category_code=category, value=value,
                                      year=year)
     return result.as_dict()

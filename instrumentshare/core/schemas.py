@@ -10,7 +10,7 @@ import typing
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from .time import bounded_date, bounded_datetime
 
@@ -111,13 +111,11 @@ def decimal_type(*, max_digits: int, ge: int | None = None, gt: int | None = Non
                              'and 2 after it, e.g. "12.50"')
         return value
 
-    def document(schema: dict) -> None:
-        for keyword in ("anyOf", "type", "max_digits", "decimal_places", "ge", "gt", "le"):
-            schema.pop(keyword, None)  # pydantic's "a number or any text", and its own keywords
-        schema["anyOf"] = [dict(integer), {"type": "string", "pattern": pattern}]
-
+    # Stated in place of pydantic's "a number or any text" (WithJsonSchema, which holds in query
+    # parameters too, where ninja sets a field's json_schema_extra of its own).
+    document = WithJsonSchema({"anyOf": [integer, {"type": "string", "pattern": pattern}]})
     return Annotated[decimal.Decimal, BeforeValidator(before),
-                     Field(max_digits=max_digits, decimal_places=2, ge=ge, gt=gt, le=le, json_schema_extra=document)]
+                     Field(max_digits=max_digits, decimal_places=2, ge=ge, gt=gt, le=le), document]
 
 
 # The decimal inputs of the API, one name per kind of value.
