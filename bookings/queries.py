@@ -18,7 +18,7 @@ from instrumentshare.core.errors import Invalid, NotFound
 
 from . import availability, ical
 from .extensions import booking_parts
-from .models import Booking, FeedToken
+from .models import Booking, FeedToken, WaitlistEntry
 
 
 def bookings() -> QuerySet[Booking]:
@@ -67,6 +67,16 @@ def cost_estimate(*, user, instrument, start: dt.datetime, end: dt.datetime) -> 
         if answer is not None:
             return answer
     return None
+
+
+def my_waitlist(user) -> QuerySet[WaitlistEntry]:
+    """The user's waiting-list entries, open ones (offered, waiting) first, then the newest."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    order = Case(When(state=WaitlistEntry.State.OFFERED, then=Value(0)),
+                 When(state=WaitlistEntry.State.WAITING, then=Value(1)), default=Value(2), output_field=IntegerField())
+    return (WaitlistEntry.objects.filter(user=user).select_related("instrument", "instrument__policy")
+            .annotate(open_first=order).order_by("open_first", "-created_at", "-id"))
 
 
 def visible_bookings(user) -> QuerySet[Booking]:
