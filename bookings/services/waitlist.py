@@ -257,7 +257,7 @@ def decline_offer(*, user, entry_id: int, now: dt.datetime | None = None) -> Wai
     if entry.state == State.DECLINED:
         return entry
     if entry.state != State.OFFERED:
-        raise Conflict("invalid_state", "There is no open offer on this entry.")
+        raise Conflict("no_offer", "There is no open offer on this entry.")
     return _close(entry, State.DECLINED, actor=user, action="waitlist.declined", now=now)
 
 

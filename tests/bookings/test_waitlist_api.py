@@ -46,7 +46,7 @@ def test_a_researcher_joins_is_offered_accepts_and_sees_the_entry_through_the_ap
     assert [(row["id"], row["state"], row["booking_id"]) for row in listed] == \
         [(entry["id"], "booked", accepted.json()["id"])]
     again = api.post(f"/waitlist/{entry['id']}/decline")
-    assert again.status_code == 409 and again.json()["code"] == "invalid_state"
+    assert again.status_code == 409 and again.json()["code"] == "no_offer"
 
 
 @pytest.mark.django_db
