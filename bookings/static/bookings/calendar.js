@@ -106,14 +106,15 @@
     };
   }
 
-  function showStatus(text, ok) {
+  // outcome: "pending" while the server decides, then "moved" or "refused".
+  function showStatus(text, outcome) {
     var status = document.getElementById("move-status");
     if (!status) {
       return;
     }
     status.textContent = text;
-    status.className = "message " + (ok ? "message-success" : "message-error");
-    status.setAttribute("data-outcome", ok ? "moved" : "refused");
+    status.className = "message " + (outcome === "refused" ? "message-error" : "message-success");
+    status.setAttribute("data-outcome", outcome);
     status.hidden = false;
   }
 
@@ -126,7 +127,7 @@
     var body = new URLSearchParams();
     body.set("start", wallClock(info.event.start));
     body.set("end", wallClock(info.event.end));
-    showStatus(config.texts.moving, true);
+    showStatus(config.texts.moving, "pending");
     fetch(url, {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "X-CSRFToken": config.csrfToken, "Accept": "application/json" }
@@ -136,11 +137,11 @@
       if (!result.ok) {
         info.revert();
       }
-      showStatus(result.answer.detail || config.texts.moveFailed, result.ok);
+      showStatus(result.answer.detail || config.texts.moveFailed, result.ok ? "moved" : "refused");
       calendar.refetchEvents();
     }).catch(function () {
       info.revert();
-      showStatus(config.texts.moveFailed, false);
+      showStatus(config.texts.moveFailed, "refused");
     });
   }
 
