@@ -93,3 +93,10 @@ def test_only_the_bookers_open_bookings_are_draggable_on_the_calendar(world, ins
     editable = [event for event in events if event.get("editable")]
     assert [event["extendedProps"]["bookingId"] for event in editable] == [mine.pk]
     assert editable[0]["extendedProps"]["moveUrl"] == reverse("bookings:move", args=[mine.pk])
+
+
+def test_the_waiting_list_page_speaks_chinese(world):
+    client = client_for(world.researcher)
+    client.cookies.load({"django_language": "zh-hans"})
+    page = client.get(reverse("bookings:waitlist")).content.decode()
+    assert "我的候补" in page and "您没有候补任何时段" in page
