@@ -252,3 +252,16 @@ def test_an_offer_mail_is_not_sent_once_the_offer_was_answered(world, instrument
     notifications.send(row.pk)
     row.refresh_from_db()
     assert row.state == Notification.State.SENT and row.last_error and not mail.outbox
+
+
+def test_time_freed_by_removed_downtime_is_offered_by_the_periodic_job(world, instrument, slot):
+    from catalog import services as catalog_services
+
+    downtime = catalog_services.add_downtime(actor=world.manager, instrument_id=instrument.pk, start=slot[0],
+                                             end=slot[1], kind="planned", reason="pump service")
+    entry = _join(world.researcher, instrument, *slot)
+    assert services.process_waitlists()["offered"] == 0
+    catalog_services.cancel_downtime(actor=world.manager, instrument_id=instrument.pk, downtime_id=downtime.pk)
+    assert services.process_waitlists()["offered"] == 1
+    entry.refresh_from_db()
+    assert entry.state == State.OFFERED and (entry.offer_start, entry.offer_end) == slot
