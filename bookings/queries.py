@@ -79,6 +79,13 @@ def my_waitlist(user) -> QuerySet[WaitlistEntry]:
             .annotate(open_first=order).order_by("open_first", "-created_at", "-id"))
 
 
+def waitlist_holds(booking_ids: list[int]) -> set[int]:
+    """Which of these held bookings hold time offered to someone on a waiting list (not the lab's own work)."""
+    if not booking_ids:
+        return set()
+    return set(WaitlistEntry.objects.filter(hold_id__in=booking_ids).values_list("hold_id", flat=True))
+
+
 def visible_bookings(user) -> QuerySet[Booking]:
     if people.is_platform_admin(user):
         return bookings()

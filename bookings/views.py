@@ -230,9 +230,12 @@ def calendar_events(request, instrument_id: int):
                 "extendedProps": {"kind": "busy", "utcStart": a.isoformat(), "utcEnd": b.isoformat()}}
                for a, b in week.busy]
     now = timezone.now()
+    offered = queries.waitlist_holds([b.pk for b in week.mine if b.state == Booking.State.HELD])
     events += [{"start": _local_iso(b.start, zone), "end": _local_iso(b.end, zone),
-                "title": f"{_('Your booking')} · {b.get_state_display()}",
-                "url": reverse("bookings:detail", args=[b.pk]), "classNames": ["slot-mine", f"state-{b.state}"],
+                "title": _("Held for you: answer on your waiting list") if b.pk in offered
+                else f"{_('Your booking')} · {b.get_state_display()}",
+                "url": reverse("bookings:waitlist") if b.pk in offered else reverse("bookings:detail", args=[b.pk]),
+                "classNames": ["slot-mine", f"state-{b.state}"],
                 # The booker's own open booking can be dragged or resized: the page posts it to "move".
                 "editable": _movable(b, now),
                 "extendedProps": {"kind": "mine", "utcStart": b.start.isoformat(), "utcEnd": b.end.isoformat(),

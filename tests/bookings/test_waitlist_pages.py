@@ -100,3 +100,19 @@ def test_the_waiting_list_page_speaks_chinese(world):
     client.cookies.load({"django_language": "zh-hans"})
     page = client.get(reverse("bookings:waitlist")).content.decode()
     assert "我的候补" in page and "您没有候补任何时段" in page
+
+
+def test_time_held_for_a_waiting_user_shows_on_their_calendar_as_held_for_them(world, instrument, slot,
+                                                                              django_capture_on_commit_callbacks):
+    taken = book(world.other_researcher, instrument, *slot)
+    services.join_waitlist(user=world.researcher, instrument_id=instrument.pk, start=slot[0], end=slot[1],
+                           purpose="waiting")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.cancel_booking(actor=world.other_researcher, booking_id=taken.pk)
+    monday = slot[0] - dt.timedelta(days=slot[0].weekday())
+    events = client_for(world.researcher).get(
+        reverse("bookings:calendar_events", args=[instrument.pk]),
+        {"start": monday.date().isoformat(), "end": (monday + dt.timedelta(days=7)).date().isoformat()}).json()
+    mine = [event for event in events if event["extendedProps"].get("kind") == "mine"]
+    assert [(event["title"], event["url"], event["editable"]) for event in mine] == \
+        [("Held for you: answer on your waiting list", reverse("bookings:waitlist"), False)]
