@@ -99,6 +99,8 @@ def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_ref
     page.wait_for_function("() => document.querySelector('.fc-event.slot-mine .fc-event-time')"
                            ".textContent.startsWith('12:00')")
     noon = page.locator("td.fc-timegrid-slot-lane[data-time='12:00:00']")
+    page.wait_for_load_state("networkidle")
+    event.wait_for(state="visible")
     assert abs(event.bounding_box()["y"] - noon.bounding_box()["y"]) < 3
 
     # Dragged again onto the other researcher's 14:00-16:00: refused, the block snaps back to 12:00.
@@ -107,6 +109,8 @@ def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_ref
     assert "just taken" in status.inner_text() and "14:00" in status.inner_text()
     page.wait_for_function("() => document.querySelector('.fc-event.slot-mine .fc-event-time')"
                            ".textContent.startsWith('12:00')")
+    page.wait_for_load_state("networkidle")   # the events fetched again after the refusal are drawn
+    event.wait_for(state="visible")
     assert abs(event.bounding_box()["y"] - noon.bounding_box()["y"]) < 3   # drawn at 12:00 again, not 14:00
     mine.refresh_from_db()
     assert mine.start == start + dt.timedelta(hours=2)
