@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -135,6 +136,9 @@ def _join(user, instrument_id, start, end, minutes, purpose, lab_id, now) -> Wai
     check_grid(instrument, policy, end - length, end)
     check_window(policy, end - length, start + length, now)  # the last start still ahead, the first end in reach
     charged_lab_id = charged_lab_id_for(user, lab_id)
+    # The instrument's lock serializes joins to one instrument; the user's row, joins to several at once,
+    # so the bound on active entries holds under concurrent requests too.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
     mine = WaitlistEntry.objects.filter(user=user, state__in=WaitlistEntry.ACTIVE_STATES)
     if mine.filter(instrument=instrument, start=start, end=end, minutes=minutes).exists():
         raise Conflict("already_waiting", "You are already on the waiting list for that time.")
