@@ -1,4 +1,4 @@
-"""Bookings API: create, list, read, cancel, approve, reject, reschedule; availability; feed tokens."""
+"""Bookings API: create, list, read, cancel, approve, reject, reschedule; availability; feed tokens; waiting lists."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from instrumentshare.core.errors import Invalid, NotFound
 from instrumentshare.core.schemas import BoundedDateTime, StrictSchema
 
 from . import queries, services
-from .models import Booking, FeedToken
+from .models import Booking, FeedToken, WaitlistEntry
 
 router = Router(tags=["bookings"])
 
@@ -246,3 +246,98 @@ def create_feed(request, payload: FeedIn):
 @router.post("/me/feeds/{feed_id}/revoke", response=FeedOut, summary="Revoke a feed link")
 def revoke_feed(request, feed_id: int):
     return services.revoke_feed_token(user=request.auth, feed_id=feed_id)
+
+
+# --- waiting lists --------------------------------------------------------------------------------
+
+
+class WaitlistIn(StrictSchema):
+    instrument_id: int
+    start: BoundedDateTime = Field(..., description="The taken slot's start, or the window's, with an offset")
+    end: BoundedDateTime = Field(..., description="The taken slot's end, or the window's")
+    minutes: int | None = Field(None, ge=1, le=20160,
+                                description="Any this many minutes inside the window; default: the whole slot")
+    purpose: str = Field(..., min_length=1, max_length=2000)
+    lab_id: int | None = Field(None, description="The lab to charge when booked; default: the booker's first lab")
+
+
+class AcceptIn(StrictSchema):
+    account_id: int | None = Field(None, description="The billing account to charge, as when booking")
+
+
+class WaitlistEntryOut(Schema):
+    id: int
+    instrument_id: int
+    instrument_name_zh: str
+    time_zone: str
+    start: datetime
+    end: datetime
+    minutes: int
+    purpose: str
+    state: str = Field(..., description="waiting, offered, booked, declined, lapsed (offer expired), left, ended")
+    created_at: datetime
+    offer_start: datetime | None
+    offer_end: datetime | None
+    offer_expires_at: datetime | None = Field(None, description="Accept before this moment, or it goes to the next")
+    booking_id: int | None
+
+    @staticmethod
+    def resolve_instrument_name_zh(obj: WaitlistEntry) -> str:
+        return obj.instrument.name_zh
+
+    @staticmethod
+    def resolve_time_zone(obj: WaitlistEntry) -> str:
+        return obj.instrument.time_zone
+
+
+def _entry_out(entry: WaitlistEntry) -> WaitlistEntry:
+    return queries.my_waitlist(entry.user).get(pk=entry.pk)
+
+
+class WaitlistParams(Schema):
+    limit: int = Field(50, ge=1, le=200)
+
+
+@router.get("/waitlist", response=list[WaitlistEntryOut], summary="My waiting-list entries (open ones first)")
+def list_waitlist(request, params: Query[WaitlistParams]):
+    return list(queries.my_waitlist(request.auth)[:params.limit])
+
+
+@router.post("/waitlist", response={201: WaitlistEntryOut}, summary="Join an instrument's waiting list",
+             description="For a taken slot, or (with `minutes`) for any that long inside [start, end). 409 "
+                         "`time_free` when such time is free now (book it), `already_waiting`, `waitlist_limit`.",
+             throttle=[UserRateThrottle("RATE_LIMIT_BOOKINGS")])
+def join_waitlist(request, payload: WaitlistIn):
+    entry = services.join_waitlist(user=request.auth, instrument_id=payload.instrument_id, start=payload.start,
+                                   end=payload.end, minutes=payload.minutes, purpose=payload.purpose,
+                                   lab_id=payload.lab_id)
+    return Status(201, _entry_out(entry))
+
+
+@router.get("/waitlist/{entry_id}", response=WaitlistEntryOut, summary="One of my waiting-list entries")
+def get_waitlist_entry(request, entry_id: int):
+    entry = queries.my_waitlist(request.auth).filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFound("not_found", "No such waiting-list entry.")
+    return entry
+
+
+@router.post("/waitlist/{entry_id}/leave", response=WaitlistEntryOut, summary="Leave the waiting list",
+             description="An open offer is released to the next in line.")
+def leave_waitlist(request, entry_id: int):
+    return _entry_out(services.leave_waitlist(user=request.auth, entry_id=entry_id))
+
+
+@router.post("/waitlist/{entry_id}/accept", response={201: BookingOut}, summary="Accept an offer: book the time",
+             description="Booked through the same checks as `POST /bookings`. 409 `offer_expired` when the offer "
+                         "lapsed or was declined.", throttle=[UserRateThrottle("RATE_LIMIT_BOOKINGS")])
+def accept_offer(request, entry_id: int, payload: AcceptIn | None = None):
+    booking = services.accept_offer(user=request.auth, entry_id=entry_id,
+                                    extras={"account_id": payload.account_id if payload else None})
+    return Status(201, _out(booking))
+
+
+@router.post("/waitlist/{entry_id}/decline", response=WaitlistEntryOut, summary="Decline an offer",
+             description="The time goes to the next in line; the entry ends.")
+def decline_offer(request, entry_id: int):
+    return _entry_out(services.decline_offer(user=request.auth, entry_id=entry_id))

@@ -89,6 +89,24 @@ class BookingForm(BookingTimesForm):
         return {name: self.cleaned_data.get(name) for name in self.part_fields}
 
 
+class WaitlistForm(BookingTimesForm):
+    """Join a waiting list: for the slot [start, end), or for any ``minutes`` inside it."""
+
+    minutes = forms.IntegerField(label=_("Length in minutes"), required=False, min_value=1, max_value=20160,
+                                 help_text=_("Leave empty to wait for exactly this time; give a length to take any "
+                                             "free time that long between start and end."))
+    purpose = forms.CharField(label=_("Purpose"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    lab = forms.ModelChoiceField(label=_("Lab to charge"), queryset=None, required=False, empty_label=None)
+
+    def __init__(self, *args, labs, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lab"].queryset = labs
+        if labs.exists():
+            self.fields["lab"].required = True
+        else:
+            del self.fields["lab"]
+
+
 class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=2000, required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
@@ -126,6 +144,13 @@ RULE_MESSAGES = {
     "invalid_state": _("This booking cannot be changed in its current state."),
     "already_started": _("A booking that has started can no longer be moved or cancelled."),
     "not_authenticated": _("Log in to book."),
+    "time_free": _("That time is free now: book it instead of waiting."),
+    "already_waiting": _("You are already on the waiting list for that time."),
+    "waitlist_limit": _("You are waiting for as many times as you may at once: leave one first."),
+    "window_too_long": _("Wait for a shorter stretch of time (two weeks at most)."),
+    "invalid_minutes": _("The length must fit between start and end."),
+    "no_offer": _("There is no open offer on this entry."),
+    "offer_expired": _("This offer is no longer open: the time went to the next person in line."),
 }
 
 

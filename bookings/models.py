@@ -111,6 +111,8 @@ class Notification(models.Model):
         INVITATION = "invitation", _("Invitation")
         CANCELLATION = "cancellation", _("Cancellation")
         REMINDER = "reminder", _("Reminder")
+        # A waiting-list offer: the booking is the offer's hold (state ``held``), see ``WaitlistEntry``.
+        OFFER = "offer", _("Waiting-list offer")
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -190,3 +192,72 @@ class CreditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.delta:+d} for {self.user_id}"
+
+
+class WaitlistEntry(models.Model):
+    """A place in an instrument's waiting list: for one taken slot (``minutes`` equal to the window), or for
+    any ``minutes`` inside the window [start, end) ("any 2 h this week").
+
+    When matching time frees, the first entry in line (by ``created_at``) whose user may still book it is
+    offered it: the slot is held for them by a booking in state ``held`` (``hold``) until
+    ``offer_expires_at``, so nobody else takes it meanwhile; accepting books it through the normal create
+    path (``bookings.services.waitlist``).
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting", _("Waiting")
+        OFFERED = "offered", _("Offered")
+        BOOKED = "booked", _("Booked")
+        DECLINED = "declined", _("Declined")
+        LAPSED = "lapsed", _("Offer expired")
+        LEFT = "left", _("Left the list")
+        ENDED = "ended", _("Time passed")
+
+    ACTIVE_STATES = (State.WAITING, State.OFFERED)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="waitlist_entries",
+                             db_index=False)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="waitlist_entries",
+                                   db_index=False)
+    charged_lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    start = SafeDateTimeField(_("from"))
+    end = SafeDateTimeField(_("until"))
+    minutes = models.PositiveIntegerField(_("length in minutes"))
+    purpose = models.TextField(_("purpose"), max_length=2000)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.WAITING)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
+    updated_at = SafeDateTimeField(auto_now=True)
+    offer_start = SafeDateTimeField(null=True, blank=True)
+    offer_end = SafeDateTimeField(null=True, blank=True)
+    offer_expires_at = SafeDateTimeField(null=True, blank=True)
+    hold = models.OneToOneField(Booking, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="waitlist_offer")
+    booking = models.ForeignKey(Booking, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("waiting-list entry")
+        verbose_name_plural = _("waiting-list entries")
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="waitlist_start_before_end"),
+            models.CheckConstraint(condition=Q(minutes__gt=0), name="waitlist_minutes_positive"),
+            models.UniqueConstraint(fields=["user", "instrument", "start", "end", "minutes"],
+                                    condition=Q(state__in=["waiting", "offered"]), name="waitlist_once_while_active"),
+        ]
+        indexes = [
+            models.Index(fields=["instrument", "state", "created_at"]),
+            models.Index(fields=["user", "state"]),
+            models.Index(fields=["state", "offer_expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"waitlist #{self.pk} {self.instrument_id} {self.start:%Y-%m-%d %H:%M} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def is_exact(self) -> bool:
+        """For one slot exactly, not any time of that length inside a window."""
+        return self.minutes * 60 == int((self.end - self.start).total_seconds())

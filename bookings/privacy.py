@@ -2,7 +2,7 @@
 
 from instrumentshare.accounts.privacy import rows
 
-from .models import Booking, CreditEvent, FeedToken, UserCredit
+from .models import Booking, CreditEvent, FeedToken, UserCredit, WaitlistEntry
 
 
 def personal_data(user) -> dict:
@@ -12,4 +12,7 @@ def personal_data(user) -> dict:
         "feed_links": rows(FeedToken.objects.filter(user=user), "id", "scope", "lab_id", "created_at", "revoked_at"),
         "credit": rows(UserCredit.objects.filter(user=user), "score", "updated_at"),
         "credit_events": rows(CreditEvent.objects.filter(user=user), "kind", "delta", "booking_id", "created_at"),
+        "waiting_list": rows(WaitlistEntry.objects.filter(user=user), "id", "instrument_id", "instrument__name_zh",
+                             "start", "end", "minutes", "purpose", "state", "created_at", "offer_start", "offer_end",
+                             "offer_expires_at", "booking_id"),
     }

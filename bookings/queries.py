@@ -18,7 +18,7 @@ from instrumentshare.core.errors import Invalid, NotFound
 
 from . import availability, ical
 from .extensions import booking_parts
-from .models import Booking, FeedToken
+from .models import Booking, FeedToken, WaitlistEntry
 
 
 def bookings() -> QuerySet[Booking]:
@@ -67,6 +67,23 @@ def cost_estimate(*, user, instrument, start: dt.datetime, end: dt.datetime) -> 
         if answer is not None:
             return answer
     return None
+
+
+def my_waitlist(user) -> QuerySet[WaitlistEntry]:
+    """The user's waiting-list entries, open ones (offered, waiting) first, then the newest."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    order = Case(When(state=WaitlistEntry.State.OFFERED, then=Value(0)),
+                 When(state=WaitlistEntry.State.WAITING, then=Value(1)), default=Value(2), output_field=IntegerField())
+    return (WaitlistEntry.objects.filter(user=user).select_related("instrument", "instrument__policy")
+            .annotate(open_first=order).order_by("open_first", "-created_at", "-id"))
+
+
+def waitlist_holds(booking_ids: list[int]) -> set[int]:
+    """Which of these held bookings hold time offered to someone on a waiting list (not the lab's own work)."""
+    if not booking_ids:
+        return set()
+    return set(WaitlistEntry.objects.filter(hold_id__in=booking_ids).values_list("hold_id", flat=True))
 
 
 def visible_bookings(user) -> QuerySet[Booking]:

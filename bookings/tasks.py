@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import notifications, replies
+from .services import notifications, replies, waitlist
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
@@ -27,3 +27,15 @@ def send_due_reminders() -> int:
 def read_replies() -> int:
     """The calendar replies in the organizer's mailbox (nothing to do unless IMIP_IMAP_URL is set)."""
     return sum(outcome.action == "cancelled" for outcome in replies.read_mailbox())
+
+
+@shared_task(acks_late=True)
+def offer_freed_time(instrument_id: int) -> int:
+    """Time freed on an instrument: offer it to its waiting list, first in line first."""
+    return len(waitlist.offer_freed_time(instrument_id=instrument_id))
+
+
+@shared_task(acks_late=True)
+def process_waitlists() -> dict:
+    """Lapse unanswered offers (the next in line is offered), end passed entries, offer free time."""
+    return waitlist.process_waitlists()

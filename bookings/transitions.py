@@ -34,6 +34,7 @@ class Move:
     notify: str | None        # the outbox message it sends (Notification.Kind)
     penalty: str | None       # the credit it may cost (a CreditEvent kind), None for none
     refused: str              # "A {state} booking cannot be ..."
+    frees_time: bool = False  # the booking's (old) time may go to a waiting list (bookings.services.waitlist)
 
     def check(self, booking: Booking) -> None:
         """Refuse a move from a state it does not leave (409 ``invalid_state``)."""
@@ -47,16 +48,18 @@ MOVES: dict[str, Move] = {move.name: move for move in (
     Move("approve", frozenset({State.PENDING}), State.CONFIRMED, "booking.approved", Notification.Kind.INVITATION,
          None, "approved"),
     Move("reject", frozenset({State.PENDING}), State.REJECTED, "booking.rejected", Notification.Kind.CANCELLATION,
-         None, "rejected"),
+         None, "rejected", frees_time=True),
     Move("cancel", OPEN, State.CANCELLED, "booking.cancelled", Notification.Kind.CANCELLATION, "late_cancel",
-         "cancelled"),
+         "cancelled", frees_time=True),
     Move("cancel_by_lab", OPEN, State.CANCELLED, "booking.cancelled_by_lab", Notification.Kind.CANCELLATION, None,
-         "cancelled"),
-    Move("reschedule", OPEN, None, "booking.rescheduled", Notification.Kind.INVITATION, None, "rescheduled"),
+         "cancelled", frees_time=True),
+    Move("reschedule", OPEN, None, "booking.rescheduled", Notification.Kind.INVITATION, None, "rescheduled",
+         frees_time=True),
     Move("complete", frozenset({State.CONFIRMED}), State.COMPLETED, "booking.completed", None, None, "completed"),
     Move("no_show", frozenset({State.CONFIRMED}), State.NO_SHOW, "booking.no_show", None, "no_show", "a no-show"),
     # Time the lab holds for its own work (bookings/services/holds.py): no invitation, no credit, no billing.
-    Move("release", frozenset({State.HELD}), State.CANCELLED, "booking.hold_released", None, None, "released"),
+    Move("release", frozenset({State.HELD}), State.CANCELLED, "booking.hold_released", None, None, "released",
+         frees_time=True),
 )}
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -27,7 +28,16 @@ from instrumentshare.core.pages import refusals_return_to
 
 from . import queries, services
 from .extensions import booking_page_panels
-from .forms import BookingForm, BookingTimesForm, CancelForm, RejectForm, code_message, rule_message, wall_clock
+from .forms import (
+    BookingForm,
+    BookingTimesForm,
+    CancelForm,
+    RejectForm,
+    WaitlistForm,
+    code_message,
+    rule_message,
+    wall_clock,
+)
 from .models import Booking, FeedToken
 
 CALENDAR = "text/calendar; charset=utf-8"
@@ -120,6 +130,9 @@ def _calendar_texts() -> dict:
         "busy": _("Busy"), "free": _("Free"), "yourTime": _("In your time zone"),
         "noEvents": _("Nothing booked in this range."),
         "loadError": _("The calendar could not load its times. Reload the page to try again."),
+        "moveFailed": _("The booking could not be moved; it is back where it was. Try again, or use the form on "
+                        "the booking's page."),
+        "moving": _("Moving the booking…"),
     }
 
 
@@ -145,7 +158,7 @@ def calendar(request, instrument_id: int):
         "timeZone": instrument.time_zone, "locale": _calendar_locale(), "initialDate": day.isoformat(),
         "slotMinutes": instrument.policy.slot_minutes, "minMinutes": instrument.policy.min_minutes,
         "slotMinTime": f"{first // 60:02d}:{first % 60:02d}:00", "slotMaxTime": f"{last // 60:02d}:{last % 60:02d}:00",
-        "selectable": may_book, "texts": _calendar_texts(),
+        "selectable": may_book, "texts": _calendar_texts(), "csrfToken": get_token(request),
     }
     context = {
         **training, "instrument": instrument, "policy": instrument.policy, "config": config, "may_book": may_book,
@@ -216,12 +229,24 @@ def calendar_events(request, instrument_id: int):
                 "classNames": ["slot-busy"],
                 "extendedProps": {"kind": "busy", "utcStart": a.isoformat(), "utcEnd": b.isoformat()}}
                for a, b in week.busy]
+    now = timezone.now()
+    offered = queries.waitlist_holds([b.pk for b in week.mine if b.state == Booking.State.HELD])
     events += [{"start": _local_iso(b.start, zone), "end": _local_iso(b.end, zone),
-                "title": f"{_('Your booking')} · {b.get_state_display()}",
-                "url": reverse("bookings:detail", args=[b.pk]), "classNames": ["slot-mine", f"state-{b.state}"],
-                "extendedProps": {"kind": "mine", "utcStart": b.start.isoformat(), "utcEnd": b.end.isoformat()}}
+                "title": _("Held for you: answer on your waiting list") if b.pk in offered
+                else f"{_('Your booking')} · {b.get_state_display()}",
+                "url": reverse("bookings:waitlist") if b.pk in offered else reverse("bookings:detail", args=[b.pk]),
+                "classNames": ["slot-mine", f"state-{b.state}"],
+                # The booker's own open booking can be dragged or resized: the page posts it to "move".
+                "editable": _movable(b, now),
+                "extendedProps": {"kind": "mine", "utcStart": b.start.isoformat(), "utcEnd": b.end.isoformat(),
+                                  "bookingId": b.pk,
+                                  "moveUrl": reverse("bookings:move", args=[b.pk]) if _movable(b, now) else ""}}
                for b in week.mine]
     return JsonResponse(events, safe=False)
+
+
+def _movable(booking: Booking, now: dt.datetime) -> bool:
+    return booking.state in (Booking.State.PENDING, Booking.State.CONFIRMED) and booking.start > now
 
 
 # --- booking --------------------------------------------------------------------------------------
@@ -378,6 +403,101 @@ def reject(request, booking_id: int):
                             reason=form.cleaned_data["reason"] if form.is_valid() else "")
     messages.success(request, _("Booking rejected."))
     return redirect(_back_to_queue(request))
+
+
+@login_required
+@require_POST
+def move(request, booking_id: int):
+    """The week calendar's drag and resize: the same form and service as "Move to another time", answered in
+    JSON (the calendar puts the block back on a refusal and shows the message)."""
+    booking = _booking_or_404(request.user, booking_id)
+    form = BookingTimesForm(request.POST, instrument=booking.instrument)
+    if not form.is_valid():
+        errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+        return _json_error(422, "invalid", errors)
+    try:
+        moved = services.reschedule_booking(actor=request.user, booking_id=booking.pk,
+                                            start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+    except DomainError as error:
+        if error.status == 404:
+            return _json_error(404, "not_found", _("No such booking."))
+        return _json_error(error.status, error.code, rule_message(error, booking.instrument))
+    detail = _("Booking moved: it awaits the lab's approval again.") if moved.state == Booking.State.PENDING \
+        else _("Booking moved.")
+    return JsonResponse({"id": moved.pk, "state": moved.state, "detail": detail})
+
+
+# --- waiting lists --------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def waitlist(request):
+    entries = list(queries.my_waitlist(request.user)[:100])
+    return render(request, "bookings/waitlist.html", {"entries": entries, "now": timezone.now()})
+
+
+@login_required
+@rate_limit("RATE_LIMIT_BOOKINGS", methods=("POST",))
+def join_waitlist(request):
+    instrument = _instrument_or_404(request.user, request.GET.get("instrument"))
+    labs = queries.labs_of(request.user)
+    if request.method == "POST":
+        form = WaitlistForm(request.POST, instrument=instrument, labs=labs)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.join_waitlist(user=request.user, instrument_id=instrument.pk, start=data["start"],
+                                       end=data["end"], minutes=data.get("minutes"), purpose=data["purpose"],
+                                       lab_id=data["lab"].pk if data.get("lab") else None)
+            except DomainError as error:
+                if error.status == 404:
+                    raise Http404(error.detail) from error
+                form.add_error(None, rule_message(error, instrument))
+            else:
+                messages.success(request, _("You are on the waiting list. We will e-mail you when the time frees."))
+                return redirect("bookings:waitlist")
+    else:
+        zone = instrument.zone
+        form = WaitlistForm(instrument=instrument, labs=labs, initial={
+            "start": wall_clock(request.GET.get("start"), zone), "end": wall_clock(request.GET.get("end"), zone),
+            "purpose": (request.GET.get("purpose") or "")[:2000]})
+    context = {"instrument": instrument, "policy": instrument.policy, "form": form,
+               "zone_offset": _zone_offset(instrument.zone, timezone.now())}
+    return render(request, "bookings/waitlist_join.html", context)
+
+
+def _back_to_waitlist(request, **_kwargs) -> str:
+    return reverse("bookings:waitlist")
+
+
+@login_required
+@require_POST
+@rate_limit("RATE_LIMIT_BOOKINGS", methods=("POST",))
+@refusals_return_to(_back_to_waitlist, message=rule_message)
+def accept_offer(request, entry_id: int):
+    booking = services.accept_offer(user=request.user, entry_id=entry_id)
+    messages.success(request, _("Your booking request is waiting for the lab's approval.")
+                     if booking.state == Booking.State.PENDING else _("Booked."))
+    return redirect("bookings:detail", booking.pk)
+
+
+@login_required
+@require_POST
+@refusals_return_to(_back_to_waitlist, message=rule_message)
+def decline_offer(request, entry_id: int):
+    services.decline_offer(user=request.user, entry_id=entry_id)
+    messages.success(request, _("Offer declined: the time goes to the next person in line."))
+    return redirect("bookings:waitlist")
+
+
+@login_required
+@require_POST
+@refusals_return_to(_back_to_waitlist, message=rule_message)
+def leave_waitlist(request, entry_id: int):
+    services.leave_waitlist(user=request.user, entry_id=entry_id)
+    messages.success(request, _("You left the waiting list."))
+    return redirect("bookings:waitlist")
 
 
 # --- my bookings, the lab queue -------------------------------------------------------------------

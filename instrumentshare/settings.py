@@ -198,6 +198,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "instrumentshare.audit.tasks.seal_audit_task", "schedule": timedelta(minutes=5)},
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": timedelta(minutes=5)},
     "notification-outbox": {"task": "bookings.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
+    "waiting-lists": {"task": "bookings.tasks.process_waitlists", "schedule": timedelta(minutes=1)},
     "calendar-replies": {"task": "bookings.tasks.read_replies", "schedule": timedelta(minutes=1)},
     "sample-request-mail": {"task": "submissions.tasks.sweep_request_mail", "schedule": timedelta(minutes=1)},
     "billing-stripe-sync": {"task": "billing.tasks.sync_stripe", "schedule": timedelta(minutes=15)},
@@ -418,6 +419,11 @@ CREDIT_NO_SHOW_PENALTY = int(os.environ.get("CREDIT_NO_SHOW_PENALTY", "10"))
 CREDIT_LATE_CANCEL_PENALTY = int(os.environ.get("CREDIT_LATE_CANCEL_PENALTY", "5"))
 BOOKING_REMINDER_HOURS = int(os.environ.get("BOOKING_REMINDER_HOURS", "24"))
 MAX_QUERY_RANGE_DAYS = int(os.environ.get("MAX_QUERY_RANGE_DAYS", "92"))
+# Waiting lists: how long an offer of freed time is held for the person first in line, how many
+# entries one person may have waiting or offered at once, and the longest window an entry may span.
+WAITLIST_OFFER_MINUTES = int(os.environ.get("WAITLIST_OFFER_MINUTES", "30"))
+WAITLIST_MAX_ACTIVE_ENTRIES = int(os.environ.get("WAITLIST_MAX_ACTIVE_ENTRIES", "5"))
+WAITLIST_MAX_WINDOW_DAYS = int(os.environ.get("WAITLIST_MAX_WINDOW_DAYS", "14"))
 
 # Usage: a session still open this long after its start was left open by a crashed logger.
 USAGE_OPEN_SESSION_LIMIT_HOURS = int(os.environ.get("USAGE_OPEN_SESSION_LIMIT_HOURS", "12"))

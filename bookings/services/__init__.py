@@ -4,7 +4,8 @@
 - ``settlement``: ended bookings to completed or no-show, in bulk (reconciliation calls it);
 - ``credit``: the booking credit, its penalties and the bureau's lifting of a ban;
 - ``feeds``: the secret links of calendar feeds;
-- ``notifications``: sending the outbox (invitations, cancellations, reminders).
+- ``notifications``: sending the outbox (invitations, cancellations, reminders, waiting-list offers);
+- ``waitlist``: waiting lists: join, leave, offers of freed time, accept, decline, expiry.
 """
 
 from .credit import credit_score, lift_ban, penalize
@@ -19,9 +20,11 @@ from .lifecycle import (
     reschedule_booking,
 )
 from .settlement import settle
+from .waitlist import accept_offer, decline_offer, join_waitlist, leave_waitlist, process_waitlists
 
 __all__ = [
     "hold_time", "release_hold",
+    "accept_offer", "decline_offer", "join_waitlist", "leave_waitlist", "process_waitlists",
     "approve_booking", "can_see_booking", "cancel_booking", "create_booking", "create_feed_token", "credit_score",
     "lift_ban", "penalize", "reject_booking", "reschedule_booking", "revoke_feed_token", "settle",
 ]

@@ -156,7 +156,16 @@ def _moved(booking: Booking, move, *, actor, before: dict, reason: str = "", **r
            reason=reason)
     if move.notify:
         _enqueue(booking, move.notify)
+    if move.frees_time:   # someone on the instrument's waiting list may be offered the time freed
+        instrument_id = booking.instrument_id
+        transaction.on_commit(lambda: _time_freed(instrument_id))
     return booking
+
+
+def _time_freed(instrument_id: int) -> None:
+    from .waitlist import time_freed
+
+    time_freed(instrument_id)
 
 
 @transaction.atomic

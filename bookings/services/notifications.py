@@ -87,7 +87,9 @@ def _moved_from(notification: Notification, zone) -> tuple[dt.datetime, dt.datet
         return None
 
 
-def build_message(notification: Notification, *, now: dt.datetime | None = None) -> Invitation:
+def build_message(notification: Notification, *, now: dt.datetime | None = None) -> EmailMultiAlternatives:
+    if notification.kind == Notification.Kind.OFFER:
+        return offer_message(notification, now=now)
     booking = notification.booking
     method = method_for(notification)
     zone = booking.instrument.zone
@@ -118,6 +120,27 @@ def build_message(notification: Notification, *, now: dt.datetime | None = None)
     }
     return Invitation(subject=subject, body=body, to=[booking.user.email], headers=headers,
                       calendar=ical.invitation(booking, method, now=now), method=method)
+
+
+def offer_message(notification: Notification, *, now: dt.datetime | None = None) -> EmailMultiAlternatives:
+    """A waiting-list offer: the held time, until when it is held, and the page to accept or decline it.
+    No calendar part: nothing is booked until the person accepts."""
+    hold = notification.booking
+    entry = hold.waitlist_offer
+    zone = hold.instrument.zone
+    context = {
+        "instrument": hold.instrument, "time_zone": hold.instrument.time_zone,
+        "local_start": hold.start.astimezone(zone), "local_end": hold.end.astimezone(zone),
+        "expires": entry.offer_expires_at.astimezone(zone), "url": f"{settings.SITE_URL}/bookings/waitlist/",
+    }
+    with translation.override("en"):
+        body = render_to_string("bookings/email/waitlist_offer.txt", context)
+    headers = {
+        "X-InstrumentShare-Waitlist": str(entry.pk), "Message-ID": message_id(notification),
+        "Date": format_datetime((now or timezone.now()).astimezone(dt.UTC)), "Auto-Submitted": "auto-generated",
+    }
+    subject = f"候补空出 Waiting list: {hold.instrument.name_zh} is free for you"
+    return EmailMultiAlternatives(subject=subject, body=body, to=[hold.user.email], headers=headers)
 
 
 # Backoff after a failed try: 1, 2, 4 ... minutes, at most an hour between tries, never given up.
@@ -182,7 +205,10 @@ def _superseded(rows: list[Notification], now: dt.datetime) -> set[int]:
     stale = set()
     for row in rows:
         booking = row.booking
-        if row.kind == Notification.Kind.REMINDER:
+        if row.kind == Notification.Kind.OFFER:
+            if booking.state != Booking.State.HELD:   # accepted, declined or lapsed before it went out
+                stale.add(row.pk)
+        elif row.kind == Notification.Kind.REMINDER:
             if booking.state != Booking.State.CONFIRMED or booking.sequence != row.sequence or booking.start <= now:
                 stale.add(row.pk)
         elif newest.get(row.booking_id, -1) > row.sequence:

@@ -53,7 +53,7 @@ ABOUT_THE_PERSON = {
     "catalog.Qualification.user": "qualifications", "catalog.TrainingRequest.user": "training_requests",
     "catalog.ListingChangeRequest.requested_by": "listing_requests",
     "bookings.Booking.user": "bookings", "bookings.FeedToken.user": "feed_links", "bookings.UserCredit.user": "credit",
-    "bookings.CreditEvent.user": "credit_events",
+    "bookings.CreditEvent.user": "credit_events", "bookings.WaitlistEntry.user": "waiting_list",
     "usage.UsageSession.user": "usage_sessions", "usage.BillableItem.user": "billable_items",
     "usage.ServiceRecord.user": "service_records",
     "billing.BillingAccount.pi": "accounts_as_pi", "billing.AccountAuthorization.user": "account_authorizations",

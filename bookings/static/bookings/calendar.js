@@ -106,6 +106,45 @@
     };
   }
 
+  // outcome: "pending" while the server decides, then "moved" or "refused".
+  function showStatus(text, outcome) {
+    var status = document.getElementById("move-status");
+    if (!status) {
+      return;
+    }
+    status.textContent = text;
+    status.className = "message " + (outcome === "refused" ? "message-error" : "message-success");
+    status.setAttribute("data-outcome", outcome);
+    status.hidden = false;
+  }
+
+  function moveBooking(info, config, calendar) {
+    var url = info.event.extendedProps.moveUrl;
+    if (!url) {
+      info.revert();
+      return;
+    }
+    var body = new URLSearchParams();
+    body.set("start", wallClock(info.event.start));
+    body.set("end", wallClock(info.event.end));
+    showStatus(config.texts.moving, "pending");
+    fetch(url, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": config.csrfToken, "Accept": "application/json" }
+    }).then(function (response) {
+      return response.json().then(function (answer) { return { ok: response.ok, answer: answer }; });
+    }).then(function (result) {
+      if (!result.ok) {
+        info.revert();
+      }
+      showStatus(result.answer.detail || config.texts.moveFailed, result.ok ? "moved" : "refused");
+      calendar.refetchEvents();
+    }).catch(function () {
+      info.revert();
+      showStatus(config.texts.moveFailed, "refused");
+    });
+  }
+
   function instrumentCalendar(element, config) {
     var calendar;
     var freeList = document.getElementById("free-list");
@@ -139,6 +178,11 @@
         window.location.assign(config.newUrl + "&start=" + encodeURIComponent(wallClock(info.start)) +
           "&end=" + encodeURIComponent(wallClock(end)));
       },
+      // The booker's own open bookings are editable (the server says which): dragging or resizing one
+      // posts the new times to the same checks as the form; a refusal puts the block back.
+      editable: false,
+      eventDrop: function (info) { moveBooking(info, config, calendar); },
+      eventResize: function (info) { moveBooking(info, config, calendar); },
       datesSet: function (info) {
         var monday = wallClock(info.start).slice(0, 10);
         var url = new URL(window.location.href);
