@@ -120,14 +120,12 @@ def build_message(notification: Notification, *, now: dt.datetime | None = None)
                       calendar=ical.invitation(booking, method, now=now), method=method)
 
 
-# Backoff after a failed try: 1, 2, 4 ... minutes, at most an hour between tries, never given up.
-BACKOFF_FIRST = dt.timedelta(minutes=1)
-BACKOFF_CEILING = dt.timedelta(hours=1)
-
-
 def next_attempt(attempts: int, now: dt.datetime) -> dt.datetime:
-    """When to try again after ``attempts`` failed tries."""
-    return now + min(BACKOFF_CEILING, BACKOFF_FIRST * 2 ** min(max(attempts - 1, 0), 20))
+    """When to try again after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most an hour
+    between tries, never given up (OUTBOX_BACKOFF_FIRST_SECONDS, OUTBOX_BACKOFF_CEILING_SECONDS)."""
+    first = dt.timedelta(seconds=settings.OUTBOX_BACKOFF_FIRST_SECONDS)
+    ceiling = dt.timedelta(seconds=settings.OUTBOX_BACKOFF_CEILING_SECONDS)
+    return now + min(ceiling, first * 2 ** min(max(attempts - 1, 0), 20))
 
 
 BATCH = 50  # rows locked, mailed and marked per transaction: also the most a crash mid-batch can mail twice
