@@ -126,6 +126,7 @@ RULE_MESSAGES = {
     "invalid_state": _("This booking cannot be changed in its current state."),
     "already_started": _("A booking that has started can no longer be moved or cancelled."),
     "not_authenticated": _("Log in to book."),
+    "already_sent": _("This e-mail has already gone out."),
 }
 
 

@@ -175,7 +175,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing on the request path (after commit) must not wait for a broker that is down: a short
-# connection timeout, and no retries (bookings.services.lifecycle._dispatch); the outbox sweep
+# connection timeout, and no retries (bookings.services.lifecycle.dispatch_notification); the outbox sweep
 # sends what could not be handed over.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 # Task time limits match the longest task: a month's close of a large provider and the yearly
