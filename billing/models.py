@@ -224,8 +224,9 @@ class BillingPeriod(models.Model):
     """A month of one provider organization's charges. Closing it issues the invoices, once.
 
     The close runs as a task; its progress is kept here so any web process can show it. Its figures
-    (``invoices_issued``) are counted from its invoices when it closes, never added up run by run, so
-    a close interrupted and finished later says what exists.
+    (``invoices_issued``, and ``charges_created``: the usage charges on those invoices) are counted
+    from its invoices when it closes, never added up run by run, so a close interrupted and finished
+    later says what exists.
     """
 
     class State(models.TextChoices):

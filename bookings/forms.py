@@ -151,6 +151,7 @@ RULE_MESSAGES = {
     "invalid_minutes": _("The length must fit between start and end."),
     "no_offer": _("There is no open offer on this entry."),
     "offer_expired": _("This offer is no longer open: the time went to the next person in line."),
+    "already_sent": _("This e-mail has already gone out."),
 }
 
 

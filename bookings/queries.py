@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from catalog import queries as catalog_queries
@@ -18,7 +18,7 @@ from instrumentshare.core.errors import Invalid, NotFound
 
 from . import availability, ical
 from .extensions import booking_parts
-from .models import Booking, FeedToken, WaitlistEntry
+from .models import Booking, FeedToken, Notification, WaitlistEntry
 
 
 def bookings() -> QuerySet[Booking]:
@@ -205,6 +205,23 @@ def labs_of(user) -> QuerySet:
 
 def labs_managed_by(user) -> QuerySet:
     return Lab.objects.filter(pk__in=people.managed_lab_ids(user)).select_related("organization").order_by("code")
+
+
+def overdue_notifications(*, minutes: int | None = None, now: dt.datetime | None = None) -> QuerySet[Notification]:
+    """Outbox rows pending longer than OUTBOX_ALERT_MINUTES: the metric, the admin and the lab page alert on them."""
+    minutes = settings.OUTBOX_ALERT_MINUTES if minutes is None else minutes
+    return Notification.objects.filter(state=Notification.State.PENDING,
+                                       created_at__lt=(now or timezone.now()) - dt.timedelta(minutes=minutes))
+
+
+def undelivered_notifications(user, lab_id: int, *, now: dt.datetime | None = None) -> QuerySet[Notification]:
+    """The lab's mail that has not gone out: failed rows and rows pending too long, oldest first; only
+    for that lab's managers (anyone else gets none)."""
+    if not people.is_lab_manager(user, lab_id):
+        return Notification.objects.none()
+    stuck = Q(state=Notification.State.FAILED) | Q(pk__in=overdue_notifications(now=now).values("pk"))
+    return (Notification.objects.filter(stuck, booking__instrument__lab_id=lab_id)
+            .select_related("booking__instrument", "booking__user").order_by("created_at", "id"))
 
 
 def lab_calendar_bookings(user, lab_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Booking]:

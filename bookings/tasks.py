@@ -1,21 +1,27 @@
 """Celery tasks: thin, idempotent wrappers over the services."""
 
+import datetime as dt
+
 from celery import shared_task
+from django.conf import settings
 
 from .services import notifications, replies, waitlist
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=5, autoretry_for=TRANSIENT, retry_backoff=True,
-             retry_backoff_max=300)
+# A few quick retries for a brief hiccup; a longer outage is the outbox sweep's (the row stays pending).
+@shared_task(bind=True, acks_late=True, max_retries=settings.OUTBOX_TASK_RETRIES, autoretry_for=TRANSIENT,
+             retry_backoff=True, retry_backoff_max=300)
 def send_notification(self, notification_id: int) -> bool:
     return notifications.send(notification_id)
 
 
 @shared_task(acks_late=True)
-def sweep_outbox() -> int:
-    return notifications.sweep_outbox()
+def sweep_outbox(older_than_seconds: int = 60) -> int:
+    """Periodic (the beat, every minute): rows pending longer than ``older_than_seconds`` (younger
+    ones are still their own task's)."""
+    return notifications.sweep_outbox(older_than=dt.timedelta(seconds=older_than_seconds))
 
 
 @shared_task(acks_late=True)

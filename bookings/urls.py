@@ -24,6 +24,7 @@ urlpatterns = [
     path("waitlist/<int:entry_id>/leave", views.leave_waitlist, name="leave_waitlist"),
     path("lab/", views.lab_queue, name="lab_queue"),
     path("lab/<int:lab_id>/events", views.lab_events, name="lab_events"),
+    path("notifications/<int:notification_id>/resend", views.resend_notification, name="resend_notification"),
     path("feed-links/", views.create_feed, name="create_feed"),
     path("feed-links/<int:feed_id>/revoke", views.revoke_feed, name="revoke_feed"),
     path("feeds/instrument/<int:instrument_id>.ics", views.instrument_feed, name="instrument_feed"),

@@ -39,6 +39,7 @@ from .forms import (
     wall_clock,
 )
 from .models import Booking, FeedToken
+from .services import notifications
 
 CALENDAR = "text/calendar; charset=utf-8"
 
@@ -534,11 +535,23 @@ def lab_queue(request):
     context = {
         "labs": labs, "lab": lab, "lab_zone": zone_name, "config": config,
         "pending": queries.pending_approvals(request.user).filter(instrument__lab=lab),
+        "undelivered": queries.undelivered_notifications(request.user, lab.pk)[:200],
+        "alert_minutes": settings.OUTBOX_ALERT_MINUTES,
         "training_waiting": catalog_queries.training_queue(request.user).count(),
         "feed_tokens": queries.active_feed_tokens(request.user, scope=FeedToken.Scope.LAB, lab_id=lab.pk),
         "feed_scope": FeedToken.Scope.LAB, "feed_lab": lab,
     }
     return render(request, "bookings/lab_queue.html", context)
+
+
+@login_required
+@require_POST
+@refusals_return_to(_back_to_queue, message=rule_message)
+def resend_notification(request, notification_id: int):
+    """Send one of the lab's failed or long-pending e-mails again (the lab queue's "Send again")."""
+    notifications.resend_for_lab(actor=request.user, notification_id=notification_id)
+    messages.success(request, _("The e-mail is being sent again."))
+    return redirect(_back_to_queue(request))
 
 
 @require_GET

@@ -175,7 +175,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing on the request path (after commit) must not wait for a broker that is down: a short
-# connection timeout, and no retries (bookings.services.lifecycle._dispatch); the outbox sweep
+# connection timeout, and no retries (bookings.services.lifecycle.dispatch_notification); the outbox sweep
 # sends what could not be handed over.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 # Task time limits match the longest task: a month's close of a large provider and the yearly
@@ -213,6 +213,11 @@ CELERY_BEAT_SCHEDULE = {
 # An outbox row pending longer than this is overdue: a metric (instrumentshare_outbox_overdue) to
 # alert on, and the admin's list of notifications shows it.
 OUTBOX_ALERT_MINUTES = int(os.environ.get("OUTBOX_ALERT_MINUTES", "15"))
+# After a failed try an outbox row waits first, 2 x first, 4 x first ... up to the ceiling (seconds),
+# and is never given up; its task's own quick retries (a brief SMTP hiccup) are counted apart.
+OUTBOX_BACKOFF_FIRST_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_FIRST_SECONDS", "60"))
+OUTBOX_BACKOFF_CEILING_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_CEILING_SECONDS", "3600"))
+OUTBOX_TASK_RETRIES = int(os.environ.get("OUTBOX_TASK_RETRIES", "5"))
 
 # --- auth ---------------------------------------------------------------------------------
 PASSWORD_HASHERS = [

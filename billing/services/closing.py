@@ -131,13 +131,17 @@ def _close(period: BillingPeriod, now: dt.datetime) -> BillingPeriod:
         # A charge that arrived while its account was being invoiced goes to the next month.
         late = Charge.objects.filter(provider_id=organization_id, period=month, invoice__isnull=True)
         moved = late.update(period=queries.next_month(month))
-        # Counted from the invoices, not added up: a close interrupted and resumed says what exists.
-        issued = Invoice.objects.filter(issuer_id=organization_id, period=month, kind=Invoice.Kind.INVOICE).count()
+        # Counted from the invoices and their charges, not added up run by run: a close interrupted
+        # (its charges made by the first run, its invoices by two) and resumed says what exists.
+        invoices = Invoice.objects.filter(issuer_id=organization_id, period=month, kind=Invoice.Kind.INVOICE)
+        charged = Charge.objects.filter(invoice__in=invoices, kind=Charge.Kind.USAGE).count()
         BillingPeriod.objects.filter(pk=period.pk).update(
-            state=BillingPeriod.State.CLOSED, closed_at=now, invoices_issued=issued, heartbeat_at=timezone.now())
+            state=BillingPeriod.State.CLOSED, closed_at=now, invoices_issued=invoices.count(),
+            charges_created=charged, heartbeat_at=timezone.now())
         period.refresh_from_db()
         record(actor=period.started_by, action="billing.period.closed", target=period,
-               after={"month": month, "charges_created": run.created, "invoices_issued": period.invoices_issued,
+               after={"month": month, "charges_created": period.charges_created,
+                      "invoices_issued": period.invoices_issued,
                       "unassigned_items": run.unassigned, "unpriced_items": run.unpriced, "moved_to_next": moved})
         transaction.on_commit(lambda: period_closed.collect(period))  # e.g. the dashboard's income, at once
     return period

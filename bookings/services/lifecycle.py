@@ -59,11 +59,11 @@ def _enqueue(booking: Booking, kind: str) -> Notification:
     """Write the outbox row now; try to hand it to a worker after commit."""
     # Every change raises the sequence, so this (booking, kind, sequence) is new; the unique key guards it.
     notification = Notification.objects.create(booking=booking, kind=kind, sequence=booking.sequence)
-    transaction.on_commit(lambda: _dispatch(notification.pk))
+    transaction.on_commit(lambda: dispatch_notification(notification.pk))
     return notification
 
 
-def _dispatch(notification_id: int) -> None:
+def dispatch_notification(notification_id: int) -> None:
     from ..tasks import send_notification
 
     try:

@@ -18,8 +18,10 @@ from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from instrumentshare.accounts import queries as people
 from instrumentshare.audit.models import AuditEvent
 from instrumentshare.audit.services import record
+from instrumentshare.core.errors import Conflict, NotFound
 
 from .. import ical
 from ..models import Booking, Notification
@@ -143,14 +145,12 @@ def offer_message(notification: Notification, *, now: dt.datetime | None = None)
     return EmailMultiAlternatives(subject=subject, body=body, to=[hold.user.email], headers=headers)
 
 
-# Backoff after a failed try: 1, 2, 4 ... minutes, at most an hour between tries, never given up.
-BACKOFF_FIRST = dt.timedelta(minutes=1)
-BACKOFF_CEILING = dt.timedelta(hours=1)
-
-
 def next_attempt(attempts: int, now: dt.datetime) -> dt.datetime:
-    """When to try again after ``attempts`` failed tries."""
-    return now + min(BACKOFF_CEILING, BACKOFF_FIRST * 2 ** min(max(attempts - 1, 0), 20))
+    """When to try again after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most an hour
+    between tries, never given up (OUTBOX_BACKOFF_FIRST_SECONDS, OUTBOX_BACKOFF_CEILING_SECONDS)."""
+    first = dt.timedelta(seconds=settings.OUTBOX_BACKOFF_FIRST_SECONDS)
+    ceiling = dt.timedelta(seconds=settings.OUTBOX_BACKOFF_CEILING_SECONDS)
+    return now + min(ceiling, first * 2 ** min(max(attempts - 1, 0), 20))
 
 
 BATCH = 50  # rows locked, mailed and marked per transaction: also the most a crash mid-batch can mail twice
@@ -326,11 +326,11 @@ def pending_ids(*, older_than: dt.timedelta = dt.timedelta(seconds=0), limit: in
                                             pk__gt=after_id).order_by("id").values_list("id", flat=True)[:limit])
 
 
-def overdue(*, minutes: int | None = None) -> QuerySet[Notification]:
-    """Pending longer than OUTBOX_ALERT_MINUTES: the metric and the admin's alert."""
-    minutes = settings.OUTBOX_ALERT_MINUTES if minutes is None else minutes
-    return Notification.objects.filter(state=Notification.State.PENDING,
-                                       created_at__lt=timezone.now() - dt.timedelta(minutes=minutes))
+def overdue(*, minutes: int | None = None, now: dt.datetime | None = None) -> QuerySet[Notification]:
+    """Pending longer than OUTBOX_ALERT_MINUTES: the metric, the admin's and the lab page's alert."""
+    from ..queries import overdue_notifications
+
+    return overdue_notifications(minutes=minutes, now=now)
 
 
 @transaction.atomic
@@ -344,6 +344,25 @@ def send_again(*, actor, notification_ids: list[int]) -> int:
         record(actor=actor, action="notification.requeued", target=Booking.objects.get(pk=booking_id),
                after={"notification_id": notification_id})
     return len(changed)
+
+
+def resend_for_lab(*, actor, notification_id: int) -> Notification:
+    """A lab manager sends one of the lab's unsent e-mails (failed, or pending too long) again, now:
+    a fresh backoff, audited, the task after commit (the sweep if the broker is down). Another lab's
+    row is not found; one already sent is a conflict."""
+    from .lifecycle import dispatch_notification
+
+    with transaction.atomic():
+        row = Notification.objects.select_for_update(of=("self",)).select_related("booking__instrument").filter(
+            pk=notification_id).first()
+        if row is None or not people.is_lab_manager(actor, row.booking.instrument.lab_id):
+            raise NotFound("not_found", "No such e-mail.")
+        if row.state == Notification.State.SENT:
+            raise Conflict("already_sent", "This e-mail has been sent.")
+        send_again(actor=actor, notification_ids=[row.pk])
+        transaction.on_commit(lambda: dispatch_notification(row.pk))
+    row.refresh_from_db()
+    return row
 
 
 def sweep_outbox(*, older_than: dt.timedelta = dt.timedelta(minutes=1), limit: int = 5000) -> int:

@@ -133,6 +133,7 @@ def _catalog_and_bookings(world) -> tuple[dict, dict]:
         "record_id": record.pk, "request_id": listing.pk, "feed_id": feed.pk,
         "token_id": {"logger-tokens": logger_token.pk, "": api_token.pk},
         "lab_id": world.lab_a.pk, "organization_id": world.org_a.pk, "lab_code": world.lab_a.code,
+        "notification_id": booking.notifications.get().pk,  # the booking's invitation
     }
     return ids, {"logger": logger_plain, "feed": feed_plain}
 

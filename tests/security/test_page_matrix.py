@@ -109,6 +109,8 @@ PAGES = {
     "submissions:signed_download": ("*:404", None),   # a token that is not a signed link: no file
     "bookings:lab_queue": ("anonymous:login manager:200 other_manager:200 *:404", None),
     "bookings:lab_events": ("manager:200 *:404", None),  # JSON for the lab calendar: lab A's managers only
+    # the booking's invitation: lab A's managers send it again (or are told it went out), others 404
+    "bookings:resend_notification": (POST_ONLY, "anonymous:login manager:302 *:404"),
     "bookings:create_feed": (POST_ONLY, SIGNED_IN),
     "bookings:revoke_feed": (POST_ONLY, "anonymous:login researcher:302 *:404"),
     "bookings:instrument_feed": ("*:200", None),
