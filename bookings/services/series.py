@@ -67,6 +67,7 @@ class SeriesResult:
     series: BookingSeries | None       # None in a dry run
     rrule: str
     dry_run: bool
+    time_zone: str = ""
     occurrences: list[Occurrence] = field(default_factory=list)
 
     @property
@@ -180,7 +181,7 @@ def create_series(*, user, instrument_id: int, start: dt.datetime, end: dt.datet
     if times[-1][1] > horizon:
         raise Invalid("beyond_horizon", f"The series goes past the booking horizon ({instrument.policy.horizon_days} "
                                         "days ahead): end it sooner.", extra={"field": "until"})
-    result = SeriesResult(series=None, rrule=rule.text(zone), dry_run=dry_run)
+    result = SeriesResult(series=None, rrule=rule.text(zone), dry_run=dry_run, time_zone=instrument.time_zone)
     with transaction.atomic():
         _book(result, user=user, instrument=instrument, rule=rule, times=times, purpose=purpose, lab_id=lab_id,
               extras=extras or {}, dry_run=dry_run, book_available=book_available, now=now)
