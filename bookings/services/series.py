@@ -180,7 +180,8 @@ def create_series(*, user, instrument_id: int, start: dt.datetime, end: dt.datet
     horizon = now + dt.timedelta(days=instrument.policy.horizon_days)
     if times[-1][1] > horizon:
         raise Invalid("beyond_horizon", f"The series goes past the booking horizon ({instrument.policy.horizon_days} "
-                                        "days ahead): end it sooner.", extra={"field": "until"})
+                                        "days ahead): end it sooner.",
+                      extra={"field": "until" if rule.count is None else "count"})
     result = SeriesResult(series=None, rrule=rule.text(zone), dry_run=dry_run, time_zone=instrument.time_zone)
     with transaction.atomic():
         _book(result, user=user, instrument=instrument, rule=rule, times=times, purpose=purpose, lab_id=lab_id,
