@@ -67,6 +67,17 @@ def test_a_cancelled_occurrence_is_a_cancel_of_its_own_uid_with_a_higher_sequenc
     assert str(event["UID"]) == ical.uid_of(third) and int(event["SEQUENCE"]) == 1
 
 
+def test_each_occurrence_is_mailed_with_its_local_time_and_a_link_to_the_series(berlin_series):
+    from bookings.models import Notification
+    from bookings.services.notifications import build_message
+
+    fourth = berlin_series[3]
+    message = build_message(Notification.objects.get(booking=fourth, kind="invitation"), now=NOW)
+    assert "2027-04-06 09:00 – 11:00 (Europe/Berlin)" in message.body
+    assert f"/bookings/series/{fourth.series_id}/" in message.body
+    assert message.to == [fourth.user.email]
+
+
 # --- Radicale -------------------------------------------------------------------------------------
 
 
