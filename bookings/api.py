@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -13,10 +14,11 @@ from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import Invalid, NotFound
-from instrumentshare.core.schemas import BoundedDateTime, StrictSchema
+from instrumentshare.core.schemas import BoundedDate, BoundedDateTime, StrictSchema
 
 from . import queries, services
-from .models import Booking, FeedToken, WaitlistEntry
+from .models import Booking, BookingSeries, FeedToken, WaitlistEntry
+from .services.series import MAX_INTERVAL, MAX_OCCURRENCES, SeriesResult
 
 router = Router(tags=["bookings"])
 
@@ -137,6 +139,66 @@ class FeedOut(Schema):
     revoked_at: datetime | None
 
 
+Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+
+
+class SeriesIn(StrictSchema):
+    instrument_id: int
+    start: BoundedDateTime = Field(..., description="The first occurrence's start, with an offset; the series "
+                                                    "repeats its wall-clock time in the instrument's zone")
+    end: BoundedDateTime = Field(..., description="The first occurrence's end")
+    purpose: str = Field(..., min_length=1, max_length=2000)
+    frequency: Literal["DAILY", "WEEKLY"] = Field(..., description="RFC 5545 FREQ")
+    interval: int = Field(1, ge=1, le=MAX_INTERVAL, description="RFC 5545 INTERVAL: every n days or weeks")
+    weekdays: list[Weekday] = Field([], max_length=7, description="RFC 5545 BYDAY, weekly only; the first "
+                                                                  "occurrence must fall on one of them")
+    count: int | None = Field(None, ge=1, le=MAX_OCCURRENCES, description="How many occurrences (or until)")
+    until: BoundedDate | None = Field(None, description="The last day, in the instrument's zone (or count)")
+    lab_id: int | None = Field(None, description="The lab to charge; default: the booker's first lab")
+    account_id: int | None = Field(None, description="The billing account to charge")
+    dry_run: bool = Field(False, description="Check every occurrence and book nothing (answer 200)")
+    book_available: bool = Field(False, description="Book the occurrences that pass and leave out the others; "
+                                                    "without it, one that fails books nothing (409)")
+
+
+class SeriesCancelIn(StrictSchema):
+    scope: Literal["one", "following", "all"]
+    booking_id: int | None = Field(None, description="The occurrence for one / following")
+    reason: str = Field("", max_length=2000)
+
+
+class OccurrenceOut(Schema):
+    start: datetime
+    end: datetime
+    ok: bool = Field(..., description="Booked, or bookable in a dry run")
+    state: str = Field(..., description="The booking's state; '' when not booked")
+    booking_id: int | None
+    code: str = Field(..., description="Why it cannot be booked (a single booking's error code), or ''")
+    detail: str
+    conflict: dict | None = Field(None, description="The interval in the way, for slot_taken")
+
+
+class SeriesOut(Schema):
+    id: int | None = Field(..., description="None in a dry run")
+    dry_run: bool
+    instrument_id: int
+    time_zone: str
+    rrule: str = Field(..., description="The RFC 5545 RRULE value")
+    purpose: str
+    occurrences: list[OccurrenceOut] = Field(..., description="Every occurrence of the rule, in order: booked "
+                                                              "(any state) or left out with the reason")
+
+
+class SeriesListParams(Schema):
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class SeriesList(Schema):
+    count: int
+    items: list[SeriesOut]
+
+
 class NewFeedOut(FeedOut):
     url: str = Field(..., description="Shown once: subscribe to it in a calendar app.")
 
@@ -214,6 +276,64 @@ def reject_booking(request, booking_id: int, payload: ReasonIn):
 def reschedule_booking(request, booking_id: int, payload: RescheduleIn):
     return _out(services.reschedule_booking(actor=request.auth, booking_id=booking_id, start=payload.start,
                                             end=payload.end))
+
+
+def _series_out(series: BookingSeries) -> dict:
+    occurrences = [{"start": booking.start, "end": booking.end, "ok": True, "state": booking.state,
+                    "booking_id": booking.pk, "code": "", "detail": "", "conflict": None}
+                   for booking in series.occurrences.all()]
+    occurrences += [{**item, "ok": False, "state": "", "booking_id": None} for item in series.skipped]
+    occurrences.sort(key=lambda item: datetime.fromisoformat(str(item["start"])) if isinstance(item["start"], str)
+                     else item["start"])
+    return {"id": series.pk, "dry_run": False, "instrument_id": series.instrument_id, "time_zone": series.time_zone,
+            "rrule": series.rrule, "purpose": series.purpose, "occurrences": occurrences}
+
+
+def _visible_series(request, series_id: int) -> BookingSeries:
+    series = queries.series_with_occurrences().filter(pk=series_id).first()
+    if series is None or not services.can_see_series(request.auth, series):
+        raise NotFound("not_found", "No such series.")
+    return series
+
+
+def _preview_out(result: SeriesResult, payload: SeriesIn) -> dict:
+    return {"id": None, "dry_run": True, "instrument_id": payload.instrument_id, "time_zone": result.time_zone,
+            "rrule": result.rrule,
+            "purpose": payload.purpose, "occurrences": [occurrence.as_dict() for occurrence in result.occurrences]}
+
+
+@router.post("/booking-series", response={200: SeriesOut, 201: SeriesOut},
+             summary="Book a recurring series (dry_run: check each occurrence, book nothing)",
+             throttle=[UserRateThrottle("RATE_LIMIT_BOOKINGS")])
+def create_series(request, payload: SeriesIn):
+    result = services.create_series(
+        user=request.auth, instrument_id=payload.instrument_id, start=payload.start, end=payload.end,
+        purpose=payload.purpose, frequency=payload.frequency, interval=payload.interval, weekdays=payload.weekdays,
+        count=payload.count, until=payload.until, lab_id=payload.lab_id, extras={"account_id": payload.account_id},
+        dry_run=payload.dry_run, book_available=payload.book_available)
+    if result.dry_run:
+        return Status(200, _preview_out(result, payload))
+    return Status(201, _series_out(queries.series_with_occurrences().get(pk=result.series.pk)))
+
+
+@router.get("/booking-series", response=SeriesList, summary="My booking series")
+def list_series(request, params: Query[SeriesListParams]):
+    rows = queries.series_with_occurrences().filter(user=request.auth).order_by("-created_at", "-id")
+    return {"count": rows.count(),
+            "items": [_series_out(series) for series in rows[params.offset: params.offset + params.limit]]}
+
+
+@router.get("/booking-series/{series_id}", response=SeriesOut, summary="One booking series and its occurrences")
+def get_series(request, series_id: int):
+    return _series_out(_visible_series(request, series_id))
+
+
+@router.post("/booking-series/{series_id}/cancel", response=SeriesOut,
+             summary="Cancel one occurrence, this one and the following, or all (each under the usual rules)")
+def cancel_series(request, series_id: int, payload: SeriesCancelIn):
+    services.cancel_series(actor=request.auth, series_id=series_id, scope=payload.scope,
+                           booking_id=payload.booking_id, reason=payload.reason)
+    return _series_out(_visible_series(request, series_id))
 
 
 @router.get("/instruments/{instrument_id}/availability", response=AvailabilityOut, auth=PUBLIC_AUTH,

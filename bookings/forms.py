@@ -10,7 +10,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from instrumentshare.core.errors import DomainError
-from instrumentshare.core.time import BoundedDateTimeField
+from instrumentshare.core.time import BoundedDateField, BoundedDateTimeField
 
 from .extensions import booking_parts
 
@@ -62,7 +62,23 @@ class BookingTimesForm(forms.Form):
             super().full_clean()
 
 
+WEEKDAY_CHOICES = [("MO", _("Mon")), ("TU", _("Tue")), ("WE", _("Wed")), ("TH", _("Thu")), ("FR", _("Fri")),
+                   ("SA", _("Sat")), ("SU", _("Sun"))]
+
+
 class BookingForm(BookingTimesForm):
+    # The "repeat" part: a series of bookings (RFC 5545 rule) whose first occurrence is start-end above.
+    repeat = forms.ChoiceField(label=_("Repeat"), required=False,
+                               choices=[("", _("Does not repeat")), ("WEEKLY", _("Weekly")), ("DAILY", _("Daily"))])
+    interval = forms.IntegerField(label=_("Every (weeks or days)"), min_value=1, max_value=52, initial=1,
+                                  required=False)
+    weekdays = forms.MultipleChoiceField(label=_("On"), choices=WEEKDAY_CHOICES, required=False,
+                                         widget=forms.CheckboxSelectMultiple,
+                                         help_text=_("Weekly only; the first booking's day is one of them."))
+    count = forms.IntegerField(label=_("Times"), min_value=1, max_value=100, required=False,
+                               help_text=_("How many bookings in all, or give the last day instead."))
+    until = BoundedDateField(label=_("Until (last day)"), required=False,
+                             widget=forms.DateInput(attrs={"type": "date"}))
     purpose = forms.CharField(label=_("Purpose"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
                               help_text=_("What you will measure or do, for the lab and the usage report."))
     lab = forms.ModelChoiceField(label=_("Lab to charge"), queryset=None, required=False, empty_label=None)
@@ -87,6 +103,26 @@ class BookingForm(BookingTimesForm):
 
     def extras(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in self.part_fields}
+
+    @property
+    def repeat_bound_fields(self) -> list:
+        return [self[name] for name in ("interval", "weekdays", "count", "until")]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("repeat"):
+            if data.get("count") is None and data.get("until") is None:
+                self.add_error("count", gettext("Say how many times, or until which day."))
+            elif data.get("count") is not None and data.get("until") is not None:
+                self.add_error("until", gettext("Give either the number of times or the last day, not both."))
+        return data
+
+    def series_rule(self) -> dict:
+        data = self.cleaned_data
+        weekly = data["repeat"] == "WEEKLY"
+        return {"frequency": data["repeat"], "interval": data.get("interval") or 1,
+                "weekdays": (data.get("weekdays") or []) if weekly else [], "count": data.get("count"),
+                "until": data.get("until")}
 
 
 class WaitlistForm(BookingTimesForm):
@@ -152,6 +188,13 @@ RULE_MESSAGES = {
     "no_offer": _("There is no open offer on this entry."),
     "offer_expired": _("This offer is no longer open: the time went to the next person in line."),
     "already_sent": _("This e-mail has already gone out."),
+    # a repeating series
+    "too_many_occurrences": _("A repeating booking has at most 100 occurrences: end it sooner."),
+    "count_or_until": _("Say how many times, or until which day."),
+    "first_not_in_rule": _("The first booking must fall on one of the chosen weekdays."),
+    "until_before_start": _("The last day is before the first booking."),
+    "invalid_weekdays": _("Weekdays go with a weekly repeat only."),
+    "series_conflicts": _("Some of these dates cannot be booked; nothing was booked."),
 }
 
 

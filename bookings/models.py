@@ -15,6 +15,50 @@ from instrumentshare.accounts.models import Lab
 from instrumentshare.core.time import SafeDateTimeField
 
 
+class BookingSeries(models.Model):
+    """A repeating booking: an RFC 5545 rule (``RRULE``) over wall-clock times in the instrument's zone.
+
+    Each occurrence is an ordinary ``Booking`` row pointing here, checked, approved, invited, cancelled and
+    billed on its own, so the exclusion constraint and every rule of a single booking hold for it too. The
+    series keeps the rule it was booked with and which occurrences were left out (``skipped``) because
+    they conflicted when it was booked.
+    """
+
+    class Frequency(models.TextChoices):
+        DAILY = "DAILY", _("Daily")
+        WEEKLY = "WEEKLY", _("Weekly")
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="booking_series")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="booking_series")
+    # The first occurrence as asked for, and its length: the rule repeats its local wall-clock time.
+    first_start = SafeDateTimeField(_("first start"))
+    duration_minutes = models.PositiveIntegerField(_("duration (minutes)"))
+    time_zone = models.CharField(_("time zone"), max_length=60)
+    frequency = models.CharField(_("repeats"), max_length=8, choices=Frequency.choices)
+    interval = models.PositiveSmallIntegerField(_("every"), default=1)
+    weekdays = models.CharField(_("on weekdays"), max_length=20, blank=True, help_text=_("e.g. MO,WE"))
+    count = models.PositiveSmallIntegerField(_("times"), null=True, blank=True)
+    until = models.DateField(_("until"), null=True, blank=True)
+    rrule = models.CharField(_("RRULE"), max_length=200)
+    purpose = models.TextField(_("purpose"), max_length=2000)
+    # The occurrences left out when the series was booked: [{"start", "end", "code", "detail"}, ...].
+    skipped = models.JSONField(default=list, blank=True)
+    created_at = SafeDateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("booking series")
+        verbose_name_plural = _("booking series")
+        constraints = [
+            models.CheckConstraint(condition=Q(count__isnull=False) | Q(until__isnull=False),
+                                   name="series_count_or_until"),
+            models.CheckConstraint(condition=Q(interval__gte=1), name="series_interval_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"series #{self.pk} {self.instrument_id} {self.rrule}"
+
+
 class Booking(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", _("Awaiting approval")
@@ -62,6 +106,9 @@ class Booking(models.Model):
     # through: shown to the booker until the booking ends (see catalog.impact).
     flag = models.TextField(_("lab notice"), blank=True, max_length=2000)
     flagged_at = SafeDateTimeField(null=True, blank=True)
+    # The series this booking is an occurrence of (bookings/services/series.py), if any.
+    series = models.ForeignKey(BookingSeries, on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="occurrences", db_index=False)
     direction = models.CharField(_("service direction"), max_length=12, default="research",
                                  choices=[("research", _("Research")), ("development", _("Development")),
                                           ("teaching", _("Teaching")), ("other", _("Other"))])
@@ -83,6 +130,9 @@ class Booking(models.Model):
             models.Index(fields=["user", "start"]),
             models.Index(fields=["state", "start"]),
             models.Index(fields=["charged_lab", "start"]),
+            # Only occurrences of a series are indexed: most bookings have none, and pay nothing for it.
+            models.Index(fields=["series", "start"], name="booking_series_start_idx",
+                         condition=Q(series__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from catalog import queries as catalog_queries
@@ -18,7 +18,7 @@ from instrumentshare.core.errors import Invalid, NotFound
 
 from . import availability, ical
 from .extensions import booking_parts
-from .models import Booking, FeedToken, Notification, WaitlistEntry
+from .models import Booking, BookingSeries, FeedToken, Notification, WaitlistEntry
 
 
 def bookings() -> QuerySet[Booking]:
@@ -335,3 +335,14 @@ def rebook_offers(booking: Booking, *, now: dt.datetime | None = None) -> list[R
         if start is not None:
             offers.append(RebookOffer(instrument=instrument, start=start, end=start + length))
     return offers
+
+
+def series_with_occurrences() -> QuerySet[BookingSeries]:
+    """Booking series with their instrument and their occurrences in order (callers check who may see one:
+    ``services.can_see_series``)."""
+    return (BookingSeries.objects.select_related("instrument", "instrument__lab", "instrument__policy")
+            .prefetch_related(Prefetch("occurrences", queryset=Booking.objects.order_by("start", "id"))))
+
+
+def my_series(user) -> QuerySet[BookingSeries]:
+    return BookingSeries.objects.filter(user=user).select_related("instrument").order_by("-created_at", "-id")

@@ -29,6 +29,7 @@ from instrumentshare.core.pages import refusals_return_to
 from . import queries, services
 from .extensions import booking_page_panels
 from .forms import (
+    WEEKDAY_CHOICES,
     BookingForm,
     BookingTimesForm,
     CancelForm,
@@ -262,10 +263,14 @@ def new_booking(request):
     if may_book and training["needs_training"]:
         may_book, reason = False, "not_qualified"
     labs = queries.labs_of(request.user)
-    conflict = False
+    conflict, preview = False, None
     if request.method == "POST":
         form = BookingForm(request.POST, instrument=instrument, labs=labs, user=request.user)
-        if form.is_valid():
+        if form.is_valid() and form.cleaned_data.get("repeat"):
+            series, preview = _new_series(request, form, instrument)
+            if series is not None:
+                return redirect("bookings:series", series.pk)
+        elif form.is_valid():
             data = form.cleaned_data
             try:
                 booking = services.create_booking(
@@ -288,8 +293,52 @@ def new_booking(request):
     context = {**training, "estimate": _estimate(request, form, instrument),
                "instrument": instrument, "policy": instrument.policy, "form": form, "conflict": conflict,
                "may_book": may_book, "refusal": "" if may_book else code_message(reason, instrument) or reason,
-               "zone_offset": _zone_offset(instrument.zone, timezone.now())}
+               "zone_offset": _zone_offset(instrument.zone, timezone.now()), "preview": preview}
     return render(request, "bookings/new.html", context)
+
+
+def _new_series(request, form: BookingForm, instrument: Instrument):
+    """The form with "repeat": first a preview of every date (booked nothing), then, on confirmation, the
+    dates that pass are booked. Returns (the series booked, or None; the preview to show, or None)."""
+    data = form.cleaned_data
+    confirmed = bool(request.POST.get("confirm"))
+    try:
+        result = services.create_series(
+            user=request.user, instrument_id=instrument.pk, start=data["start"], end=data["end"],
+            purpose=data["purpose"], lab_id=data["lab"].pk if data.get("lab") else None, extras=form.extras(),
+            dry_run=not confirmed, book_available=confirmed, **form.series_rule())
+    except DomainError as error:
+        if error.status == 404:
+            raise Http404(error.detail) from error
+        field = error.extra.get("field")
+        form.add_error(field if field in form.fields else None, rule_message(error, instrument))
+        return None, None
+    if result.dry_run:
+        return None, _series_preview(result, instrument)
+    booked = len(result.occurrences) - len(result.conflicts)
+    messages.success(request, _("%(booked)s of %(total)s dates booked.") % {"booked": booked,
+                                                                           "total": len(result.occurrences)})
+    return result.series, None
+
+
+def _occurrence_rows(occurrences: list[dict], instrument: Instrument) -> list[dict]:
+    """Each date of a series for a page: local times, and booked/bookable or why not, in the page's language."""
+    zone, rows = instrument.zone, []
+    for item in occurrences:
+        start, end = (value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+                      for value in (item["start"], item["end"]))
+        why = "" if item["ok"] else rule_message(
+            DomainError(item["code"], item["detail"], extra={"conflict": item.get("conflict") or {}}), instrument)
+        rows.append({"start": start.astimezone(zone), "end": end.astimezone(zone), "ok": item["ok"],
+                     "why": why, "state": item.get("state") or "", "booking_id": item.get("booking_id")})
+    return rows
+
+
+def _series_preview(result, instrument: Instrument) -> dict:
+    rows = _occurrence_rows([occurrence.as_dict() for occurrence in result.occurrences], instrument)
+    free = sum(1 for row in rows if row["ok"])
+    return {"rows": rows, "free": free, "total": len(rows), "conflicts": len(rows) - free,
+            "pending": sum(1 for row in rows if row["state"] == Booking.State.PENDING)}
 
 
 def _detail_context(request, booking: Booking, reschedule_form=None) -> dict:
@@ -499,6 +548,54 @@ def leave_waitlist(request, entry_id: int):
     services.leave_waitlist(user=request.user, entry_id=entry_id)
     messages.success(request, _("You left the waiting list."))
     return redirect("bookings:waitlist")
+
+
+# --- a repeating series ---------------------------------------------------------------------------
+
+
+def _series_or_404(user, series_id: int):
+    series = queries.series_with_occurrences().filter(pk=series_id).first()
+    if series is None or not services.can_see_series(user, series):
+        raise Http404("No such series.")
+    return series
+
+
+@login_required
+@require_GET
+def series(request, series_id: int):
+    series = _series_or_404(request.user, series_id)
+    now = timezone.now()
+    instrument = series.instrument
+    occurrences = [{"start": b.start, "end": b.end, "ok": True, "state": b.state, "booking_id": b.pk}
+                   for b in series.occurrences.all()]
+    rows = _occurrence_rows(occurrences + [{**item, "ok": False} for item in series.skipped], instrument)
+    rows.sort(key=lambda row: row["start"])
+    may_cancel = series.user_id == request.user.pk or catalog_queries.can_manage(request.user, instrument)
+    for row in rows:
+        row["may_cancel"] = may_cancel and row["state"] in (Booking.State.PENDING, Booking.State.CONFIRMED) \
+            and row["start"] > now
+    context = {"series": series, "instrument": instrument, "rows": rows, "cancel_form": CancelForm(),
+               "may_cancel": any(row["may_cancel"] for row in rows), "is_lab": series.user_id != request.user.pk,
+               "weekdays": [label for code, label in WEEKDAY_CHOICES if code in series.weekdays.split(",")]}
+    return render(request, "bookings/series.html", context)
+
+
+def _back_to_series(request, series_id: int) -> str:
+    return _next_url(request, reverse("bookings:series", args=[series_id]))
+
+
+@login_required
+@require_POST
+@refusals_return_to(_back_to_series, message=rule_message)
+def series_cancel(request, series_id: int):
+    """Cancel one date, this date and the following, or all of a series (each under the usual rules)."""
+    form = CancelForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    scope = request.POST.get("scope", "")
+    cancelled = services.cancel_series(actor=request.user, series_id=series_id, scope=scope,
+                                       booking_id=_int(request.POST.get("booking")), reason=reason)
+    messages.success(request, _("%(count)s bookings cancelled.") % {"count": len(cancelled)})
+    return redirect(_back_to_series(request, series_id))
 
 
 # --- my bookings, the lab queue -------------------------------------------------------------------

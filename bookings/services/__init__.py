@@ -1,6 +1,7 @@
 """Every write of the bookings app. The public services, one import away (``from bookings import services``):
 
 - ``lifecycle``: create, approve, reject, cancel, reschedule one booking (``bookings.transitions``);
+- ``series``: recurring bookings, checked and booked as a whole, cancelled one, from one on, or all;
 - ``settlement``: ended bookings to completed or no-show, in bulk (reconciliation calls it);
 - ``credit``: the booking credit, its penalties and the bureau's lifting of a ban;
 - ``feeds``: the secret links of calendar feeds;
@@ -19,11 +20,12 @@ from .lifecycle import (
     reject_booking,
     reschedule_booking,
 )
+from .series import can_see_series, cancel_series, create_series
 from .settlement import settle
 from .waitlist import accept_offer, decline_offer, join_waitlist, leave_waitlist, process_waitlists
 
 __all__ = [
-    "hold_time", "release_hold",
+    "hold_time", "release_hold", "cancel_series", "can_see_series", "create_series",
     "accept_offer", "decline_offer", "join_waitlist", "leave_waitlist", "process_waitlists",
     "approve_booking", "can_see_booking", "cancel_booking", "create_booking", "create_feed_token", "credit_score",
     "lift_ban", "penalize", "reject_booking", "reschedule_booking", "revoke_feed_token", "settle",

@@ -97,7 +97,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
         raise
 
 
-def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extras: dict) -> Booking:
+def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extras: dict, series=None) -> Booking:
     instrument = locked_instrument(instrument_id, user)
     policy = instrument.policy
     check_may_book(user, instrument)
@@ -113,7 +113,7 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extra
     booking = Booking(
         instrument=instrument, user=user, charged_lab_id=charged_lab_id, start=start, end=end,
         blocked_until=end + dt.timedelta(minutes=policy.buffer_minutes), purpose=purpose[:2000],
-        is_internal=internal,
+        is_internal=internal, series=series,
         state=Booking.State.PENDING if needs_approval(policy, internal) else Booking.State.CONFIRMED,
     )
     booking.save()  # an overlapping row fails here on PostgreSQL; create_booking answers 409 after the rollback
@@ -201,7 +201,11 @@ def reject_booking(*, actor, booking_id: int, reason: str, now: dt.datetime | No
 @transaction.atomic
 def cancel_booking(*, actor, booking_id: int, reason: str = "", now: dt.datetime | None = None) -> Booking:
     """The booker cancels (late inside the window is recorded for billing), or the lab with a reason."""
-    now = now or timezone.now()
+    return cancel_visible(actor=actor, booking_id=booking_id, reason=reason, now=now or timezone.now())
+
+
+def cancel_visible(*, actor, booking_id: int, reason: str, now: dt.datetime) -> Booking:
+    """``cancel_booking``'s rules inside the caller's transaction (a series cancels its occurrences here)."""
     booking = _visible_locked_booking(actor, booking_id)
     by_lab = booking.user_id != actor.pk
     if by_lab and not people.is_lab_manager(actor, booking.instrument.lab_id):

@@ -105,8 +105,11 @@ def build_message(notification: Notification, *, now: dt.datetime | None = None)
         "local_end": booking.end.astimezone(zone),
         "time_zone": booking.instrument.time_zone,
         "url": f"{settings.SITE_URL}/bookings/{booking.pk}/",
+        "series_url": f"{settings.SITE_URL}/bookings/series/{booking.series_id}/" if booking.series_id else "",
     }
-    with translation.override("en"):
+    # The template's date filter shows times in the current zone: make that the instrument's, or an
+    # instrument abroad is mailed Shanghai's wall-clock time beside its own zone's name.
+    with translation.override("en"), timezone.override(zone):
         body = render_to_string("bookings/email/notification.txt", context)
     state_en = "awaiting approval" if booking.state == Booking.State.PENDING else "confirmed"
     subject = SUBJECTS[(notification.kind, method)].format(name=booking.instrument.name_zh, state_en=state_en)

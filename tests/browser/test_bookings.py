@@ -101,3 +101,42 @@ def test_a_researcher_books_a_free_slot_on_the_week_calendar_and_a_second_resear
         page.click("[data-testid=submit-booking]")
     assert "just taken" in page.locator("[data-testid=form-errors]").inner_text()
     assert Booking.objects.count() == 1
+
+
+def test_a_researcher_books_a_weekly_series_with_one_taken_week_and_gets_the_rest(world, page, login):
+    from bookings import services
+    from bookings.models import BookingSeries
+
+    instrument = make_instrument(world, name="共聚焦显微镜")
+    start = next_weekday(1, 10)   # Tuesdays 10:00-12:00 in Shanghai, four weeks from next week
+    taken = next_weekday(1, 11, weeks_ahead=3)
+    services.create_booking(user=world.other_researcher, instrument_id=instrument.pk, start=taken,
+                            end=taken + dt.timedelta(hours=1), purpose="someone else's week")
+
+    login("researcher")
+    page.goto(f"/bookings/new/?instrument={instrument.pk}&start={start:%Y-%m-%dT%H:%M}"
+              f"&end={start + dt.timedelta(hours=2):%Y-%m-%dT%H:%M}")
+    page.fill("#id_purpose", "Weekly imaging for the group")
+    page.locator("[data-testid=repeat] summary").click()
+    page.select_option("#id_repeat", "WEEKLY")
+    page.locator("input[name=weekdays][value=TU]").check()
+    page.fill("#id_count", "4")
+    with page.expect_navigation():
+        page.click("[data-testid=submit-booking]")
+
+    # The preview names every date, and exactly which one is taken and why; nothing is booked yet.
+    rows = page.locator("[data-testid=series-preview] [data-testid=occurrence]")
+    assert rows.count() == 4
+    assert [rows.nth(i).get_attribute("data-ok") for i in range(4)] == ["yes", "yes", "no", "yes"]
+    assert "11:00" in rows.nth(2).inner_text() and "taken" in rows.nth(2).inner_text()
+    assert not BookingSeries.objects.exists()
+    with page.expect_navigation(url="**/bookings/series/*/"):
+        page.click("[data-testid=confirm-series]")
+
+    series = BookingSeries.objects.get()
+    assert "3 of 4 dates booked." in page.content()
+    rows = page.locator("[data-testid=occurrences] [data-testid=occurrence]")
+    assert [rows.nth(i).get_attribute("data-state") for i in range(4)] == ["confirmed", "confirmed", "", "confirmed"]
+    starts = sorted(series.occurrences.values_list("start", flat=True))
+    assert starts == [start, start + dt.timedelta(weeks=1), start + dt.timedelta(weeks=3)]
+    assert set(series.occurrences.values_list("user", flat=True)) == {world.researcher.pk}

@@ -7,7 +7,8 @@ own savepoint, rolled back too, so every role meets the same state whatever the 
 Everything belongs to the researcher, lab A (managed by ``manager``) or organization A (with
 ``finance``); the other people of ``tests/conftest.py`` are outsiders to it:
 
-- an instrument of lab A with a pending booking of the researcher, a downtime, the researcher's
+- an instrument of lab A with a pending booking of the researcher, a weekly series of two of
+  theirs (pending too), a downtime, the researcher's
   qualification, a training request of ``other_researcher``, a billable item, service record and
   review flag of the booking, a listing change request, a logger token;
 - billing: two rate cards (one used by charges, one not), lab A's cost centre, a research project
@@ -108,6 +109,10 @@ def _catalog_and_bookings(world) -> tuple[dict, dict]:
     start = next_weekday(1, 10)
     booking = booking_services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
                                               end=start + dt.timedelta(hours=1), purpose="matrix")
+    series_start = next_weekday(3, 10)
+    series = booking_services.create_series(user=world.researcher, instrument_id=instrument.pk, start=series_start,
+                                            end=series_start + dt.timedelta(hours=1), purpose="matrix series",
+                                            frequency="WEEKLY", count=2).series
     logger_token, logger_plain = usage.create_logger_token(actor=world.manager, instrument_id=instrument.pk,
                                                            name="PC")
     downtime = catalog_services.add_downtime(actor=world.manager, instrument_id=instrument.pk,
@@ -128,7 +133,7 @@ def _catalog_and_bookings(world) -> tuple[dict, dict]:
     api_token = create_api_token(user=world.researcher, name="victim")[0]
     feed, feed_plain = create_feed_token(user=world.researcher)
     ids = {
-        "booking_id": booking.pk, "instrument_id": instrument.pk, "downtime_id": downtime.pk,
+        "booking_id": booking.pk, "series_id": series.pk, "instrument_id": instrument.pk, "downtime_id": downtime.pk,
         "qualification_id": qualification.pk, "training_request_id": training.pk, "flag_id": flag.pk,
         "record_id": record.pk, "request_id": listing.pk, "feed_id": feed.pk,
         "token_id": {"logger-tokens": logger_token.pk, "": api_token.pk},

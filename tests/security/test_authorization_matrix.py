@@ -112,6 +112,11 @@ MATRIX = {
     "POST /api/v1/bookings/{booking_id}/cancel": BOOKING_CANCEL,
     "POST /api/v1/bookings/{booking_id}/approve": BOOKING_LAB_ACTION,
     "POST /api/v1/bookings/{booking_id}/reject": BOOKING_LAB_ACTION,
+    # the researcher's weekly series on that instrument: seen and cancelled like its bookings
+    "POST /api/v1/booking-series": SIGNED_IN,
+    "GET /api/v1/booking-series": SIGNED_IN,
+    "GET /api/v1/booking-series/{series_id}": BOOKING_SEEN,
+    "POST /api/v1/booking-series/{series_id}/cancel": BOOKING_CANCEL,
     "GET /api/v1/instruments/{instrument_id}/availability": PUBLIC_BAD_TOKEN_401,
     # submissions
     "GET /api/v1/instruments/{instrument_id}/sample-service": SIGNED_IN,
@@ -264,6 +269,7 @@ def bodies(ids: dict) -> dict:
         "POST /api/v1/service-records/{record_id}/rating": {"rating": 4},
         "POST /api/v1/bookings/{booking_id}/reject": {"reason": "matrix"},
         "POST /api/v1/bookings/{booking_id}/cancel": {"reason": "matrix"},
+        "POST /api/v1/booking-series/{series_id}/cancel": {"scope": "all", "reason": "matrix"},
         # billing
         "POST /api/v1/billing/accounts": {"kind": "project", "organization_id": ids["organization_id"],
                                           "number": "PRJ-MATRIX", "name": "Matrix", "pi_id": ids["user_id"]},

@@ -97,6 +97,8 @@ PAGES = {
     # the flag (lab A's) is in the form: another lab's manager gets "no such flag" as a message
     "usage:review": ("anonymous:login manager:200 other_manager:200 *:404",
                         "anonymous:login manager:302 other_manager:302 *:404"),
+    "bookings:series": (BOOKING_SEEN, None),   # the researcher's weekly series on that instrument
+    "bookings:series_cancel": (POST_ONLY, "anonymous:login researcher:302 manager:302 bureau:302 *:404"),
     "bookings:mine": (SIGNED_IN, None),
     # submissions: the researcher's sample request in progress on lab A's instrument, with a result file
     "submissions:mine": (SIGNED_IN, None),
@@ -228,6 +230,7 @@ def bodies(matrix) -> dict:
     return {
         "catalog:decide": {"decision": "reject", "note": "matrix"},
         "bookings:cancel": {"reason": "matrix"},
+        "bookings:series_cancel": {"scope": "all", "reason": "matrix"},
         "bookings:reject": {"reason": "matrix"},
         "usage:review": {"flag": matrix.ids["flag_id"], "decision": "accepted"},
         "bookings:create_feed": {"scope": "mine"},
