@@ -89,7 +89,7 @@ def document_optional_auth(schema: dict, public: set[str]) -> None:
 
 def document_string_rule(schema: dict) -> None:
     """Every free-text string a client sends (parameters, request bodies and the schemas they use)
-    carries the string rule as its pattern, and every object's keys too (``propertyNames``);
+    carries the string rule as its pattern, and the keys of JSON bodies too (``propertyNames``);
     responses may echo anything and are left alone."""
     components = schema.get("components", {}).get("schemas", {})
     seen: set[str] = set()
@@ -104,7 +104,7 @@ def document_string_rule(schema: dict) -> None:
                     walk(components[name])
             if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
                 node["pattern"] = NO_CONTROL_CHARACTERS
-            if node.get("type") == "object" and "propertyNames" not in node:
+            if keys and node.get("type") == "object" and "propertyNames" not in node:
                 node["propertyNames"] = {"pattern": NO_CONTROL_CHARACTERS}  # keys obey the rule too
             for value in node.values():
                 walk(value)
@@ -112,10 +112,16 @@ def document_string_rule(schema: dict) -> None:
             for value in node:
                 walk(value)
 
+    keys = False
     for operations in schema["paths"].values():
         for operation in operations.values():
             walk(operation.get("parameters", []))
-            walk(operation.get("requestBody", {}))
+            for content_type, content in operation.get("requestBody", {}).get("content", {}).items():
+                # A JSON body's keys reach the rule as written; a multipart field name is the
+                # multipart parser's to read (a malformed part may never reach the rule at all).
+                keys = content_type == "application/json"
+                walk(content)
+                keys = False
 
 
 api = InstrumentShareAPI(

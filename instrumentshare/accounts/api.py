@@ -15,7 +15,7 @@ auth_router = Router(tags=["auth"])
 router = Router(tags=["me"])
 
 
-class TokenRequestIn(Schema):
+class TokenRequestIn(StrictSchema):
     username: str = Field(..., min_length=1, max_length=150)
     password: str = Field(..., min_length=1, max_length=200)
     name: str = Field("", max_length=100, description="A label for the token, e.g. the script's name.")
