@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from catalog.hours import Interval, merge, opening_intervals
 from catalog.models import Instrument
-from instrumentshare.core.time import showable
+from instrumentshare.core.time import SHOWABLE_MAX, SHOWABLE_MIN, showable
 
 from .models import Booking
 
@@ -309,6 +309,44 @@ __ANSWER__"""
 _FREE_ONE = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", (
     "SELECT free.covered, lower(r), upper(r) FROM free LEFT JOIN LATERAL unnest(free.free) r ON true "
     "ORDER BY lower(r)"))
+# One instrument's free ranges ('f') and its public busy time ('b': active bookings without the buffer,
+# downtime) in the asked range; an 'n' row instead of the free ranges when the windows do not cover it.
+_FREE_AND_BUSY = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", """
+SELECT 'f', lower(r), upper(r) FROM free, unnest(free.free) r WHERE free.covered
+UNION ALL SELECT 'n', NULL, NULL FROM free WHERE NOT free.covered
+UNION ALL SELECT 'b', b.start, b."end" FROM bookings_booking b
+    WHERE b.instrument_id = %(id)s AND b.state = ANY(%(states)s) AND b.start < %(end)s AND b."end" > %(start)s
+UNION ALL SELECT 'b', d.start, d."end" FROM catalog_downtime d
+    WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s
+ORDER BY 1, 2, 3""")
+# The same, as the API's JSON (``bookings.api.AvailabilityOut`` as ninja renders it, byte for byte:
+# ``{"start": "…Z", "end": "…Z"}`` items, milliseconds when there are any, cut as Django's encoder cuts
+# them): PostgreSQL writes the text, so the web process neither parses 2,000 timestamps nor renders them.
+# NULL ``uncovered`` means the bookable window is empty (no free time); true, that the windows do not
+# cover the range.
+_UTC_TEXT = ("(to_char(__T__ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+             "date_part('microseconds', __T__ AT TIME ZONE 'UTC')::bigint % 1000000 = 0 THEN '' "
+             "ELSE to_char(__T__ AT TIME ZONE 'UTC', '.MS') END || 'Z')")
+
+
+def _json_interval(start: str, end: str) -> str:
+    return ("'{\"start\": \"' || " + _UTC_TEXT.replace("__T__", start) + " || '\", \"end\": \"' || "
+            + _UTC_TEXT.replace("__T__", end) + " || '\"}'")
+
+
+_FREE_AND_BUSY_JSON = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", """
+SELECT (SELECT NOT covered FROM free),
+  (SELECT '[' || coalesce(string_agg(__FREE__, ', ' ORDER BY lower(r)), '') || ']'
+   FROM free, unnest(free.free) r WHERE free.covered),
+  (SELECT '[' || coalesce(string_agg(__BUSY__, ', ' ORDER BY x.a, x.b), '') || ']' FROM (
+      SELECT least(greatest(b.start, %(showable_min)s), %(showable_max)s) AS a,
+             least(greatest(b."end", %(showable_min)s), %(showable_max)s) AS b FROM bookings_booking b
+      WHERE b.instrument_id = %(id)s AND b.state = ANY(%(states)s) AND b.start < %(end)s AND b."end" > %(start)s
+      UNION ALL
+      SELECT least(greatest(d.start, %(showable_min)s), %(showable_max)s),
+             least(greatest(d."end", %(showable_min)s), %(showable_max)s) FROM catalog_downtime d
+      WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) x)
+""".replace("__FREE__", _json_interval("lower(r)", "upper(r)")).replace("__BUSY__", _json_interval("x.a", "x.b")))
 # Many: the ids with a long enough free range, and those the windows do not cover.
 _FREE_FOR = _FREE_SQL.replace("__ASKED__", _ASKED_MANY).replace("__ANSWER__", (
     "SELECT id, covered FROM free WHERE NOT covered OR EXISTS "
@@ -326,6 +364,40 @@ def _database_free(instrument: Instrument, start: dt.datetime, end: dt.datetime,
     if not rows or not rows[0][0]:
         return None
     return [(showable(a), showable(b)) for _covered, a, b in rows if a is not None]
+
+
+def database_free_and_busy(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                           now: dt.datetime | None = None) -> tuple[list[Interval], list[Interval]] | None:
+    """``bookings.queries.free_and_busy`` in one statement, or None outside the window cover."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_AND_BUSY, _free_and_busy_params(instrument, start, end, now=now))
+        rows = cursor.fetchall()
+    free, busy = [], []
+    for kind, a, b in rows:
+        if kind == "n":
+            return None
+        (free if kind == "f" else busy).append((showable(a), showable(b)))
+    return free, busy
+
+
+def database_free_and_busy_json(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                                now: dt.datetime | None = None) -> tuple[str, str] | None:
+    """``database_free_and_busy`` as the two JSON arrays of the availability API, or None outside the cover."""
+    params = _free_and_busy_params(instrument, start, end, now=now)
+    params.update(showable_min=SHOWABLE_MIN, showable_max=SHOWABLE_MAX)
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_AND_BUSY_JSON, params)
+        uncovered, free, busy = cursor.fetchone()
+    if uncovered:
+        return None
+    return free, busy
+
+
+def _free_and_busy_params(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                          now: dt.datetime | None) -> dict:
+    earliest, latest = bookable_window(instrument, now=now or timezone.now())
+    return {"id": instrument.pk, "buffer": instrument.policy.buffer_minutes, "lo": max(start, earliest),
+            "hi": min(end, latest), "start": start, "end": end, "states": list(Booking.ACTIVE_STATES), "exclude": 0}
 
 
 def _database_free_for(ids: list[int], start: dt.datetime, end: dt.datetime, minutes: int, *,

@@ -20,6 +20,8 @@ from collections import defaultdict
 from django.db import transaction
 from django.utils import timezone
 
+from instrumentshare.core.bulk import insert_rows
+
 from .hours import opening_intervals
 from .models import Instrument, OpeningException, OpeningRule, OpeningWindow, OpeningWindowCover
 
@@ -62,13 +64,13 @@ def _refresh_batch(ids: list[int], now: dt.datetime) -> int:
     windows, covers = [], []
     for instrument in instruments:
         start, end = cover_of(instrument, now)
-        windows += [OpeningWindow(instrument_id=instrument.pk, start=a, end=b) for a, b in opening_intervals(
+        windows += [(instrument.pk, a, b) for a, b in opening_intervals(
             instrument, start, end, rules=rules[instrument.pk], exceptions=exceptions[instrument.pk])]
-        covers.append(OpeningWindowCover(instrument_id=instrument.pk, start=start, end=end, refreshed_at=now))
+        covers.append((instrument.pk, start, end, now))
     OpeningWindow.objects.filter(instrument_id__in=locked).delete()
     OpeningWindowCover.objects.filter(instrument_id__in=locked).delete()
-    OpeningWindow.objects.bulk_create(windows, batch_size=2000)
-    OpeningWindowCover.objects.bulk_create(covers)
+    insert_rows(OpeningWindow, ["instrument_id", "start", "end"], windows)
+    insert_rows(OpeningWindowCover, ["instrument_id", "start", "end", "refreshed_at"], covers)
     return len(windows)
 
 

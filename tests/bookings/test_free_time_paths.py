@@ -121,6 +121,10 @@ def test_free_time_is_the_same_in_python_in_postgresql_and_in_the_raw_query(worl
         assert in_database is not None, "the windows cover the range"
         assert in_database == in_python
         assert availability.free_intervals(instrument, start, end, now=NOW) == in_python
+        schedule = availability.load_schedule(instrument, start, end, buffer=buffer)
+        assert availability.database_free_and_busy(instrument, start, end, now=NOW) == (
+            availability.free_intervals(instrument, start, end, now=NOW, schedule=schedule),
+            schedule.public_busy(start, end))
         if calendar["holidays"] != "policy":
             assert _raw(instrument, start, end) == in_python
         queryset = type(instrument).objects.filter(pk=instrument.pk)
