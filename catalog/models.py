@@ -306,8 +306,8 @@ class OpeningWindow(models.Model):
     the daily task that moves the horizon on), never edited. GiST-indexed on PostgreSQL (migration)."""
 
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="+")
-    start = models.DateTimeField()
-    end = models.DateTimeField()
+    start = SafeDateTimeField()
+    end = SafeDateTimeField()
 
     class Meta:
         ordering = ["instrument", "start"]
@@ -322,9 +322,9 @@ class OpeningWindowCover(models.Model):
     (or of an instrument without one) computes opening hours in Python instead."""
 
     instrument = models.OneToOneField(Instrument, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    start = models.DateTimeField()
-    end = models.DateTimeField()
-    refreshed_at = models.DateTimeField()
+    start = SafeDateTimeField()
+    end = SafeDateTimeField()
+    refreshed_at = SafeDateTimeField()
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.start:%Y-%m-%d}–{self.end:%Y-%m-%d}"
