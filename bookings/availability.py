@@ -325,7 +325,7 @@ ORDER BY 1, 2, 3""")
 # NULL ``uncovered`` means the bookable window is empty (no free time); true, that the windows do not
 # cover the range.
 _UTC_TEXT = ("(to_char(__T__ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-             "date_part('microseconds', __T__ AT TIME ZONE 'UTC')::bigint % 1000000 = 0 THEN '' "
+             "mod(date_part('microseconds', __T__ AT TIME ZONE 'UTC')::bigint, 1000000) = 0 THEN '' "
              "ELSE to_char(__T__ AT TIME ZONE 'UTC', '.MS') END || 'Z')")
 
 
