@@ -282,9 +282,11 @@ _ASKED_MANY = """SELECT i.id, p.buffer_minutes * interval '1 minute' AS buffer,
     greatest(%(start)s::timestamptz, %(now)s::timestamptz + p.min_notice_minutes * interval '1 minute') AS lo,
     least(%(end)s::timestamptz, %(now)s::timestamptz + p.horizon_days * interval '24 hours') AS hi
     FROM catalog_instrument i JOIN catalog_bookingpolicy p ON p.instrument_id = i.id WHERE i.id = ANY(%(ids)s)"""
+# ``greatest`` in ``win``: with the bounds given as parameters the planner may build the range before the
+# WHERE drops an empty window, and a range whose end precedes its start is an error.
 _FREE_SQL = """WITH asked AS (__ASKED__),
 usable AS (
-    SELECT a.id, a.buffer, tstzrange(a.lo, a.hi) AS win, c.instrument_id IS NOT NULL AS covered
+    SELECT a.id, a.buffer, tstzrange(a.lo, greatest(a.lo, a.hi)) AS win, c.instrument_id IS NOT NULL AS covered
     FROM asked a LEFT JOIN catalog_openingwindowcover c
       ON c.instrument_id = a.id AND c.start <= a.lo AND a.hi <= c."end"
     WHERE a.lo < a.hi

@@ -163,6 +163,44 @@ def test_a_range_beyond_the_windows_is_answered_in_python(world):
     assert inside == availability.opening_intervals(instrument, NOW, NOW + dt.timedelta(days=7))
 
 
+@requires_postgres
+def test_a_range_before_the_bookable_window_has_no_free_time_on_either_path(world):
+    instrument = make_instrument(world, name="过去")
+    windows.refresh_opening_windows(instrument_ids=[instrument.pk], now=NOW)
+    start, end = NOW - dt.timedelta(hours=5), NOW + dt.timedelta(minutes=30)  # notice: 60 minutes
+    assert availability.database_free_and_busy(instrument, start, end, now=NOW) == ([], [])
+    assert queries.availability_json(instrument, start, end, now=NOW).endswith('"free": [], "busy": []}')
+    queryset = type(instrument).objects.filter(pk=instrument.pk)
+    assert availability.instruments_free_for(queryset, start, end, 15, now=NOW) == set()
+
+
+@requires_postgres
+def test_an_instrument_without_windows_is_answered_in_python(world):
+    """A bulk load writes hours around the services: until the daily task runs, Python answers for it."""
+    from catalog.models import OpeningWindowCover
+
+    instrument = make_instrument(world, name="没有窗口")
+    OpeningWindowCover.objects.filter(instrument=instrument).delete()
+    start, end = NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=8)
+    assert queries.availability_json(instrument, start, end, now=NOW) is None
+    queryset = type(instrument).objects.filter(pk=instrument.pk)
+    assert availability.instruments_free_for(queryset, start, end, 60, now=NOW) == {instrument.pk}
+    assert availability.instruments_free_for(queryset, start, end, 11 * 60, now=NOW) == set()
+
+
+def test_the_daily_refresh_moves_the_horizon_on(world):
+    from catalog.models import OpeningWindowCover
+
+    instrument = make_instrument(world, name="每日")
+    windows.refresh_opening_windows(now=NOW)
+    windows.refresh_opening_windows(now=NOW + dt.timedelta(days=1))
+    cover = OpeningWindowCover.objects.get(instrument=instrument)
+    assert cover.end == NOW + dt.timedelta(days=1 + instrument.policy.horizon_days) + windows.MARGIN
+    rows = list(OpeningWindow.objects.filter(instrument=instrument).values_list("start", "end"))
+    assert rows == availability.opening_intervals(instrument, cover.start, cover.end)
+    assert rows[-1][1] > NOW + dt.timedelta(days=instrument.policy.horizon_days) + windows.MARGIN
+
+
 def test_changing_the_hours_moves_the_windows(world):
     from catalog import services
     from catalog.models import OpeningWindowCover
