@@ -10,84 +10,20 @@ wall-clock times are converted per day, so a DST change moves the UTC hours as i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.db import connection
 from django.utils import timezone
 
+from catalog.hours import Interval, merge, opening_intervals
 from catalog.models import Instrument
-from instrumentshare.core.time import showable
+from instrumentshare.core.time import SHOWABLE_MAX, SHOWABLE_MIN, showable
 
 from .models import Booking
 
-Interval = tuple[dt.datetime, dt.datetime]
 UTC = dt.UTC
-
-
-def _is_public_holiday(day: dt.date) -> bool:
-    """A statutory Chinese holiday (not an ordinary weekend; weekly rules cover those)."""
-    import chinese_calendar
-
-    try:
-        is_holiday, name = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:  # a year the package does not know yet
-        return False
-    return bool(is_holiday and name)
-
-
-def _local_to_utc(day: dt.date, minute: int, zone) -> dt.datetime:
-    local = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minute)
-    return local.replace(tzinfo=zone).astimezone(UTC)
-
-
-def opening_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
-                      rules: Iterable | None = None, exceptions: Iterable | None = None) -> list[Interval]:
-    """Opening hours that intersect [start, end), as UTC intervals.
-
-    ``rules`` and ``exceptions`` may be passed in (already fetched for many instruments);
-    otherwise they are read from the database.
-    """
-    zone = instrument.zone
-    policy = getattr(instrument, "policy", None)
-    first_day = start.astimezone(zone).date() - dt.timedelta(days=1)
-    last_day = end.astimezone(zone).date()
-    by_weekday: dict[int, list[tuple[int, int]]] = {}
-    for rule in instrument.opening_rules.all() if rules is None else rules:
-        by_weekday.setdefault(rule.weekday, []).append((rule.open_minute, rule.close_minute))
-    if exceptions is None:
-        exceptions = instrument.opening_exceptions.filter(date__gte=first_day, date__lte=last_day)
-    by_date = {exception.date: exception for exception in exceptions}
-    skip_holidays = bool(policy and policy.closed_on_public_holidays)
-    result: list[Interval] = []
-    day = first_day
-    while day <= last_day:
-        exception = by_date.get(day)
-        if exception is not None:
-            spans = [] if exception.closed else [(exception.open_minute, exception.close_minute)]
-        elif skip_holidays and _is_public_holiday(day):
-            spans = []
-        else:
-            spans = by_weekday.get(day.weekday(), [])
-        for open_minute, close_minute in spans:
-            a, b = _local_to_utc(day, open_minute, zone), _local_to_utc(day, close_minute, zone)
-            a, b = max(a, start), min(b, end)
-            if a < b:
-                result.append((a, b))
-        day += dt.timedelta(days=1)
-    return merge(result)
-
-
-def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
-    for a, b in sorted(intervals):
-        if merged and a <= merged[-1][1]:
-            if b > merged[-1][1]:
-                merged[-1] = (merged[-1][0], b)
-        else:
-            merged.append((a, b))
-    return merged
+__all__ = ["Interval", "merge", "opening_intervals"]  # opening hours are the catalog's; free time is ours
 
 
 def subtract(free: list[Interval], busy: list[Interval]) -> list[Interval]:
@@ -251,6 +187,10 @@ def free_intervals(instrument: Instrument, start: dt.datetime, end: dt.datetime,
     if start >= end:
         return []
     buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
+    if schedule is None and in_database():
+        free = _database_free(instrument, start, end, buffer=buffer, exclude_booking_id=exclude_booking_id)
+        if free is not None:
+            return free
     if schedule is None:
         schedule = load_schedule(instrument, start, end, buffer=buffer, exclude_booking_id=exclude_booking_id)
     opening = opening_intervals(instrument, start, end, rules=schedule.rules, exceptions=schedule.exceptions)
@@ -267,14 +207,27 @@ def instruments_free_for(instruments, start: dt.datetime, end: dt.datetime, minu
                          now: dt.datetime | None = None) -> set[int]:
     """Ids of the given instruments with at least ``minutes`` of contiguous free time in [start, end).
 
-    Four queries whatever the number of instruments: the instruments with their policies, their
-    opening rules, the exceptions, and the active bookings plus downtime in the window.
+    On PostgreSQL one statement over the materialized opening windows answers for every instrument
+    they cover; Python answers for the rest (and for every instrument on SQLite).
     """
+    now = now or timezone.now()
+    if in_database():
+        found, uncovered = _database_free_for(list(instruments.values_list("pk", flat=True)), start, end, minutes,
+                                              now=now)
+        if uncovered:
+            found |= _python_free_for(instruments.filter(pk__in=uncovered), start, end, minutes, now=now)
+        return found
+    return _python_free_for(instruments, start, end, minutes, now=now)
+
+
+def _python_free_for(instruments, start: dt.datetime, end: dt.datetime, minutes: int, *,
+                     now: dt.datetime) -> set[int]:
+    """``instruments_free_for`` in Python: four queries whatever the number of instruments (the instruments
+    with their policies, their opening rules, the exceptions, and the bookings plus downtime in the window)."""
     from collections import defaultdict
 
     from catalog.models import Downtime, OpeningException, OpeningRule
 
-    now = now or timezone.now()
     candidates = {i.pk: i for i in instruments.select_related("policy")}
     if not candidates:
         return set()
@@ -307,3 +260,156 @@ def instruments_free_for(instruments, start: dt.datetime, end: dt.datetime, minu
         if longest_free_minutes(subtract(opening, widened)) >= minutes:
             result.add(instrument_id)
     return result
+
+
+# --- free time in PostgreSQL ----------------------------------------------------------------------------
+#
+# The same definition as above, as ranges: the opening windows (``catalog.windows``, materialized from
+# ``catalog.hours.opening_intervals``) within the asked range clipped to the bookable window, minus active
+# bookings and downtime widened by the buffer before them. Used only where the instrument's window cover
+# holds the whole range; ``tests/bookings/test_free_time_paths.py`` holds it equal to the Python path.
+
+
+def in_database() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# ``asked``: (id, buffer, lo, hi), the range to answer per instrument. Hours, not days, so that no
+# session time zone moves the horizon by a DST hour.
+_ASKED_ONE = "SELECT %(id)s::bigint AS id, %(buffer)s * interval '1 minute' AS buffer, " \
+             "%(lo)s::timestamptz AS lo, %(hi)s::timestamptz AS hi"
+_ASKED_MANY = """SELECT i.id, p.buffer_minutes * interval '1 minute' AS buffer,
+    greatest(%(start)s::timestamptz, %(now)s::timestamptz + p.min_notice_minutes * interval '1 minute') AS lo,
+    least(%(end)s::timestamptz, %(now)s::timestamptz + p.horizon_days * interval '24 hours') AS hi
+    FROM catalog_instrument i JOIN catalog_bookingpolicy p ON p.instrument_id = i.id WHERE i.id = ANY(%(ids)s)"""
+# ``greatest`` in ``win``: with the bounds given as parameters the planner may build the range before the
+# WHERE drops an empty window, and a range whose end precedes its start is an error.
+_FREE_SQL = """WITH asked AS (__ASKED__),
+usable AS (
+    SELECT a.id, a.buffer, tstzrange(a.lo, greatest(a.lo, a.hi)) AS win, c.instrument_id IS NOT NULL AS covered
+    FROM asked a LEFT JOIN catalog_openingwindowcover c
+      ON c.instrument_id = a.id AND c.start <= a.lo AND a.hi <= c."end"
+    WHERE a.lo < a.hi
+),
+free AS (
+    SELECT u.id, u.covered, CASE WHEN u.covered THEN
+        coalesce((SELECT range_agg(tstzrange(w.start, w."end")) FROM catalog_openingwindow w
+                  WHERE w.instrument_id = u.id AND tstzrange(w.start, w."end") && u.win),
+                 '{}'::tstzmultirange) * multirange(u.win)
+        - coalesce((SELECT range_agg(tstzrange(b.start - u.buffer, b.blocked_until)) FROM bookings_booking b
+                    WHERE b.instrument_id = u.id AND b.state = ANY(%(states)s) AND b.start < upper(u.win) + u.buffer
+                      AND b.blocked_until > lower(u.win) AND b.id <> %(exclude)s), '{}'::tstzmultirange)
+        - coalesce((SELECT range_agg(tstzrange(d.start - u.buffer, d."end")) FROM catalog_downtime d
+                    WHERE d.instrument_id = u.id AND d.start < upper(u.win) AND d."end" > lower(u.win)),
+                   '{}'::tstzmultirange)
+    END AS free
+    FROM usable u
+)
+__ANSWER__"""
+# One instrument: its free ranges in order (a row with NULLs when it has none), or one row with
+# ``covered`` false when the windows do not cover the range.
+_FREE_ONE = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", (
+    "SELECT free.covered, lower(r), upper(r) FROM free LEFT JOIN LATERAL unnest(free.free) r ON true "
+    "ORDER BY lower(r)"))
+# One instrument's free ranges ('f') and its public busy time ('b': active bookings without the buffer,
+# downtime) in the asked range; an 'n' row instead of the free ranges when the windows do not cover it.
+_FREE_AND_BUSY = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", """
+SELECT 'f', lower(r), upper(r) FROM free, unnest(free.free) r WHERE free.covered
+UNION ALL SELECT 'n', NULL, NULL FROM free WHERE NOT free.covered
+UNION ALL SELECT 'b', b.start, b."end" FROM bookings_booking b
+    WHERE b.instrument_id = %(id)s AND b.state = ANY(%(states)s) AND b.start < %(end)s AND b."end" > %(start)s
+UNION ALL SELECT 'b', d.start, d."end" FROM catalog_downtime d
+    WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s
+ORDER BY 1, 2, 3""")
+# The same, as the API's JSON (``bookings.api.AvailabilityOut`` as ninja renders it, byte for byte:
+# ``{"start": "…Z", "end": "…Z"}`` items, milliseconds when there are any, cut as Django's encoder cuts
+# them): PostgreSQL writes the text, so the web process neither parses 2,000 timestamps nor renders them.
+# NULL ``uncovered`` means the bookable window is empty (no free time); true, that the windows do not
+# cover the range.
+_UTC_TEXT = ("(to_char(__T__ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+             "mod(date_part('microseconds', __T__ AT TIME ZONE 'UTC')::bigint, 1000000) = 0 THEN '' "
+             "ELSE to_char(__T__ AT TIME ZONE 'UTC', '.MS') END || 'Z')")
+
+
+def _json_interval(start: str, end: str) -> str:
+    return ("'{\"start\": \"' || " + _UTC_TEXT.replace("__T__", start) + " || '\", \"end\": \"' || "
+            + _UTC_TEXT.replace("__T__", end) + " || '\"}'")
+
+
+_FREE_AND_BUSY_JSON = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", """
+SELECT (SELECT NOT covered FROM free),
+  (SELECT '[' || coalesce(string_agg(__FREE__, ', ' ORDER BY lower(r)), '') || ']'
+   FROM free, unnest(free.free) r WHERE free.covered),
+  (SELECT '[' || coalesce(string_agg(__BUSY__, ', ' ORDER BY x.a, x.b), '') || ']' FROM (
+      SELECT least(greatest(b.start, %(showable_min)s), %(showable_max)s) AS a,
+             least(greatest(b."end", %(showable_min)s), %(showable_max)s) AS b FROM bookings_booking b
+      WHERE b.instrument_id = %(id)s AND b.state = ANY(%(states)s) AND b.start < %(end)s AND b."end" > %(start)s
+      UNION ALL
+      SELECT least(greatest(d.start, %(showable_min)s), %(showable_max)s),
+             least(greatest(d."end", %(showable_min)s), %(showable_max)s) FROM catalog_downtime d
+      WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) x)
+""".replace("__FREE__", _json_interval("lower(r)", "upper(r)")).replace("__BUSY__", _json_interval("x.a", "x.b")))
+# Many: the ids with a long enough free range, and those the windows do not cover.
+_FREE_FOR = _FREE_SQL.replace("__ASKED__", _ASKED_MANY).replace("__ANSWER__", (
+    "SELECT id, covered FROM free WHERE NOT covered OR EXISTS "
+    "(SELECT 1 FROM unnest(free.free) r WHERE upper(r) - lower(r) >= %(minutes)s * interval '1 minute')"))
+
+
+def _database_free(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, buffer: dt.timedelta,
+                   exclude_booking_id: int | None = None) -> list[Interval] | None:
+    """Free time in [start, end) (already clipped to the bookable window), or None outside the window cover."""
+    params = {"id": instrument.pk, "buffer": buffer.total_seconds() / 60, "lo": start, "hi": end,
+              "states": list(Booking.ACTIVE_STATES), "exclude": exclude_booking_id or 0}
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_ONE, params)
+        rows = cursor.fetchall()
+    if not rows or not rows[0][0]:
+        return None
+    return [(showable(a), showable(b)) for _covered, a, b in rows if a is not None]
+
+
+def database_free_and_busy(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                           now: dt.datetime | None = None) -> tuple[list[Interval], list[Interval]] | None:
+    """``bookings.queries.free_and_busy`` in one statement, or None outside the window cover."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_AND_BUSY, _free_and_busy_params(instrument, start, end, now=now))
+        rows = cursor.fetchall()
+    free, busy = [], []
+    for kind, a, b in rows:
+        if kind == "n":
+            return None
+        (free if kind == "f" else busy).append((showable(a), showable(b)))
+    return free, busy
+
+
+def database_free_and_busy_json(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                                now: dt.datetime | None = None) -> tuple[str, str] | None:
+    """``database_free_and_busy`` as the two JSON arrays of the availability API, or None outside the cover."""
+    params = _free_and_busy_params(instrument, start, end, now=now)
+    params.update(showable_min=SHOWABLE_MIN, showable_max=SHOWABLE_MAX)
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_AND_BUSY_JSON, params)
+        uncovered, free, busy = cursor.fetchone()
+    if uncovered:
+        return None
+    return free, busy
+
+
+def _free_and_busy_params(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
+                          now: dt.datetime | None) -> dict:
+    earliest, latest = bookable_window(instrument, now=now or timezone.now())
+    return {"id": instrument.pk, "buffer": instrument.policy.buffer_minutes, "lo": max(start, earliest),
+            "hi": min(end, latest), "start": start, "end": end, "states": list(Booking.ACTIVE_STATES), "exclude": 0}
+
+
+def _database_free_for(ids: list[int], start: dt.datetime, end: dt.datetime, minutes: int, *,
+                       now: dt.datetime) -> tuple[set[int], list[int]]:
+    """(ids with ``minutes`` of contiguous free time, ids the window cover does not hold) among ``ids``."""
+    if not ids:
+        return set(), []
+    params = {"ids": ids, "start": start, "end": end, "now": now, "minutes": minutes,
+              "states": list(Booking.ACTIVE_STATES), "exclude": 0}
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_FOR, params)
+        rows = cursor.fetchall()
+    return {pk for pk, covered in rows if covered}, [pk for pk, covered in rows if not covered]

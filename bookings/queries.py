@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -109,11 +111,29 @@ def checked_range(start: dt.datetime, end: dt.datetime, *, max_days: int | None 
 
 def free_and_busy(instrument, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None):
     """Free time for a new booking, and busy time without personal data (active bookings and
-    downtime), in [start, end): both from one read of the instrument's schedule."""
+    downtime), in [start, end): both from one read of the instrument's schedule (one statement over
+    the opening windows on PostgreSQL)."""
+    if availability.in_database():
+        found = availability.database_free_and_busy(instrument, start, end, now=now)
+        if found is not None:
+            return found
     buffer = dt.timedelta(minutes=instrument.policy.buffer_minutes)
     schedule = availability.load_schedule(instrument, start, end, buffer=buffer)
     free = availability.free_intervals(instrument, start, end, now=now, schedule=schedule)
     return free, schedule.public_busy(start, end)
+
+
+def availability_json(instrument, start: dt.datetime, end: dt.datetime, *,
+                      now: dt.datetime | None = None) -> str | None:
+    """The availability API's answer (``bookings.api.AvailabilityOut``) as PostgreSQL writes it, or None where
+    only ``free_and_busy`` answers (SQLite, a range beyond the opening windows)."""
+    if not availability.in_database():
+        return None
+    arrays = availability.database_free_and_busy_json(instrument, start, end, now=now)
+    if arrays is None:
+        return None
+    head = {"instrument_id": instrument.pk, "time_zone": instrument.time_zone, "start": start, "end": end}
+    return json.dumps(head, cls=DjangoJSONEncoder)[:-1] + f', "free": {arrays[0]}, "busy": {arrays[1]}}}'
 
 
 # --- pages: the week calendars, "my bookings", the lab queue --------------------------------------

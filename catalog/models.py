@@ -299,6 +299,37 @@ class Downtime(models.Model):
         return f"{self.instrument_id} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
 
 
+class OpeningWindow(models.Model):
+    """Opening hours as UTC ranges, materialized over the booking horizon (``catalog.windows``) so that
+    PostgreSQL can subtract bookings and downtime from them in one statement. Derived data: written
+    only by ``catalog.windows`` (from the services that change hours, exceptions, policy or zone, and
+    the daily task that moves the horizon on), never edited. GiST-indexed on PostgreSQL (migration)."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="+")
+    start = SafeDateTimeField()
+    end = SafeDateTimeField()
+
+    class Meta:
+        ordering = ["instrument", "start"]
+        constraints = [models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="opening_window_order")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+
+
+class OpeningWindowCover(models.Model):
+    """The span [start, end) an instrument's ``OpeningWindow`` rows are complete for. A read outside it
+    (or of an instrument without one) computes opening hours in Python instead."""
+
+    instrument = models.OneToOneField(Instrument, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    start = SafeDateTimeField()
+    end = SafeDateTimeField()
+    refreshed_at = SafeDateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.start:%Y-%m-%d}–{self.end:%Y-%m-%d}"
+
+
 class Qualification(models.Model):
     """A lab manager's record that a user is trained on an instrument."""
 

@@ -33,6 +33,7 @@ from .models import (
     Qualification,
     TrainingRequest,
 )
+from .windows import refresh_opening_windows
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def create_instrument(*, actor, lab: Lab, share_mode: str = Instrument.ShareMode
         rule = OpeningRule(instrument=instrument, weekday=weekday, open_minute=open_minute, close_minute=close_minute)
         _clean(rule)
         rule.save()
+    refresh_opening_windows(instrument_ids=[instrument.pk])
     record(actor=actor, action="instrument.created", target=instrument, after=changes(instrument, AUDITED_FIELDS))
     return instrument
 
@@ -170,6 +172,8 @@ def update_instrument(*, actor, instrument_id: int, **fields) -> Instrument:
     instrument.save()
     after = changes(instrument, fields)
     changed = {key for key in fields if before.get(key) != after.get(key)}
+    if "time_zone" in changed:  # the same local hours are other UTC times now
+        refresh_opening_windows(instrument_ids=[instrument.pk])
     if changed:
         record(actor=actor, action="instrument.updated", target=instrument,
                before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
@@ -193,6 +197,7 @@ def update_policy(*, actor, instrument_id: int, dry_run: bool = False, bookings:
         _clean(policy)
         policy.save()
         instrument.policy = policy
+        refresh_opening_windows(instrument_ids=[instrument.pk], now=now)  # horizon, public holidays
         record(actor=actor, action="instrument.policy_updated", target=instrument, before=before,
                after=changes(policy, fields))
         return policy
@@ -234,6 +239,7 @@ def set_opening_hours(*, actor, instrument_id: int, rules: list[tuple[int, int, 
         before = [str(rule) for rule in instrument.opening_rules.all()]
         instrument.opening_rules.all().delete()
         OpeningRule.objects.bulk_create(new_rules)
+        refresh_opening_windows(instrument_ids=[instrument.pk], now=now)
         record(actor=actor, action="instrument.opening_hours_set", target=instrument, before={"rules": before},
                after={"rules": [str(rule) for rule in new_rules]})
         return new_rules
@@ -255,6 +261,7 @@ def set_opening_exception(*, actor, instrument_id: int, date, closed: bool = Tru
             instrument=instrument, date=date,
             defaults={"closed": closed, "open_minute": open_minute, "close_minute": close_minute, "reason": reason},
         )
+        refresh_opening_windows(instrument_ids=[instrument.pk], now=now)
         record(actor=actor, action="instrument.opening_exception_set", target=instrument,
                after={"date": date, "closed": closed, "open_minute": open_minute, "close_minute": close_minute,
                       "reason": reason})

@@ -10,3 +10,11 @@ TRANSIENT = (ConnectionError, TimeoutError, OSError)
 @shared_task(acks_late=True, max_retries=5, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=300)
 def send_training_mail(training_request_id: int, kind: str) -> bool:
     return mail.send_training_mail(training_request_id, kind)
+
+
+@shared_task(acks_late=True, max_retries=3, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=300)
+def refresh_opening_windows_task() -> int:
+    """Daily: every instrument's opening windows, the horizon moved on a day (``catalog.windows``)."""
+    from .windows import refresh_opening_windows
+
+    return refresh_opening_windows()

@@ -61,6 +61,7 @@ def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: in
 
     from bookings.models import Booking
     from catalog.models import BookingPolicy, Instrument, OpeningRule
+    from catalog.windows import refresh_opening_windows
     from instrumentshare.core.bulk import insert_rows
 
     started = time.monotonic()
@@ -86,6 +87,7 @@ def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: in
         OpeningRule.objects.bulk_create([OpeningRule(instrument_id=pk, weekday=day, open_minute=0, close_minute=1440)
                                          for pk in ids for day in range(7)])
         _copy_rate_cards(template.pk, ids)
+        refresh_opening_windows(instrument_ids=ids)  # as the services would (catalog.windows)
         columns = ["instrument_id", "user_id", "charged_lab_id", "start", "end", "blocked_until", "state", "purpose",
                    "uid"]
         period, length = dt.timedelta(minutes=PERIOD_MINUTES), dt.timedelta(minutes=BOOKING_MINUTES)

@@ -178,6 +178,10 @@ def run(args: argparse.Namespace, database_url: str) -> int:
         print(f"reusing the city in {database_url} (generated {reused['generated']})")
         anchor = dt.datetime.fromisoformat(reused["anchor"])
         generation = reused
+        # The beat's daily task, as production runs it: the opening windows move on with the horizon.
+        from catalog.windows import refresh_opening_windows
+
+        print(f"opening windows refreshed: {refresh_opening_windows():,}")
     elif args.scenario == "dense":
         generation = _generate({"seed": args.seed, "scale": "quick", **DENSE_CITY})
         from . import dense

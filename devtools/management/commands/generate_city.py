@@ -42,6 +42,7 @@ from django.utils import timezone
 from bookings.models import Booking
 from catalog.models import BookingPolicy, Downtime, Instrument, OpeningRule
 from catalog.reference import categories, category_level, load_categories
+from catalog.windows import refresh_opening_windows
 from instrumentshare.accounts.models import Lab, Membership, Organization, User
 from instrumentshare.core.bulk import defaults_for
 from usage.charging import billable_quantity
@@ -661,6 +662,8 @@ class Command(BaseCommand):
                 self._verify_foreign_keys()
             self._reset_sequences()
         self._rebuild_indexes(dropped)
+        # What the daily task keeps in production: every instrument's opening windows (catalog.windows).
+        loader.counts["catalog.OpeningWindow"] = refresh_opening_windows()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
