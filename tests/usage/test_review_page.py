@@ -22,6 +22,10 @@ MONDAY = dt.datetime(2026, 11, 2, 8, tzinfo=SHANGHAI)  # a fixed past week: the 
 
 @pytest.fixture
 def flags(world):
+    return make_flags(world)
+
+
+def make_flags(world) -> dict[str, ReviewFlag]:
     """No-show, overrun and early finish of bookings at 10:00-12:00 Shanghai, and an unbooked session."""
     instrument = make_instrument(world, name="审核仪器", policy={"min_notice_minutes": 0})
     bookings = {}
