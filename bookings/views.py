@@ -130,7 +130,8 @@ def _calendar_texts() -> dict:
     return {
         "today": _("Today"), "week": _("Week"), "day": _("Day"), "list": _("List"), "allDay": _("All day"),
         "busy": _("Busy"), "free": _("Free"), "yourTime": _("In your time zone"),
-        "noEvents": _("Nothing booked in this range."),
+        "noEvents": _("Nothing booked in this range."), "previous": _("Earlier"), "next": _("Later"),
+        "todayHint": _("Back to today"),
         "loadError": _("The calendar could not load its times. Reload the page to try again."),
         "moveFailed": _("The booking could not be moved; it is back where it was. Try again, or use the form on "
                         "the booking's page."),

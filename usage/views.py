@@ -3,17 +3,21 @@ review of flagged usage."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.core.pages import attempt, refusals_return_to
 
+from . import queries
 from .models import ReviewFlag, UsageSession
 from .services import review as review_services
 from .services import sessions as session_services
@@ -60,24 +64,69 @@ def check_out(request, booking_id: int):
 
 @login_required
 def review(request):
-    """Flagged usage of the labs I manage: accept, correct (with a reason and minutes) or waive."""
+    """Open flags of the labs I manage in one table: accept, correct (with a reason and minutes) or waive
+    one, or accept the selected ones at once."""
     lab_ids = people.managed_lab_ids(request.user)
     if not lab_ids:
         raise Http404("Not a lab manager.")
     if request.method == "POST":
-        try:
-            flag_id, minutes = int(request.POST.get("flag", "0") or 0), request.POST.get("minutes")
-            minutes = int(minutes) if minutes not in (None, "") else None
-        except ValueError:
-            messages.error(request, _("Give the billable minutes as a whole number."))
+        if request.POST.get("action") == "accept_selected":
+            _accept_selected(request)
         else:
-            attempt(request, lambda: review_services.resolve_flag(
-                actor=request.user, flag_id=flag_id, decision=request.POST.get("decision", ""),
-                reason=request.POST.get("reason", ""), minutes=minutes), _("Decision recorded."), named_in_form=True)
+            _decide_one(request)
         return redirect("usage:review")
-    flags = (ReviewFlag.objects.filter(instrument__lab_id__in=lab_ids, state=ReviewFlag.State.OPEN)
-             .select_related("instrument", "booking__user", "session__user").order_by("-created_at")[:300])
-    sessions = (UsageSession.objects.filter(instrument__lab_id__in=lab_ids).select_related("instrument", "user",
-                                                                                         "booking")
-                .order_by("-start")[:100])
-    return render(request, "usage/review.html", {"flags": flags, "sessions": sessions})
+    flags = list(queries.open_flags(lab_ids)[:queries.REVIEW_LIMIT])
+    last_use = queries.last_use_by_booking([flag.booking_id for flag in flags if flag.booking_id])
+    return render(request, "usage/review.html", {
+        "rows": [_review_row(flag, last_use.get(flag.booking_id)) for flag in flags],
+        "limit": queries.REVIEW_LIMIT, "sessions": queries.recent_sessions(lab_ids)})
+
+
+def _decide_one(request) -> None:
+    try:
+        flag_id, minutes = int(request.POST.get("flag", "0") or 0), request.POST.get("minutes")
+        minutes = int(minutes) if minutes not in (None, "") else None
+    except ValueError:
+        messages.error(request, _("Give the billable minutes as a whole number."))
+        return
+    attempt(request, lambda: review_services.resolve_flag(
+        actor=request.user, flag_id=flag_id, decision=request.POST.get("decision", ""),
+        reason=request.POST.get("reason", ""), minutes=minutes), _("Decision recorded."), named_in_form=True)
+
+
+def _accept_selected(request) -> None:
+    try:
+        flag_ids = [int(value) for value in request.POST.getlist("selected")]
+    except ValueError:
+        messages.error(request, _("Select the flags to accept."))
+        return
+    count = len(set(flag_ids))  # all or none: when it succeeds, every selected flag is accepted
+    attempt(request, lambda: review_services.accept_flags(actor=request.user, flag_ids=flag_ids),
+            ngettext("%(count)d flag accepted.", "%(count)d flags accepted.", count) % {"count": count},
+            named_in_form=True)
+
+
+def _review_row(flag: ReviewFlag, last_use) -> dict:
+    """A flag as the review table shows it: the day of use and what happened, in the instrument's zone
+    and the page's language (the stored ``detail`` is the reconciler's English note, kept for the API)."""
+    zone = flag.instrument.zone
+    booking, session = flag.booking, flag.session
+
+    def at(value):
+        return timezone.localtime(value, zone).strftime("%H:%M") if value else "—"
+
+    used = booking.start if booking else (session.start or session.end) if session else flag.created_at
+    details = {
+        ReviewFlag.Kind.NO_SHOW: lambda: _("No use recorded; booked %(start)s–%(end)s."),
+        ReviewFlag.Kind.OVERRUN: lambda: _("Used until %(last)s; booked until %(end)s."),
+        ReviewFlag.Kind.EARLY_FINISH: lambda: _("Finished at %(last)s; booked until %(end)s."),
+        ReviewFlag.Kind.UNBOOKED: lambda: _("Used %(start)s–%(end)s without a booking."),
+        ReviewFlag.Kind.OPEN_SESSION: lambda: _("Started %(start)s and left open; closed after %(hours)d h."),
+        ReviewFlag.Kind.STOP_WITHOUT_START: lambda: _("Stopped at %(end)s; the start never arrived."),
+    }
+    span = booking or session
+    values = {"start": at(span.start if span else None), "end": at(span.end if span else None), "last": at(last_use),
+              "hours": settings.USAGE_OPEN_SESSION_LIMIT_HOURS}
+    text = details.get(flag.kind)
+    return {"flag": flag, "date": timezone.localtime(used, zone).date(), "zone": flag.instrument.time_zone,
+            "detail": text() % values if text and span else flag.detail}

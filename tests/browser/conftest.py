@@ -32,6 +32,30 @@ def page(browser, live_server):
     context.close()
 
 
+SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
+
+
+@pytest.fixture
+def sized(browser, live_server):
+    contexts = []
+
+    def open_as(username, size, language):
+        width, height = SIZES[size]
+        context = browser.new_context(locale="en-US", timezone_id="Asia/Shanghai", base_url=live_server.url,
+                                      viewport={"width": width, "height": height})
+        context.add_cookies([{"name": "django_language", "value": language, "url": live_server.url}])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        if username:
+            log_in(page, username)
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
 def log_in(page, username: str, password: str | None = None):
     """Log in through the login page, as a person would."""
     from tests.conftest import PASSWORD

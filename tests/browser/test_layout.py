@@ -4,11 +4,10 @@ the page never scrolls sideways, no navigation label wraps inside a word, and ev
 
 import pytest
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import SIZES
 
 pytestmark = pytest.mark.browser
 
-SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
 ROLES = [None, "researcher", "manager", "finance", "bureau"]
 PAGES = ["/", "/instruments/", "/bookings/mine/", "/billing/mine/", "/oversight/"]
 
@@ -21,27 +20,6 @@ MEASURE = """() => {
   }).map(e => e.textContent.trim());
   return {scroll: document.documentElement.scrollWidth, width: window.innerWidth, wrapped};
 }"""
-
-
-@pytest.fixture
-def sized(browser, live_server):
-    contexts = []
-
-    def open_as(username, size, language):
-        width, height = SIZES[size]
-        context = browser.new_context(locale="en-US", timezone_id="Asia/Shanghai", base_url=live_server.url,
-                                      viewport={"width": width, "height": height})
-        context.add_cookies([{"name": "django_language", "value": language, "url": live_server.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        if username:
-            log_in(page, username)
-        return page
-
-    yield open_as
-    for context in contexts:
-        context.close()
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -80,3 +58,51 @@ def test_the_menu_folds_on_a_phone_and_opens_on_a_tap(world, sized):
     wide = sized("researcher", "laptop", "zh-hans")
     wide.goto("/")
     assert not wide.locator("[data-testid=nav-toggle]").is_visible()  # everything fits: no menu button
+
+
+CARD = """(selector) => [...document.querySelectorAll(selector)].map(row => ({
+  display: getComputedStyle(row).display,
+  labels: [...row.querySelectorAll('td[data-label]')].map(td => getComputedStyle(td, '::before').content),
+  fits: row.getBoundingClientRect().right <= innerWidth,
+}))"""
+
+
+def test_on_a_phone_results_come_before_the_filters_and_read_as_cards(world, sized):
+    from tests.bookings.conftest import make_instrument
+
+    make_instrument(world, name="卡片扫描电镜")
+    phone = sized("researcher", "phone", "zh-hans")
+    phone.goto("/instruments/")
+    filters = phone.locator("[data-testid=filters]")
+    assert filters.get_attribute("open") is None and not phone.locator("#id_c1").is_visible()
+    assert phone.locator("#results").bounding_box()["y"] < 844  # the first result is on the first screen
+    cards = phone.evaluate(CARD, "[data-testid=result]")
+    assert cards and all(card["display"] == "block" and card["fits"] for card in cards)
+    assert '"机构"' in cards[0]["labels"] and '"原值（元）"' in cards[0]["labels"]
+    assert phone.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+    phone.locator("[data-testid=filters] summary").click()
+    assert phone.locator("#id_c1").is_visible()
+    laptop = sized("researcher", "laptop", "zh-hans")
+    laptop.goto("/instruments/")
+    assert laptop.locator("#id_c1").is_visible()  # open where there is room
+    assert laptop.evaluate(CARD, "[data-testid=result]")[0]["display"] == "table-row"
+
+
+def test_my_bookings_and_the_usage_review_are_cards_on_a_phone(world, sized):
+    import datetime as dt
+
+    from bookings import services
+    from tests.bookings.conftest import make_instrument, next_weekday
+    from tests.usage.test_review_page import make_flags
+
+    instrument = make_instrument(world, name="卡片预约仪器")
+    start = next_weekday(1, 10)
+    services.create_booking(user=world.manager, instrument_id=instrument.pk, start=start,
+                            end=start + dt.timedelta(hours=1), purpose="cards")
+    make_flags(world)
+    phone = sized("manager", "phone", "zh-hans")
+    for path, rows in [("/bookings/mine/", "[data-testid=booking-row]"), ("/bookings/review/", "tr[data-flag-id]")]:
+        phone.goto(path)
+        cards = phone.evaluate(CARD, rows)
+        assert cards and all(card["display"] == "block" and card["fits"] for card in cards), path
+        assert phone.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), path

@@ -18,7 +18,7 @@ def resolve_flag(*, actor, flag_id: int, decision: str, reason: str = "", minute
     """Accept, correct (with a reason and the billable minutes) or waive (with a reason) a flagged item."""
     flag = ReviewFlag.objects.select_for_update().select_related("instrument").filter(pk=flag_id).first()
     if flag is None or not people.is_lab_manager(actor, flag.instrument.lab_id):
-        raise NotFound("not_found", "No such flag.")
+        raise NotFound("not_found", gettext("No such flag."))
     if decision not in ("accepted", "corrected", "waived"):
         raise Invalid("invalid_decision", gettext("Decision is accepted, corrected or waived."))
     if decision != "accepted" and not (reason or "").strip():
@@ -26,7 +26,8 @@ def resolve_flag(*, actor, flag_id: int, decision: str, reason: str = "", minute
     if flag.state != ReviewFlag.State.OPEN:
         if flag.state == decision:
             return flag
-        raise Conflict("already_resolved", f"This flag was already {flag.state}.")
+        raise Conflict("already_resolved", gettext("This flag was already decided: %(state)s.")
+                       % {"state": flag.get_state_display()})
     item = None
     if flag.booking_id:
         item = BillableItem.objects.select_for_update().filter(booking_id=flag.booking_id).first()
@@ -34,15 +35,17 @@ def resolve_flag(*, actor, flag_id: int, decision: str, reason: str = "", minute
         item = BillableItem.objects.select_for_update().filter(session_id=flag.session_id).first()
     if decision in ("corrected", "waived"):
         if item is None:
-            raise Conflict("not_reconciled", "Reconciliation has not produced a billable item for this yet.")
+            raise Conflict("not_reconciled",
+                           gettext("Reconciliation has not produced a billable item for this yet."))
         if item.state == BillableItem.State.BILLED:
-            raise Conflict("period_closed", "This item is billed already; corrections go through a credit note.")
+            raise Conflict("period_closed",
+                           gettext("This item is billed already; corrections go through a credit note."))
         before = {"quantity": item.quantity, "state": item.state}
         if decision == "waived":
             item.state = BillableItem.State.WAIVED
         else:
             if minutes is None or minutes < 0 or minutes > 100_000:
-                raise Invalid("invalid_quantity", "Give the corrected billable quantity.")
+                raise Invalid("invalid_quantity", gettext("Give the corrected billable quantity."))
             item.quantity = minutes
         item.corrected, item.note, item.updated_at = True, reason[:500], timezone.now()
         item.save()
@@ -52,6 +55,22 @@ def resolve_flag(*, actor, flag_id: int, decision: str, reason: str = "", minute
     flag.save()
     record(actor=actor, action=f"review_flag.{decision}", target=flag, after={"kind": flag.kind}, reason=reason)
     return flag
+
+
+BULK_LIMIT = 500
+
+
+def accept_flags(*, actor, flag_ids) -> list[ReviewFlag]:
+    """Accept several flags at once (the review page's "accept selected"): each through ``resolve_flag``,
+    so each meets the same rules and gets its own audit record. All or none: if one of them was decided
+    otherwise meanwhile, nothing is accepted and the refusal says so."""
+    ids = sorted(set(flag_ids))
+    if not ids:
+        raise Invalid("nothing_selected", gettext("Select the flags to accept."))
+    if len(ids) > BULK_LIMIT:
+        raise Invalid("too_many", gettext("Accept at most %(limit)d flags at once.") % {"limit": BULK_LIMIT})
+    with transaction.atomic():
+        return [resolve_flag(actor=actor, flag_id=flag_id, decision="accepted") for flag_id in ids]
 
 
 @transaction.atomic

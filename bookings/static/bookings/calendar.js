@@ -80,6 +80,9 @@
       height: "auto",
       headerToolbar: { left: "prev,next today", center: "title", right: "timeGridWeek,timeGridDay,listWeek" },
       buttonText: { today: texts.today, week: texts.week, day: texts.day, list: texts.list },
+      // The hints read out for the arrows and view buttons (English in FullCalendar without its locales).
+      buttonHints: { prev: texts.previous, next: texts.next, today: texts.todayHint },
+      viewHint: function (buttonText) { return buttonText; },
       allDayText: texts.allDay,
       noEventsText: texts.noEvents,
       slotLabelFormat: { hour: "2-digit", minute: "2-digit", hour12: false },

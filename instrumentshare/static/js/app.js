@@ -32,4 +32,45 @@ document.addEventListener("click", (event) => {
   toggle.setAttribute("aria-expanded", nav.classList.contains("open") ? "true" : "false");
 });
 window.addEventListener("resize", fitNavigation);
+
+// Each table of the page scrolls sideways in its own box when it is wider than the page, so the page
+// itself never does (tables shown as cards on a phone fit anyway).
+function boxTables(root) {
+  root.querySelectorAll("main table").forEach((table) => {
+    if (table.parentElement.classList.contains("table-scroll") || table.closest(".fc")) return;
+    const box = document.createElement("div");
+    box.className = "table-scroll";
+    table.replaceWith(box);
+    box.appendChild(table);
+  });
+}
+document.addEventListener("DOMContentLoaded", () => boxTables(document));
+document.addEventListener("htmx:afterSwap", () => boxTables(document));
 document.addEventListener("DOMContentLoaded", fitNavigation);
+
+// A header checkbox [data-select-all=NAME] ticks every checkbox named NAME in its table.
+document.addEventListener("change", (event) => {
+  const all = event.target.closest("[data-select-all]");
+  if (!all) return;
+  const table = all.closest("table");
+  table.querySelectorAll(`input[type=checkbox][name="${all.dataset.selectAll}"]`).forEach((box) => {
+    box.checked = all.checked;
+  });
+});
+
+// details[data-open-wide] are open on a wide screen and folded on a phone (search filters before the
+// results); a page part swapped by htmx keeps the state the person left them in.
+const wide = window.matchMedia("(min-width: 769px)");
+const foldState = new Map();
+function unfoldWide() {
+  document.querySelectorAll("details[data-open-wide]").forEach((details) => {
+    if (details.id && foldState.has(details.id)) details.open = foldState.get(details.id);
+    else if (wide.matches) details.open = true;
+  });
+  foldState.clear();
+}
+document.addEventListener("DOMContentLoaded", unfoldWide);
+document.addEventListener("htmx:beforeSwap", () => {
+  document.querySelectorAll("details[data-open-wide][id]").forEach((details) => foldState.set(details.id, details.open));
+});
+document.addEventListener("htmx:afterSwap", unfoldWide);
