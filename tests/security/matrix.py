@@ -8,7 +8,7 @@ Everything belongs to the researcher, lab A (managed by ``manager``) or organiza
 ``finance``); the other people of ``tests/conftest.py`` are outsiders to it:
 
 - an instrument of lab A with a pending booking of the researcher, a weekly series of two of
-  theirs (pending too), a downtime, the researcher's
+  theirs (pending too), the researcher's waiting-list entry, a downtime, the researcher's
   qualification, a training request of ``other_researcher``, a billable item, service record and
   review flag of the booking, a listing change request, a logger token;
 - billing: two rate cards (one used by charges, one not), lab A's cost centre, a research project
@@ -97,6 +97,7 @@ def build() -> Matrix:
 
 def _catalog_and_bookings(world) -> tuple[dict, dict]:
     from bookings import services as booking_services
+    from bookings.models import WaitlistEntry
     from bookings.services import create_feed_token
     from catalog import services as catalog_services
     from catalog.models import ListingChangeRequest
@@ -113,6 +114,9 @@ def _catalog_and_bookings(world) -> tuple[dict, dict]:
     series = booking_services.create_series(user=world.researcher, instrument_id=instrument.pk, start=series_start,
                                             end=series_start + dt.timedelta(hours=1), purpose="matrix series",
                                             frequency="WEEKLY", count=2).series
+    # the researcher's place in the instrument's waiting list (for their own booking's time: any entry will do)
+    entry = WaitlistEntry.objects.create(user=world.researcher, instrument=instrument, start=booking.start,
+                                         end=booking.end, minutes=60, purpose="matrix wait")
     logger_token, logger_plain = usage.create_logger_token(actor=world.manager, instrument_id=instrument.pk,
                                                            name="PC")
     downtime = catalog_services.add_downtime(actor=world.manager, instrument_id=instrument.pk,
@@ -133,7 +137,8 @@ def _catalog_and_bookings(world) -> tuple[dict, dict]:
     api_token = create_api_token(user=world.researcher, name="victim")[0]
     feed, feed_plain = create_feed_token(user=world.researcher)
     ids = {
-        "booking_id": booking.pk, "series_id": series.pk, "instrument_id": instrument.pk, "downtime_id": downtime.pk,
+        "booking_id": booking.pk, "series_id": series.pk, "entry_id": entry.pk, "instrument_id": instrument.pk,
+        "downtime_id": downtime.pk,
         "qualification_id": qualification.pk, "training_request_id": training.pk, "flag_id": flag.pk,
         "record_id": record.pk, "request_id": listing.pk, "feed_id": feed.pk,
         "token_id": {"logger-tokens": logger_token.pk, "": api_token.pk},

@@ -33,6 +33,7 @@ BOOKING_LAB_ACTION = "anonymous:401 logger:401 researcher:403 manager:ok bureau:
 BOOKING_BOOKER_ACTION = "anonymous:401 logger:401 researcher:ok manager:403 bureau:403 *:404"
 BOOKING_CANCEL = "anonymous:401 logger:401 researcher:ok manager:ok bureau:403 *:404"
 CHECK_IN_OUT = "anonymous:401 logger:401 researcher:ok *:404"
+OWN_ENTRY = "anonymous:401 logger:401 researcher:ok *:404"
 LAB_MANAGER_OF_INSTRUMENT = "anonymous:401 logger:401 manager:ok *:404"
 LOGGER_ONLY = "logger:ok *:401"
 # billing: the project of organization A led by the researcher; its PI and organization A's finance decide
@@ -117,6 +118,13 @@ MATRIX = {
     "GET /api/v1/booking-series": SIGNED_IN,
     "GET /api/v1/booking-series/{series_id}": BOOKING_SEEN,
     "POST /api/v1/booking-series/{series_id}/cancel": BOOKING_CANCEL,
+    # waiting lists: the researcher's entry is theirs alone (an accept or decline without an offer is a 409)
+    "GET /api/v1/waitlist": OWN,
+    "POST /api/v1/waitlist": SIGNED_IN,
+    "GET /api/v1/waitlist/{entry_id}": OWN_ENTRY,
+    "POST /api/v1/waitlist/{entry_id}/accept": OWN_ENTRY,
+    "POST /api/v1/waitlist/{entry_id}/decline": OWN_ENTRY,
+    "POST /api/v1/waitlist/{entry_id}/leave": OWN_ENTRY,
     "GET /api/v1/instruments/{instrument_id}/availability": PUBLIC_BAD_TOKEN_401,
     # submissions
     "GET /api/v1/instruments/{instrument_id}/sample-service": SIGNED_IN,
@@ -270,6 +278,8 @@ def bodies(ids: dict) -> dict:
         "POST /api/v1/bookings/{booking_id}/reject": {"reason": "matrix"},
         "POST /api/v1/bookings/{booking_id}/cancel": {"reason": "matrix"},
         "POST /api/v1/booking-series/{series_id}/cancel": {"scope": "all", "reason": "matrix"},
+        "POST /api/v1/waitlist": {"instrument_id": ids["instrument_id"], "start": start.isoformat(),
+                                  "end": (start + dt.timedelta(hours=1)).isoformat(), "purpose": "matrix"},
         # billing
         "POST /api/v1/billing/accounts": {"kind": "project", "organization_id": ids["organization_id"],
                                           "number": "PRJ-MATRIX", "name": "Matrix", "pi_id": ids["user_id"]},

@@ -100,6 +100,14 @@ PAGES = {
     "bookings:series": (BOOKING_SEEN, None),   # the researcher's weekly series on that instrument
     "bookings:series_cancel": (POST_ONLY, "anonymous:login researcher:302 manager:302 bureau:302 *:404"),
     "bookings:mine": (SIGNED_IN, None),
+    # the week calendar's drag: JSON from the same form and service as "Move to another time" (no times: 422)
+    "bookings:move": (POST_ONLY, "anonymous:login researcher:422 manager:422 bureau:422 *:404"),
+    # waiting lists: the researcher's entry (no offer on it: accept and decline are refused with a message)
+    "bookings:waitlist": (SIGNED_IN, None),
+    "bookings:join_waitlist": (SIGNED_IN, SIGNED_IN),
+    "bookings:accept_offer": (POST_ONLY, "anonymous:login researcher:302 *:404"),
+    "bookings:decline_offer": (POST_ONLY, "anonymous:login researcher:302 *:404"),
+    "bookings:leave_waitlist": (POST_ONLY, "anonymous:login researcher:302 *:404"),
     # submissions: the researcher's sample request in progress on lab A's instrument, with a result file
     "submissions:mine": (SIGNED_IN, None),
     "submissions:lab_queue": (SIGNED_IN, None),   # everyone sees their own labs' queue (empty for most)
@@ -220,6 +228,7 @@ def query_strings(matrix) -> dict:
     week = {"start": start.isoformat(), "end": (start + dt.timedelta(days=7)).isoformat()}
     return {
         "bookings:new": {"instrument": matrix.ids["instrument_id"]},
+        "bookings:join_waitlist": {"instrument": matrix.ids["instrument_id"]},
         "bookings:calendar_events": week,
         "bookings:lab_events": week,
         "billing:export": {"period": matrix.ids["month"], "format": "csv"},

@@ -54,6 +54,7 @@ ABOUT_THE_PERSON = {
     "catalog.ListingChangeRequest.requested_by": "listing_requests",
     "bookings.Booking.user": "bookings", "bookings.FeedToken.user": "feed_links", "bookings.UserCredit.user": "credit",
     "bookings.CreditEvent.user": "credit_events", "bookings.WaitlistEntry.user": "waiting_list",
+    "bookings.BookingSeries.user": "booking_series",
     "usage.UsageSession.user": "usage_sessions", "usage.BillableItem.user": "billable_items",
     "usage.ServiceRecord.user": "service_records",
     "billing.BillingAccount.pi": "accounts_as_pi", "billing.AccountAuthorization.user": "account_authorizations",
