@@ -55,6 +55,18 @@ def _as_utc(value: dt.datetime, name: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _booking_request(start: dt.datetime, end: dt.datetime, purpose: str) -> tuple[dt.datetime, dt.datetime, str]:
+    """What every new booking asks first (one booking, or each of a series): times with an offset, in
+    UTC, the end after the start, and a purpose."""
+    start, end = _as_utc(start, "start"), _as_utc(end, "end")
+    if start >= end:
+        raise Invalid("invalid_range", "The booking must end after it starts.")
+    purpose = (purpose or "").strip()
+    if not purpose:
+        raise Invalid("purpose_required", "Say what the booking is for.")
+    return start, end, purpose
+
+
 def _enqueue(booking: Booking, kind: str) -> Notification:
     """Write the outbox row now; try to hand it to a worker after commit."""
     # Every change raises the sequence, so this (booking, kind, sequence) is new; the unique key guards it.
@@ -80,12 +92,7 @@ def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.date
     """Book an instrument. ``extras`` carries the fields higher apps add to the booking (billing's
     ``account_id``: see ``bookings.extensions.booking_parts``); they check and store their own part."""
     now = now or timezone.now()
-    start, end = _as_utc(start, "start"), _as_utc(end, "end")
-    if start >= end:
-        raise Invalid("invalid_range", "The booking must end after it starts.")
-    purpose = (purpose or "").strip()
-    if not purpose:
-        raise Invalid("purpose_required", "Say what the booking is for.")
+    start, end, purpose = _booking_request(start, end, purpose)
     try:
         with transaction.atomic():
             return _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extras or {})

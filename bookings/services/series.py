@@ -30,7 +30,7 @@ from instrumentshare.audit.services import record
 from instrumentshare.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 from ..models import Booking, BookingSeries
-from .lifecycle import _as_utc, _create_booking, cancel_visible
+from .lifecycle import _booking_request, _create_booking, cancel_visible
 from .rules import check_credit, check_may_book, conflict_for, locked_instrument
 
 # A series books at most this many occurrences (a semester of weekly slots, twice over); more is a 422.
@@ -167,12 +167,7 @@ def create_series(*, user, instrument_id: int, start: dt.datetime, end: dt.datet
     booked and the answer is a 409 ``series_conflicts`` listing every occurrence.
     """
     now = now or timezone.now()
-    start, end = _as_utc(start, "start"), _as_utc(end, "end")
-    if start >= end:
-        raise Invalid("invalid_range", "The booking must end after it starts.")
-    purpose = (purpose or "").strip()
-    if not purpose:
-        raise Invalid("purpose_required", "Say what the booking is for.")
+    start, end, purpose = _booking_request(start, end, purpose)
     rule = checked_rule(frequency=frequency, interval=interval, weekdays=weekdays, count=count, until=until)
     instrument = _visible_instrument(user, instrument_id)
     zone = instrument.zone
