@@ -88,7 +88,8 @@ else:
                     with package.open("xl/worksheets/sheet1.xml", "w") as part, conn.cursor(name="export") as cursor:
                         cursor.itersize = 2000
                         cursor.execute(query)
-                        batch = [exports.XML_HEAD + '<worksheet xmlns="%s"><sheetData>' % exports.MAIN, sheet.header()]
+                        batch = [exports.XML_HEAD + '<worksheet xmlns="%s"><sheetData>' % exports.MAIN,
+                                 sheet.header("zh")]
                         for row in cursor:
                             batch.append(sheet.data_row(row))
                             rows += 1

@@ -215,6 +215,12 @@ def run(args: argparse.Namespace, database_url: str) -> int:
                                                "database": database_url.rsplit("@", 1)[-1],
                                                "total_seconds": round(time.monotonic() - started, 1)})
     print(f"\nwritten to {path} in {time.monotonic() - started:.0f} s")
+    # A benchmark that crashed (not one that missed its target) fails the run, so the harness cannot
+    # rot unnoticed in CI's quick run.
+    crashed = [result.figure for result in results if result.note.startswith("failed")]
+    if crashed:
+        print(f"benchmarks that failed to run: {', '.join(crashed)}", file=sys.stderr)
+        return 1
     return 0
 
 
