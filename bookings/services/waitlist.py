@@ -284,10 +284,11 @@ def process_waitlists(*, now: dt.datetime | None = None) -> dict:
                 lapsed += 1
     ended = 0
     for entry in WaitlistEntry.objects.filter(state=State.WAITING, end__lte=now)[:1000]:
-        if WaitlistEntry.objects.filter(pk=entry.pk, state=State.WAITING).update(state=State.ENDED):
-            record(actor=None, action="waitlist.ended", target=entry, before={"state": State.WAITING},
-                   after={"state": State.ENDED}, now=now)
-            ended += 1
+        with transaction.atomic():  # the state and its audit record together, or neither
+            if WaitlistEntry.objects.filter(pk=entry.pk, state=State.WAITING).update(state=State.ENDED):
+                record(actor=None, action="waitlist.ended", target=entry, before={"state": State.WAITING},
+                       after={"state": State.ENDED}, now=now)
+                ended += 1
     offered = 0
     waiting = (WaitlistEntry.objects.filter(state=State.WAITING, end__gt=now).values_list("instrument_id", flat=True)
                .distinct().order_by("instrument_id"))
