@@ -205,7 +205,8 @@ class NewFeedOut(FeedOut):
 
 
 def _out(booking: Booking) -> Booking:
-    return queries.with_part_facts([booking])[0]
+    """The booking with its part facts: those the service already knows (a new booking), else read."""
+    return booking if hasattr(booking, "part_facts") else queries.with_part_facts([booking])[0]
 
 
 def _visible_booking(request, booking_id: int) -> Booking:

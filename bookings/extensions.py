@@ -18,6 +18,8 @@ booking_parts = ExtensionPoint(
       shown on the booking form and answered by ``GET /bookings/estimate``.
     - ``facts(bookings) -> {booking_id: {name: value}}``: what the app knows of each booking, in one
       query for the lot (the API shows ``account_id``; pages show ``label``/``value`` pairs).
+    - ``new_facts(*, booking, state) -> dict`` (optional): ``facts`` of a booking ``save`` just wrote, from
+      its ``state``, so a new booking is answered without reading it back.
     """,
 )
 

@@ -14,13 +14,21 @@ TRANSIENT = (ConnectionError, TimeoutError, OSError)
 @shared_task(bind=True, acks_late=True, max_retries=settings.OUTBOX_TASK_RETRIES, autoretry_for=TRANSIENT,
              retry_backoff=True, retry_backoff_max=300)
 def send_notification(self, notification_id: int) -> bool:
+    """One outbox row: a lab manager's "Send again" (``notifications.send_one_soon``), tasks queued before
+    the wake-up (``send_outbox``) replaced a task per message, and the benchmark of that path."""
     return notifications.send(notification_id)
+
+
+@shared_task(acks_late=True)
+def send_outbox() -> int:
+    """Queued after a commit that wrote outbox rows (``notifications.wake_outbox``): send what is due."""
+    return notifications.send_woken()
 
 
 @shared_task(acks_late=True)
 def sweep_outbox(older_than_seconds: int = 60) -> int:
     """Periodic (the beat, every minute): rows pending longer than ``older_than_seconds`` (younger
-    ones are still their own task's)."""
+    ones are still their wake-up's, ``send_outbox``)."""
     return notifications.sweep_outbox(older_than=dt.timedelta(seconds=older_than_seconds))
 
 

@@ -155,9 +155,10 @@ else:
 # --- cache, Celery ------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    # Short timeouts: with Redis down a request must not wait; the rate limiter then counts per
-    # process (accounts.auth) and other readers answer 503 with Retry-After (core.middleware_db).
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+    # Django's Redis cache with one client per pool (core.cache). Short timeouts: with Redis down a
+    # request must not wait; the rate limiter then counts per process (accounts.auth) and other
+    # readers answer 503 with Retry-After (core.middleware_db).
+    CACHES = {"default": {"BACKEND": "instrumentshare.core.cache.RedisCache", "LOCATION": REDIS_URL,
                           "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -175,7 +176,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing on the request path (after commit) must not wait for a broker that is down: a short
-# connection timeout, and no retries (bookings.services.lifecycle.dispatch_notification); the outbox sweep
+# connection timeout, and no retries (bookings.services.notifications.wake_outbox); the beat's outbox sweep
 # sends what could not be handed over.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 # Task time limits match the longest task: a month's close of a large provider and the yearly

@@ -4,15 +4,17 @@ is charged to (billing's part of a booking, ``bookings.extensions.booking_parts`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization, User
 from instrumentshare.audit.services import changes, record
+from instrumentshare.core import rows
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 from usage.models import BillableItem
 
@@ -99,17 +101,26 @@ def _payer_account(organization_id: int) -> BillingAccount | None:
 def default_account_for(user) -> BillingAccount | None:
     """Where a user's use is charged when they name no account: their company's payer account,
     else the cost centre of their first lab (the lab bookings charge by default), else their
-    organization's payer account."""
-    if user.organization_id and user.organization.kind == Organization.Kind.COMPANY:
-        return _payer_account(user.organization_id)
-    lab_ids = sorted(people.member_lab_ids(user))
-    if lab_ids:
-        account = queries.accounts().filter(kind=BillingAccount.Kind.COST_CENTRE, lab_id=lab_ids[0]).first()
-        if account is not None:
-            return account
-    if user.organization_id:
-        return _payer_account(user.organization_id)
-    return None
+    organization's payer account. A lab has one cost centre and an organization one payer account
+    (constraints), so one statement picks between the two candidates; it runs on every booking, so it
+    is written out once (``instrumentshare.core.rows``) rather than composed per request."""
+    company = bool(user.organization_id) and user.organization.kind == Organization.Kind.COMPANY
+    lab_ids = () if company else sorted(people.member_lab_ids(user))
+    if not lab_ids and not user.organization_id:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_default_account_sql(), [BillingAccount.Kind.COST_CENTRE, lab_ids[0] if lab_ids else None,
+                                                BillingAccount.Kind.EXTERNAL, user.organization_id,
+                                                BillingAccount.Kind.COST_CENTRE])
+        row = cursor.fetchone()
+    return rows.from_row(BillingAccount, row) if row else None
+
+
+@functools.cache
+def _default_account_sql() -> str:
+    return (f"SELECT {rows.columns(BillingAccount, 'a')} FROM billing_billingaccount a "  # noqa: S608 - names from the models; values are parameters
+            "WHERE (a.kind = %s AND a.lab_id = %s) OR (a.kind = %s AND a.organization_id = %s) "
+            "ORDER BY CASE WHEN a.kind = %s THEN 0 ELSE 1 END LIMIT 1")
 
 
 def check_account_usable(account: BillingAccount, *, day: dt.date) -> None:
@@ -217,7 +228,7 @@ class BookingAccountPart:
     @staticmethod
     def save(*, booking, state: BillingAccount | None) -> dict:
         if state is not None:
-            BookingAccount.objects.create(booking=booking, account=state)
+            rows.insert(BookingAccount(booking=booking, account=state))
         return {"account_id": state.pk if state is not None else None}
 
     @staticmethod
@@ -236,7 +247,13 @@ class BookingAccountPart:
     @staticmethod
     def facts(bookings) -> dict[int, dict]:
         links = BookingAccount.objects.filter(booking_id__in=[b.pk for b in bookings]).select_related("account")
-        return {link.booking_id: {"account_id": link.account_id, "account": str(link.account)} for link in links}
+        return {link.booking_id: BookingAccountPart.new_facts(booking=link.booking, state=link.account)
+                for link in links}
+
+    @staticmethod
+    def new_facts(*, booking, state: BillingAccount | None) -> dict:
+        """``facts`` of a booking just saved with ``state``, without reading it back."""
+        return {} if state is None else {"account_id": state.pk, "account": str(state)}
 
 
 class SubmissionAccountPart:

@@ -20,12 +20,14 @@ from catalog import queries as catalog_queries
 from catalog.models import Instrument
 from instrumentshare.accounts import queries as people
 from instrumentshare.audit.services import record
+from instrumentshare.core import rows
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 
 from ..extensions import booking_parts
 from ..models import Booking, Notification
 from ..transitions import MOVES
 from . import credit
+from .notifications import wake_outbox
 from .rules import (
     charged_lab_id_for,
     check_credit,
@@ -68,22 +70,11 @@ def _booking_request(start: dt.datetime, end: dt.datetime, purpose: str) -> tupl
 
 
 def _enqueue(booking: Booking, kind: str) -> Notification:
-    """Write the outbox row now; try to hand it to a worker after commit."""
+    """Write the outbox row now; wake a worker to send it after commit (``notifications.wake_outbox``)."""
     # Every change raises the sequence, so this (booking, kind, sequence) is new; the unique key guards it.
-    notification = Notification.objects.create(booking=booking, kind=kind, sequence=booking.sequence)
-    transaction.on_commit(lambda: dispatch_notification(notification.pk))
+    notification = rows.insert(Notification(booking=booking, kind=kind, sequence=booking.sequence))
+    transaction.on_commit(wake_outbox)
     return notification
-
-
-def dispatch_notification(notification_id: int) -> None:
-    from ..tasks import send_notification
-
-    try:
-        # No retries here: this runs on the request path, and the outbox sweep delivers later.
-        send_notification.apply_async((notification_id,), retry=False)
-    except Exception as error:  # noqa: BLE001 - broker down: the outbox sweep sends it later
-        logger.warning("could not enqueue notification %s (%s); the outbox sweep will send it", notification_id,
-                       error)
 
 
 def create_booking(*, user, instrument_id: int, start: dt.datetime, end: dt.datetime, purpose: str,
@@ -108,7 +99,7 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extra
     instrument = locked_instrument(instrument_id, user)
     policy = instrument.policy
     check_may_book(user, instrument)
-    check_credit(user)
+    check_credit(user, instrument)
     check_grid(instrument, policy, start, end)
     check_window(policy, start, end, now)
     charged_lab_id = charged_lab_id_for(user, lab_id)
@@ -123,11 +114,14 @@ def _create_booking(user, instrument_id, start, end, purpose, lab_id, now, extra
         is_internal=internal, series=series,
         state=Booking.State.PENDING if needs_approval(policy, internal) else Booking.State.CONFIRMED,
     )
-    booking.save()  # an overlapping row fails here on PostgreSQL; create_booking answers 409 after the rollback
+    rows.insert(booking)  # an overlapping row fails here on PostgreSQL; create_booking answers 409 after rollback
     audited = _snapshot(booking)
     for part, state in parts:   # the higher apps' rows, in this transaction; their fields join the audit record
         audited.update(part.save(booking=booking, state=state) or {})
-    record(actor=user, action=f"booking.created_{booking.state}", target=booking, after=audited)
+    if all(hasattr(part, "new_facts") for part, _state in parts):   # what queries.with_part_facts would read
+        booking.part_facts = {name: value for part, state in parts
+                              for name, value in part.new_facts(booking=booking, state=state).items()}
+    record(actor=user, action=f"booking.created_{booking.state}", target=booking, after=audited, new_target=True)
     _enqueue(booking, Notification.Kind.INVITATION)
     return booking
 

@@ -353,8 +353,6 @@ def resend_for_lab(*, actor, notification_id: int) -> Notification:
     """A lab manager sends one of the lab's unsent e-mails (failed, or pending too long) again, now:
     a fresh backoff, audited, the task after commit (the sweep if the broker is down). Another lab's
     row is not found; one already sent is a conflict."""
-    from .lifecycle import dispatch_notification
-
     with transaction.atomic():
         row = Notification.objects.select_for_update(of=("self",)).select_related("booking__instrument").filter(
             pk=notification_id).first()
@@ -363,9 +361,71 @@ def resend_for_lab(*, actor, notification_id: int) -> Notification:
         if row.state == Notification.State.SENT:
             raise Conflict("already_sent", "This e-mail has been sent.")
         send_again(actor=actor, notification_ids=[row.pk])
-        transaction.on_commit(lambda: dispatch_notification(row.pk))
+        transaction.on_commit(lambda: send_one_soon(row.pk))   # this row alone, as the manager asked
     row.refresh_from_db()
     return row
+
+
+# While a wake-up is queued and has not started, new rows need no task of their own: the sweep it
+# starts reads them. The key lives this long at most, should that task be lost before it starts.
+WAKE_KEY = "outbox:wake"
+WAKE_SECONDS = 30
+
+
+def wake_outbox() -> None:
+    """After a commit that wrote outbox rows: have a worker send what is due, now.
+
+    One task per wake-up, not one per message: the first commit sets ``WAKE_KEY`` (one Redis round
+    trip) and queues ``bookings.tasks.send_outbox``, which deletes the key as it starts and sends every
+    due row over one SMTP connection; commits in between find the key set and queue nothing, since that
+    sweep has not read the rows yet. So a quiet system sends each invitation at once, and a busy one
+    sends many per task instead of publishing a task per booking. The broker or the cache down: the
+    rows wait for the beat's sweep (every minute), as before."""
+    from django.core.cache import cache
+
+    from instrumentshare.core.dependencies import CACHE_DOWN
+
+    from ..tasks import send_outbox
+
+    try:
+        if not cache.add(WAKE_KEY, 1, WAKE_SECONDS):
+            return
+    except CACHE_DOWN as error:
+        logger.warning("outbox wake-up: the cache is unavailable (%s); queueing the sweep anyway", error)
+    try:
+        send_outbox.apply_async(retry=False)
+    except Exception as error:  # noqa: BLE001 - broker down: the beat's sweep sends the rows later
+        logger.warning("could not queue the outbox sweep (%s); the beat's sweep sends the rows", error)
+        _woken()
+
+
+def send_one_soon(notification_id: int) -> None:
+    """Queue the task that sends this one row (the beat's sweep sends it if the broker is down)."""
+    from ..tasks import send_notification
+
+    try:
+        send_notification.apply_async((notification_id,), retry=False)
+    except Exception as error:  # noqa: BLE001 - broker down: the beat's sweep sends it later
+        logger.warning("could not queue notification %s (%s); the beat's sweep sends it", notification_id, error)
+
+
+def _woken() -> None:
+    """The wake-up is being handled (or could not be queued): the next commit queues another."""
+    from django.core.cache import cache
+
+    from instrumentshare.core.dependencies import CACHE_DOWN
+
+    try:
+        cache.delete(WAKE_KEY)
+    except CACHE_DOWN:
+        pass
+
+
+def send_woken() -> int:
+    """The task a wake-up queues: clear the wake-up first (a row committed from here on queues the next
+    one), then send every due row."""
+    _woken()
+    return sweep_outbox(older_than=dt.timedelta(0))
 
 
 def sweep_outbox(*, older_than: dt.timedelta = dt.timedelta(minutes=1), limit: int = 5000) -> int:

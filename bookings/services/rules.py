@@ -4,6 +4,7 @@ downtime, quotas, and no overlap. Each raises a ``DomainError`` naming what is w
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django.conf import settings
 from django.db import connection
@@ -12,6 +13,8 @@ from django.db.models import F, Sum
 from catalog import queries as catalog_queries
 from catalog.models import BookingPolicy, Instrument
 from instrumentshare.accounts import queries as people
+from instrumentshare.accounts.models import Lab
+from instrumentshare.core import rows
 from instrumentshare.core.errors import Conflict, Forbidden, Invalid, NotFound
 
 from .. import availability
@@ -19,8 +22,14 @@ from ..models import Booking
 from .credit import credit_score
 
 
-def check_credit(user) -> None:
-    score = credit_score(user)
+def check_credit(user, instrument: Instrument | None = None) -> None:
+    """The user's credit allows booking. ``instrument`` from ``locked_instrument`` carries the score it read
+    with the lock (no second round trip)."""
+    read = getattr(instrument, "booker_credit", None)
+    if read is not None and read[0] == user.pk:
+        score = settings.CREDIT_INITIAL_SCORE if read[1] is None else read[1]
+    else:
+        score = credit_score(user)
     if score < settings.CREDIT_MIN_TO_BOOK:
         raise Forbidden("credit_too_low",
                         f"Your booking credit is {score}, below {settings.CREDIT_MIN_TO_BOOK}: "
@@ -134,11 +143,36 @@ def charged_lab_id_for(user, lab_id: int | None) -> int | None:
 
 
 def locked_instrument(instrument_id: int, user) -> Instrument:
-    instrument = (Instrument.objects.select_for_update(no_key=True, of=("self",))
-                  .select_related("policy", "lab").filter(pk=instrument_id).first())
-    if instrument is None or not catalog_queries.can_see(user, instrument):
+    """The instrument with its policy and lab, locked to the end of the caller's transaction, and in the
+    same statement what the booking checks read about the user (their memberships and credit score),
+    kept on the user for this request. PostgreSQL locks the instrument row (``FOR NO KEY UPDATE``: bookings
+    may still reference it); SQLite's write transaction already runs one writer at a time."""
+    with connection.cursor() as cursor:
+        cursor.execute(_locked_instrument_sql(), [user.pk, user.pk, instrument_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("not_found", "No such instrument.")
+    instrument = rows.from_row(Instrument, row, 2)
+    policy = rows.from_row(BookingPolicy, row, 2 + rows.width(Instrument))
+    lab = rows.from_row(Lab, row, 2 + rows.width(Instrument) + rows.width(BookingPolicy))
+    Instrument._meta.get_field("policy").set_cached_value(instrument, policy)
+    Instrument._meta.get_field("lab").set_cached_value(instrument, lab)
+    if user.pk is not None:
+        people.remember_memberships(user, people.parse_memberships(row[0]))
+        instrument.booker_credit = (user.pk, row[1])
+    if not catalog_queries.can_see(user, instrument):
         raise NotFound("not_found", "No such instrument.")
     return instrument
+
+
+@functools.cache
+def _locked_instrument_sql() -> str:
+    lock = " FOR NO KEY UPDATE OF i" if connection.vendor == "postgresql" else ""
+    return (f"SELECT {people.memberships_sql()}, "  # noqa: S608 - names from the models; values are parameters
+            "(SELECT c.score FROM bookings_usercredit c WHERE c.user_id = %s ORDER BY c.id LIMIT 1), "
+            f"{rows.columns(Instrument, 'i')}, {rows.columns(BookingPolicy, 'p')}, {rows.columns(Lab, 'l')} "
+            "FROM catalog_instrument i JOIN accounts_lab l ON l.id = i.lab_id "
+            f"LEFT JOIN catalog_bookingpolicy p ON p.instrument_id = i.id WHERE i.id = %s{lock}")
 
 
 def check_may_book(user, instrument: Instrument) -> None:

@@ -197,7 +197,7 @@ def _book(result: SeriesResult, *, user, instrument, rule: Rule, times, purpose,
     locked = locked_instrument(instrument.pk, user)   # held to the commit: the series is checked and booked as one
     # What holds for every occurrence alike (may this person book here at all) refuses the series at once.
     check_may_book(user, locked)
-    check_credit(user)
+    check_credit(user, locked)
     start, end = times[0]
     series = BookingSeries.objects.create(
         instrument=instrument, user=user, first_start=start, duration_minutes=int((end - start).total_seconds() // 60),

@@ -130,7 +130,7 @@ def _join(user, instrument_id, start, end, minutes, purpose, lab_id, now) -> Wai
     instrument = locked_instrument(instrument_id, user)
     policy = instrument.policy
     check_may_book(user, instrument)
-    check_credit(user)
+    check_credit(user, instrument)
     length = dt.timedelta(minutes=minutes)
     check_grid(instrument, policy, start, start + length)
     check_grid(instrument, policy, end - length, end)

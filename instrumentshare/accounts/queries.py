@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from .models import Lab, Membership, Organization, OrganizationRole, User
@@ -20,10 +21,8 @@ def managed_lab_ids(user) -> set[int]:
         return set()
     cache = getattr(user, "_managed_lab_ids", None)
     if cache is None:
-        cache = set(
-            Membership.objects.filter(user=user, role=Membership.Role.MANAGER).values_list("lab_id", flat=True)
-        )
-        user._managed_lab_ids = cache
+        _load_memberships(user)
+        cache = user._managed_lab_ids
     return cache
 
 
@@ -38,13 +37,39 @@ def member_lab_ids(user) -> set[int]:
 
 
 def _load_memberships(user) -> None:
-    """One statement for the labs a user is in and the organizations those labs belong to."""
-    rows = list(Membership.objects.filter(user=user).values_list("lab_id", "lab__organization_id"))
-    user._member_lab_ids = {lab_id for lab_id, _organization_id in rows}
-    organization_ids = {organization_id for _lab_id, organization_id in rows}
+    """One statement for the labs a user is in, their role there and the labs' organizations."""
+    remember_memberships(user, Membership.objects.filter(user=user).values_list("lab_id", "lab__organization_id",
+                                                                                  "role"))
+
+
+def remember_memberships(user, rows) -> None:
+    """Keep (lab id, organization id, role) rows on the user for this request's role checks."""
+    rows = list(rows)
+    user._member_lab_ids = {lab_id for lab_id, _organization_id, _role in rows}
+    user._managed_lab_ids = {lab_id for lab_id, _organization_id, role in rows if role == Membership.Role.MANAGER}
+    organization_ids = {organization_id for _lab_id, organization_id, _role in rows}
     if user.organization_id:
         organization_ids.add(user.organization_id)
     user._organization_ids = organization_ids
+
+
+def memberships_sql() -> str:
+    """A scalar subquery of one parameter, the user's id: their memberships as text
+    ``lab:organization:role`` joined by commas (NULL for none), for a hot statement that reads them
+    beside other rows; ``parse_memberships`` reads it."""
+    aggregate = "string_agg" if connection.vendor == "postgresql" else "group_concat"
+    return (f"(SELECT {aggregate}(m.lab_id || ':' || l.organization_id || ':' || m.role, ',') "  # noqa: S608 - names from the models; values are parameters
+            "FROM accounts_membership m JOIN accounts_lab l ON l.id = m.lab_id "
+            "WHERE m.user_id = %s)")
+
+
+def parse_memberships(text: str | None) -> list[tuple[int, int, str]]:
+    rows = []
+    for item in (text or "").split(","):
+        if item:
+            lab_id, organization_id, role = item.split(":", 2)
+            rows.append((int(lab_id), int(organization_id), role))
+    return rows
 
 
 def finance_organization_ids(user) -> set[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -101,38 +102,109 @@ def record(
     after: dict | None = None,
     reason: str = "",
     now: dt.datetime | None = None,
+    new_target: bool = False,
 ) -> AuditEvent:
     """Append one event to the target's chain, inside the caller's transaction.
 
     ``target`` is a model instance or a ``(type, id[, label])`` tuple. If the caller's
     transaction rolls back, so does the event: no trace of a change that did not happen.
+    ``new_target``: the caller created the target in this transaction, so its chain starts here; the
+    stream and its first event are then written by one statement on PostgreSQL (should the stream
+    exist after all, the event is chained to it as any other).
     """
     target_type, target_id, target_repr = _describe_target(target)
     stream_key = f"{target_type}:{target_id}"
+    actor_id = getattr(actor, "pk", None)
+    row = {
+        "stream_key": stream_key,
+        "seq": 1,
+        "occurred_at": (now or timezone.now()).astimezone(dt.UTC),
+        "actor_id": actor_id,
+        "actor_repr": str(actor)[:200] if actor is not None else "system",
+        "request_id": get_request_id()[:80],
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_repr": target_repr,
+        "before": to_json_value(before),
+        "after": to_json_value(after),
+        "reason": reason or "",
+        "prev_hash": GENESIS_HASH,
+    }
     # No savepoint: if the event cannot be written, the caller's whole change must roll back with it.
     with transaction.atomic(savepoint=False):
-        head_id, last_seq, last_hash = _locked_head(stream_key)
-        actor_id = getattr(actor, "pk", None)
-        row = {
-            "stream_key": stream_key,
-            "seq": last_seq + 1,
-            "occurred_at": (now or timezone.now()).astimezone(dt.UTC),
-            "actor_id": actor_id,
-            "actor_repr": str(actor)[:200] if actor is not None else "system",
-            "request_id": get_request_id()[:80],
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "target_repr": target_repr,
-            "before": to_json_value(before),
-            "after": to_json_value(after),
-            "reason": reason or "",
-            "prev_hash": last_hash,
-        }
-        row["hash"] = event_hash(row)
-        event = AuditEvent.objects.create(**row)
-        AuditStream.objects.filter(pk=head_id).update(last_seq=row["seq"], last_hash=row["hash"])
+        event_id = None
+        if new_target:
+            row["hash"] = event_hash(row)
+            event_id = _insert_first_event(row)
+        if event_id is None:
+            head_id, last_seq, last_hash = _locked_head(stream_key)
+            row["seq"], row["prev_hash"] = last_seq + 1, last_hash
+            row["hash"] = event_hash(row)
+            event_id = _insert_event(row, head_id)
+    event = AuditEvent(id=event_id, **row)
+    event._state.adding, event._state.db = False, connection.alias
     return event
+
+
+def _values(row: dict) -> list:
+    return [field.get_db_prep_save(row[field.attname], connection) for field in _event_fields()]
+
+
+@functools.cache
+def _event_fields() -> tuple:
+    return tuple(AuditEvent._meta.get_field(name) for name in WRITTEN_COLUMNS)
+
+
+@functools.cache
+def _statements() -> dict[str, str]:
+    """The statements of ``record``, written once: names from the models, every value a parameter."""
+    quote = connection.ops.quote_name
+    stream, fields = quote(AuditStream._meta.db_table), _event_fields()
+    insert = (f"INSERT INTO {quote(AuditEvent._meta.db_table)} "
+              f"({', '.join(quote(field.column) for field in fields)}) ")
+    values = "VALUES (" + ", ".join(["%s"] * len(fields)) + ") RETURNING id"
+    casts = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
+    move = f"UPDATE {stream} SET last_seq = %s, last_hash = %s WHERE id = %s"  # noqa: S608 - names from models
+    new_head = (f"INSERT INTO {stream} (key, last_seq, last_hash) VALUES (%s, 1, %s) "  # noqa: S608 - as above
+                "ON CONFLICT (key) DO NOTHING")
+    return {
+        "event": insert + values,
+        "move": move,
+        "move_and_event": f"WITH moved AS ({move}) {insert}{values}",
+        "new_head": new_head,
+        # The event is selected from the new head: nothing is written when the stream existed.
+        "new_head_and_event": (f"WITH head AS ({new_head} RETURNING id) "  # noqa: S608 - as above
+                               f"{insert}SELECT {casts} FROM head RETURNING id"),
+    }
+
+
+def _insert_event(row: dict, head_id: int) -> int:
+    """The event, and its stream's head moved to it (one statement on PostgreSQL)."""
+    sql = _statements()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql["move_and_event"], [row["seq"], row["hash"], head_id, *_values(row)])
+        else:
+            cursor.execute(sql["move"], [row["seq"], row["hash"], head_id])
+            cursor.execute(sql["event"], _values(row))
+        return cursor.fetchone()[0]
+
+
+def _insert_first_event(row: dict) -> int | None:
+    """A new stream whose head is ``row`` (seq 1 after the genesis hash) and the event itself; None, with
+    nothing written, when the stream exists already."""
+    sql = _statements()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql["new_head_and_event"], [row["stream_key"], row["hash"], *_values(row)])
+            found = cursor.fetchone()
+            return found[0] if found else None
+        cursor.execute(sql["new_head"], [row["stream_key"], row["hash"]])
+        if cursor.rowcount != 1:
+            return None
+        cursor.execute(sql["event"], _values(row))
+        return cursor.fetchone()[0]
 
 
 HEAD_BATCH = 2000

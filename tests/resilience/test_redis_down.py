@@ -78,7 +78,7 @@ def _fresh_producer_pool():
 @pytest.fixture
 def on_own_redis(own_redis, settings):
     process, url = own_redis
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+    settings.CACHES = {"default": {"BACKEND": "instrumentshare.core.cache.RedisCache", "LOCATION": url,
                                    "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1}}}
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
     app.conf.update(task_always_eager=False, broker_url=url)  # publish retries stay at Celery's default
@@ -123,7 +123,7 @@ def test_bookings_go_on_with_redis_down_and_the_limiter_counts_per_process(
     assert cancelled.status_code == 200
     assert _book(client, instrument, start + dt.timedelta(hours=9))[0].status_code == 429
     assert "counting per process" in caplog.text
-    assert "the outbox sweep will send it" in caplog.text
+    assert "could not queue the outbox sweep" in caplog.text and "the beat's sweep sends the rows" in caplog.text
     assert Notification.objects.filter(state="pending").count() == 5  # nothing lost: all wait in the outbox
     # Redis is back (or never needed for mail): the sweep sends each once; the cancelled booking's
     # invitation is not sent after its cancellation.

@@ -1,0 +1,31 @@
+"""Django's Redis cache, keeping one client per connection pool.
+
+Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` around the pool for every
+cache operation; building one costs about 0.3 ms of CPU (its response callbacks), more than the
+round trip it wraps. A client holds no connection of its own (it borrows one from the pool per
+command) and is safe to share between threads, so one per pool does the same work.
+"""
+
+from __future__ import annotations
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
+
+
+class ReusingClient(RedisCacheClient):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None or client.connection_pool is not pool:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(DjangoRedisCache):
+    def __init__(self, server, params) -> None:
+        super().__init__(server, params)
+        self._class = ReusingClient
