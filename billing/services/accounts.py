@@ -104,14 +104,14 @@ def default_account_for(user) -> BillingAccount | None:
     organization's payer account. A lab has one cost centre and an organization one payer account
     (constraints), so one statement picks between the two candidates; it runs on every booking, so it
     is written out once (``instrumentshare.core.rows``) rather than composed per request."""
-    company = bool(user.organization_id) and user.organization.kind == Organization.Kind.COMPANY
-    lab_ids = () if company else sorted(people.member_lab_ids(user))
+    lab_ids = sorted(people.member_lab_ids(user))
     if not lab_ids and not user.organization_id:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(_default_account_sql(), [BillingAccount.Kind.COST_CENTRE, lab_ids[0] if lab_ids else None,
-                                                BillingAccount.Kind.EXTERNAL, user.organization_id,
-                                                BillingAccount.Kind.COST_CENTRE])
+        cursor.execute(_default_account_sql(), [
+            BillingAccount.Kind.COST_CENTRE, lab_ids[0] if lab_ids else None, user.organization_id,
+            Organization.Kind.COMPANY, BillingAccount.Kind.EXTERNAL, user.organization_id,
+            BillingAccount.Kind.COST_CENTRE])
         row = cursor.fetchone()
     return rows.from_row(BillingAccount, row) if row else None
 
@@ -119,7 +119,8 @@ def default_account_for(user) -> BillingAccount | None:
 @functools.cache
 def _default_account_sql() -> str:
     return (f"SELECT {rows.columns(BillingAccount, 'a')} FROM billing_billingaccount a "  # noqa: S608 - names from the models; values are parameters
-            "WHERE (a.kind = %s AND a.lab_id = %s) OR (a.kind = %s AND a.organization_id = %s) "
+            "WHERE (a.kind = %s AND a.lab_id = %s AND NOT EXISTS (SELECT 1 FROM accounts_organization o "
+            "WHERE o.id = %s AND o.kind = %s)) OR (a.kind = %s AND a.organization_id = %s) "
             "ORDER BY CASE WHEN a.kind = %s THEN 0 ELSE 1 END LIMIT 1")
 
 
