@@ -8,11 +8,9 @@ from typing import Literal
 
 from django.conf import settings
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 
 from catalog import queries as catalog_queries
-from catalog.models import Instrument
 from instrumentshare.accounts.auth import PUBLIC_AUTH, UserRateThrottle
 from instrumentshare.core.errors import Invalid, NotFound
 from instrumentshare.core.schemas import BoundedDate, BoundedDateTime, StrictSchema
@@ -342,8 +340,8 @@ def cancel_series(request, series_id: int, payload: SeriesCancelIn):
             summary="Free intervals (UTC) of an instrument between start and end")
 def instrument_availability(request, instrument_id: int, start: BoundedDateTime, end: BoundedDateTime):
     start, end = queries.checked_range(start, end)
-    instrument = get_object_or_404(Instrument.objects.select_related("policy"), pk=instrument_id)
-    if not catalog_queries.can_see(request.auth, instrument):
+    instrument = catalog_queries.instrument_with_policy(instrument_id)
+    if instrument is None or not catalog_queries.can_see(request.auth, instrument):
         raise NotFound("not_found", "No such instrument.")
     body = queries.availability_json(instrument, start, end)
     if body is not None:  # PostgreSQL wrote it (the same as below: tests/bookings/test_free_time_paths.py)
