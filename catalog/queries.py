@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -46,14 +45,11 @@ def instrument_with_policy(instrument_id: int) -> Instrument | None:
     """The instrument and its booking policy, as ``select_related("policy")`` reads them, by one statement
     written once (``instrumentshare.core.rows``): every availability and calendar request starts here, and
     composing that query through the ORM cost more CPU than answering it."""
-    with connection.cursor() as cursor:
-        cursor.execute(_instrument_with_policy_sql(), [instrument_id])
-        row = cursor.fetchone()
+    row = rows.one(_instrument_with_policy_sql(), [instrument_id])
     if row is None:
         return None
-    instrument = rows.from_row(Instrument, row)
-    Instrument._meta.get_field("policy").set_cached_value(instrument, rows.from_row(BookingPolicy, row,
-                                                                                    rows.width(Instrument)))
+    instrument, policy = rows.instances(row, Instrument, BookingPolicy)
+    Instrument._meta.get_field("policy").set_cached_value(instrument, policy)
     return instrument
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import Instrument
@@ -107,12 +107,10 @@ def default_account_for(user) -> BillingAccount | None:
     lab_ids = sorted(people.member_lab_ids(user))
     if not lab_ids and not user.organization_id:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(_default_account_sql(), [
-            BillingAccount.Kind.COST_CENTRE, lab_ids[0] if lab_ids else None, user.organization_id,
-            Organization.Kind.COMPANY, BillingAccount.Kind.EXTERNAL, user.organization_id,
-            BillingAccount.Kind.COST_CENTRE])
-        row = cursor.fetchone()
+    row = rows.one(_default_account_sql(), [
+        BillingAccount.Kind.COST_CENTRE, lab_ids[0] if lab_ids else None, user.organization_id,
+        Organization.Kind.COMPANY, BillingAccount.Kind.EXTERNAL, user.organization_id,
+        BillingAccount.Kind.COST_CENTRE])
     return rows.from_row(BillingAccount, row) if row else None
 
 

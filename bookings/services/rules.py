@@ -147,14 +147,10 @@ def locked_instrument(instrument_id: int, user) -> Instrument:
     same statement what the booking checks read about the user (their memberships and credit score),
     kept on the user for this request. PostgreSQL locks the instrument row (``FOR NO KEY UPDATE``: bookings
     may still reference it); SQLite's write transaction already runs one writer at a time."""
-    with connection.cursor() as cursor:
-        cursor.execute(_locked_instrument_sql(), [user.pk, user.pk, instrument_id])
-        row = cursor.fetchone()
+    row = rows.one(_locked_instrument_sql(), [user.pk, user.pk, instrument_id])
     if row is None:
         raise NotFound("not_found", "No such instrument.")
-    instrument = rows.from_row(Instrument, row, 2)
-    policy = rows.from_row(BookingPolicy, row, 2 + rows.width(Instrument))
-    lab = rows.from_row(Lab, row, 2 + rows.width(Instrument) + rows.width(BookingPolicy))
+    instrument, policy, lab = rows.instances(row, Instrument, BookingPolicy, Lab, offset=2)
     Instrument._meta.get_field("policy").set_cached_value(instrument, policy)
     Instrument._meta.get_field("lab").set_cached_value(instrument, lab)
     if user.pk is not None:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from instrumentshare.audit.services import changes, record
@@ -189,15 +189,11 @@ def _token_with_user(digest: str) -> ApiToken | None:
     """The token by its digest, with its user and the user's organization, as
     ``select_related("user__organization")`` would read them; written out once (``core.rows``), as every
     API request runs it."""
-    with connection.cursor() as cursor:
-        cursor.execute(_token_sql(), [digest])
-        row = cursor.fetchone()
+    row = rows.one(_token_sql(), [digest])
     if row is None:
         return None
-    token = rows.from_row(ApiToken, row)
-    user = rows.from_row(User, row, rows.width(ApiToken))
-    User._meta.get_field("organization").set_cached_value(
-        user, rows.from_row(Organization, row, rows.width(ApiToken) + rows.width(User)))
+    token, user, organization = rows.instances(row, ApiToken, User, Organization)
+    User._meta.get_field("organization").set_cached_value(user, organization)
     ApiToken._meta.get_field("user").set_cached_value(token, user)
     return token
 

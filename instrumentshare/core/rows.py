@@ -31,6 +31,22 @@ def width(model: type[models.Model]) -> int:
     return len(_concrete(model)[0])
 
 
+def one(sql: str, params) -> tuple | None:
+    """The first row of ``sql``, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def instances(row, *model_classes: type[models.Model], offset: int = 0) -> list:
+    """One instance per model, their columns side by side in ``row`` from ``offset`` (``from_row`` each)."""
+    found = []
+    for model in model_classes:
+        found.append(from_row(model, row, offset))
+        offset += width(model)
+    return found
+
+
 def from_row(model: type[models.Model], row, offset: int = 0):
     """The instance whose columns start at ``row[offset]`` (None when its primary key is NULL, as for
     the missing side of a LEFT JOIN), with the database's values converted as a queryset would."""
