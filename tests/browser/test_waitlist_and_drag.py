@@ -74,6 +74,17 @@ def _drag_event(page, column, event, from_time: str, to_time: str):
     page.mouse.up()
 
 
+def _wait_drawn_at_noon(page) -> None:
+    """The booking's block is drawn at the 12:00 row (within 3 px). Polled in the page: the calendar
+    draws its events again after a move, so a block measured between two draws has no box."""
+    page.wait_for_function("""() => {
+        const block = document.querySelector('.fc-event.slot-mine');
+        const noon = document.querySelector("td.fc-timegrid-slot-lane[data-time='12:00:00']");
+        return block && noon && block.isConnected
+            && Math.abs(block.getBoundingClientRect().top - noon.getBoundingClientRect().top) < 3;
+    }""", timeout=10_000)
+
+
 def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_refused_and_put_back(
         world, page, login):
     instrument = make_instrument(world, name="透射电镜")
@@ -98,10 +109,8 @@ def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_ref
     assert (mine.start, mine.end) == (start + dt.timedelta(hours=2), start + dt.timedelta(hours=4))
     page.wait_for_function("() => document.querySelector('.fc-event.slot-mine .fc-event-time')"
                            ".textContent.startsWith('12:00')")
-    noon = page.locator("td.fc-timegrid-slot-lane[data-time='12:00:00']")
     page.wait_for_load_state("networkidle")
-    event.wait_for(state="visible")
-    assert abs(event.bounding_box()["y"] - noon.bounding_box()["y"]) < 3
+    _wait_drawn_at_noon(page)
 
     # Dragged again onto the other researcher's 14:00-16:00: refused, the block snaps back to 12:00.
     _drag_event(page, column, event, "13:00:00", "15:00:00")
@@ -111,7 +120,7 @@ def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_ref
                            ".textContent.startsWith('12:00')")
     page.wait_for_load_state("networkidle")   # the events fetched again after the refusal are drawn
     event.wait_for(state="visible")
-    assert abs(event.bounding_box()["y"] - noon.bounding_box()["y"]) < 3   # drawn at 12:00 again, not 14:00
+    _wait_drawn_at_noon(page)   # drawn at 12:00 again, not 14:00
     mine.refresh_from_db()
     assert mine.start == start + dt.timedelta(hours=2)
     assert Booking.objects.filter(instrument=instrument, state=Booking.State.CONFIRMED).count() == 2
