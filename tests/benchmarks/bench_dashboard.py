@@ -4,7 +4,8 @@ The statistics are refreshed for the city's year first (``refresh_statistics``, 
 job does; its time is reported as a detail). Then ``GET /oversight/`` is requested in-process as a
 bureau user (a platform administrator sees the whole city): server time for the page with its
 six charts, the city totals and the non-compliant instruments, first just after the refresh
-(when the page computes and caches them), then warm. The raw limit is one statement
+(which prepared them: ``oversight.services.warm_dashboard``), by a process that has served the page
+before, as a web worker has, then warm. The raw limit is one statement
 over the same summary tables computing the same figures: the city totals, the monthly series,
 the utilization buckets, the ten most used and ten idle instruments, and external users by
 district (the compliance report, which reads the catalog, has no counterpart there).
@@ -80,16 +81,20 @@ def run(ctx: Context) -> list[Result]:
     from oversight.conf import setting
 
     year = ctx.anchor.astimezone(stats.platform_zone()).year
-    started = time.perf_counter()
-    summary = services.refresh_statistics(year=year)
-    refresh_seconds = time.perf_counter() - started
     user = _bureau_user()
     if user is None:
         return [Result(FIGURE, None, "", target="≤ 500 ms", note="failed: the city has no bureau user")]
     client = Client()
     client.force_login(user)
     path = f"/oversight/?year={year}"
-    # The first request after a refresh computes and caches the figures and the compliance panel.
+    # A web worker that has served pages before, as in production: this process's first page loads the
+    # templates, translation catalogues and URL patterns (1.5 s at quick scale), which is not the
+    # refresh's cost. The refresh below makes a new one, so the figures are cold again after it.
+    client.get(path, secure=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    started = time.perf_counter()
+    summary = services.refresh_statistics(year=year)
+    refresh_seconds = time.perf_counter() - started
+    # The first request after a refresh: the refresh prepared the figures and the compliance panel.
     begun = time.perf_counter()
     client.get(path, secure=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
     cold = (time.perf_counter() - begun) * 1000
@@ -108,7 +113,7 @@ def run(ctx: Context) -> list[Result]:
                              "instruments_in_stats": getattr(summary, "instruments", None)})
     result.met = p50 <= 500 and failures == 0
     first = Result(FIGURE + ": first request after a refresh", cold, "ms", target="≤ 500 ms", better="lower",
-                   met=cold <= 500, note="computes and caches the figures and the compliance panel")
+                   met=cold <= 500, note="prepared by the refresh; the process served the page once before it")
     if not ctx.postgres:
         result.note = "raw limit skipped: written for PostgreSQL"
         return [result, first]
