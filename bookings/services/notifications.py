@@ -12,6 +12,7 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, parseaddr
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import OperationalError, connections, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
@@ -21,6 +22,7 @@ from django.utils import timezone, translation
 from instrumentshare.accounts import queries as people
 from instrumentshare.audit.models import AuditEvent
 from instrumentshare.audit.services import record
+from instrumentshare.core.dependencies import CACHE_DOWN
 from instrumentshare.core.errors import Conflict, NotFound
 
 from .. import ical
@@ -381,10 +383,6 @@ def wake_outbox() -> None:
     sweep has not read the rows yet. So a quiet system sends each invitation at once, and a busy one
     sends many per task instead of publishing a task per booking. The broker or the cache down: the
     rows wait for the beat's sweep (every minute), as before."""
-    from django.core.cache import cache
-
-    from instrumentshare.core.dependencies import CACHE_DOWN
-
     from ..tasks import send_outbox
 
     try:
@@ -411,10 +409,6 @@ def send_one_soon(notification_id: int) -> None:
 
 def _woken() -> None:
     """The wake-up is being handled (or could not be queued): the next commit queues another."""
-    from django.core.cache import cache
-
-    from instrumentshare.core.dependencies import CACHE_DOWN
-
     try:
         cache.delete(WAKE_KEY)
     except CACHE_DOWN:

@@ -8,8 +8,8 @@ import time
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache as shared_cache
+from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
@@ -17,6 +17,7 @@ from ninja.throttling import AuthRateThrottle
 from ninja.utils import check_csrf
 
 from instrumentshare.accounts.models import ApiToken
+from instrumentshare.core.cache import RedisCache
 from instrumentshare.core.dependencies import CACHE_DOWN
 from instrumentshare.core.errors import Forbidden
 
@@ -156,8 +157,9 @@ class UserRateThrottle(AuthRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.cache = shared_cache
         try:
-            if isinstance(shared_cache, RedisCache):
-                return self._allow_in_redis(request)
+            backend = caches["default"]   # the backend itself: ``cache`` is a proxy, never an instance of it
+            if isinstance(backend, RedisCache):
+                return self._allow_in_redis(request, backend)
             return super().allow_request(request)
         except CACHE_DOWN as error:
             # The shared cache (Redis) is down: count in this process instead, so the service stays
@@ -166,17 +168,15 @@ class UserRateThrottle(AuthRateThrottle):
             self.cache = process_cache
             return super().allow_request(request)
 
-    def _allow_in_redis(self, request) -> bool:
+    def _allow_in_redis(self, request, backend: RedisCache) -> bool:
         """ninja's sliding window (at most N requests in any period), kept as a sorted set of request
         times in Redis: trimmed, counted and extended in one atomic round trip (ninja's own reads the
         whole history and writes it back, two round trips that concurrent requests can interleave).
         A refused request is taken out again, so it does not use up the budget."""
         self.key = self.get_cache_key(request)
-        key = shared_cache.make_and_validate_key(f"{self.key}:window")
         self.now = self.timer()
         member = f"{self.now:.6f}:{secrets.token_hex(4)}"
-        client = shared_cache._cache.get_client(key, write=True)
-        pipe = client.pipeline(transaction=True)
+        pipe, key = backend.pipeline(f"{self.key}:window")
         pipe.zremrangebyscore(key, 0, self.now - self.duration)
         pipe.zadd(key, {member: self.now})
         pipe.zcard(key)
@@ -184,7 +184,7 @@ class UserRateThrottle(AuthRateThrottle):
         count = pipe.execute()[2]
         if count <= self.num_requests:
             return True
-        pipe = client.pipeline(transaction=True)
+        pipe, key = backend.pipeline(f"{self.key}:window")
         pipe.zrem(key, member)
         pipe.zrange(key, 0, -1, withscores=True)
         self.history = sorted((score for _member, score in pipe.execute()[1]), reverse=True)  # for wait()

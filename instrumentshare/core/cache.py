@@ -29,3 +29,9 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = ReusingClient
+
+    def pipeline(self, key: str):
+        """(a MULTI pipeline on the server that holds ``key``, the key as stored), for counters that
+        need several commands in one atomic round trip (the rate limit's sliding window)."""
+        stored = self.make_and_validate_key(key)
+        return self._cache.get_client(stored, write=True).pipeline(transaction=True), stored

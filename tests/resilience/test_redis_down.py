@@ -104,7 +104,8 @@ def test_bookings_go_on_with_redis_down_and_the_limiter_counts_per_process(
     with django_capture_on_commit_callbacks(execute=True):
         response, _took = _book(client, instrument, start)
     assert response.status_code == 201  # Redis up: counted in Redis, not in the process
-    assert caches["default"].get(f"throttle_rate_limit_bookings_user-{world.researcher.pk}")
+    pipe, key = caches["default"].pipeline(f"throttle_rate_limit_bookings_user-{world.researcher.pk}:window")
+    assert pipe.zcard(key).execute() == [1]   # the request's time, in the sorted set of its window
     assert "counting per process" not in caplog.text
     on_own_redis.terminate()
     on_own_redis.wait(timeout=10)

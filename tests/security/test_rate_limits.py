@@ -6,6 +6,7 @@ from django.test import Client
 from ninja.constants import NOT_SET
 
 from instrumentshare.api import api
+from tests.conftest import requires_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +142,24 @@ def test_booking_on_the_page_shares_the_booking_budget_of_the_api(world, api_as,
     assert client.get(page).status_code == 200
     assert api_as(world.researcher).post("/bookings", data).status_code == 429
     assert api_as(world.other_researcher).post("/bookings", data).status_code == 404
+
+
+@requires_redis
+def test_with_redis_the_window_is_one_sorted_set_that_a_refused_request_does_not_fill(world, api_as, settings):
+    """On Redis the budget is kept as a sorted set of request times (one atomic round trip per request);
+    a refused request is taken out again, so waiting out the window is enough."""
+    from django.core.cache import caches
+
+    from instrumentshare.core.cache import RedisCache
+
+    backend = caches["default"]
+    assert isinstance(backend, RedisCache)
+    settings.RATE_LIMIT_EXPORTS = "2/m"
+    client = api_as(world.manager)
+    statuses = [client.get("/instruments/export", {"lab": "lab-a"}).status_code for _ in range(4)]
+    assert statuses == [200, 200, 429, 429]
+    pipe, key = backend.pipeline(f"throttle_rate_limit_exports_user-{world.manager.pk}:window")
+    pipe.zcard(key)
+    pipe.ttl(key)
+    members, ttl = pipe.execute()
+    assert members == 2 and 0 < ttl <= 61
