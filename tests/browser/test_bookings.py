@@ -29,8 +29,9 @@ def open_week(page, instrument, day: dt.date):
     return column
 
 
-def drag_across(page, column, first: str, last: str):
-    """Press the mouse in the ``first`` slot row of the day's column and release it in the ``last`` one."""
+def drag_across(page, column, first: str, last: str, *, steps: int = 5):
+    """Press the mouse in the ``first`` slot row of the day's column and release it in the ``last`` one
+    (on free time it selects a new booking; on a booking it drags the booking)."""
     first_row = page.locator(f"td.fc-timegrid-slot-lane[data-time='{first}']")
     first_row.evaluate("row => row.scrollIntoView({block: 'center'})")  # the mouse only acts inside the viewport
     box = column.bounding_box()
@@ -42,8 +43,8 @@ def drag_across(page, column, first: str, last: str):
 
     page.mouse.move(x, y_of(first))
     page.mouse.down()
-    page.mouse.move(x, (y_of(first) + y_of(last)) / 2, steps=5)
-    page.mouse.move(x, y_of(last), steps=5)
+    page.mouse.move(x, (y_of(first) + y_of(last)) / 2, steps=steps)
+    page.mouse.move(x, y_of(last), steps=steps)
     page.mouse.up()
 
 

@@ -8,7 +8,7 @@ from django.core import mail
 from bookings import services
 from bookings.models import Booking, WaitlistEntry
 from tests.bookings.conftest import make_instrument, next_weekday
-from tests.browser.test_bookings import log_out, open_week
+from tests.browser.test_bookings import drag_across, log_out, open_week
 
 pytestmark = pytest.mark.browser
 
@@ -57,23 +57,6 @@ def test_a_waiting_list_user_is_offered_the_slot_when_the_holder_cancels_and_acc
     assert (booking.start, booking.end, booking.purpose) == (start, start + dt.timedelta(hours=2), "EDS mapping")
 
 
-def _drag_event(page, column, event, from_time: str, to_time: str):
-    """Press on ``event`` at the row of ``from_time`` and drop it at the row of ``to_time`` (same day)."""
-    event.evaluate("node => node.scrollIntoView({block: 'center'})")
-    box = column.bounding_box()
-    x = box["x"] + box["width"] / 2
-
-    def y_of(time: str) -> float:
-        row = page.locator(f"td.fc-timegrid-slot-lane[data-time='{time}']").bounding_box()
-        return row["y"] + row["height"] / 2
-
-    page.mouse.move(x, y_of(from_time))
-    page.mouse.down()
-    page.mouse.move(x, (y_of(from_time) + y_of(to_time)) / 2, steps=8)
-    page.mouse.move(x, y_of(to_time), steps=8)
-    page.mouse.up()
-
-
 def _wait_drawn_at_noon(page) -> None:
     """The booking's block is drawn at the 12:00 row (within 3 px). Polled in the page: the calendar
     draws its events again after a move, so a block measured between two draws has no box."""
@@ -102,7 +85,7 @@ def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_ref
     status = page.locator("[data-testid=move-status]")
 
     # 10:00-12:00 dragged two hours down: 12:00-14:00 is free, the booking moves.
-    _drag_event(page, column, event, "11:00:00", "13:00:00")
+    drag_across(page, column, "11:00:00", "13:00:00", steps=8)   # pressed inside the booking
     page.wait_for_selector("[data-testid=move-status][data-outcome=moved]")
     assert status.inner_text() == "Booking moved."
     mine.refresh_from_db()
@@ -113,7 +96,7 @@ def test_a_booking_is_dragged_to_a_free_time_and_moved_and_onto_a_taken_time_ref
     _wait_drawn_at_noon(page)
 
     # Dragged again onto the other researcher's 14:00-16:00: refused, the block snaps back to 12:00.
-    _drag_event(page, column, event, "13:00:00", "15:00:00")
+    drag_across(page, column, "13:00:00", "15:00:00", steps=8)
     page.wait_for_selector("[data-testid=move-status][data-outcome=refused]")
     assert "just taken" in status.inner_text() and "14:00" in status.inner_text()
     page.wait_for_function("() => document.querySelector('.fc-event.slot-mine .fc-event-time')"
