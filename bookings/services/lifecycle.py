@@ -11,7 +11,6 @@ Every move follows ``bookings.transitions``: row lock, state check, audit, outbo
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -41,8 +40,6 @@ from .rules import (
     needs_approval,
     raise_conflict,
 )
-
-logger = logging.getLogger(__name__)
 
 AUDIT_FIELDS = ("instrument_id", "user_id", "charged_lab_id", "start", "end", "state", "purpose", "sequence")
 
