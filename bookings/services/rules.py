@@ -146,16 +146,20 @@ def locked_instrument(instrument_id: int, user) -> Instrument:
     """The instrument with its policy and lab, locked to the end of the caller's transaction, and in the
     same statement what the booking checks read about the user (their memberships and credit score),
     kept on the user for this request. PostgreSQL locks the instrument row (``FOR NO KEY UPDATE``: bookings
-    may still reference it); SQLite's write transaction already runs one writer at a time."""
-    row = rows.one(_locked_instrument_sql(), [user.pk, user.pk, instrument_id])
+    may still reference it); SQLite's write transaction already runs one writer at a time. ``user`` None:
+    the system itself (the waiting lists' jobs), which sees every instrument and reads no one's facts."""
+    user_id = getattr(user, "pk", None)
+    row = rows.one(_locked_instrument_sql(), [user_id, user_id, instrument_id])
     if row is None:
         raise NotFound("not_found", "No such instrument.")
     instrument, policy, lab = rows.instances(row, Instrument, BookingPolicy, Lab, offset=2)
     Instrument._meta.get_field("policy").set_cached_value(instrument, policy)
     Instrument._meta.get_field("lab").set_cached_value(instrument, lab)
-    if user.pk is not None:
+    if user is None:
+        return instrument
+    if user_id is not None:
         people.remember_memberships(user, people.parse_memberships(row[0]))
-        instrument.booker_credit = (user.pk, row[1])
+        instrument.booker_credit = (user_id, row[1])
     if not catalog_queries.can_see(user, instrument):
         raise NotFound("not_found", "No such instrument.")
     return instrument

@@ -53,17 +53,12 @@ def _entry_snapshot(entry: WaitlistEntry) -> dict:
     return {field: getattr(entry, field) for field in ENTRY_FIELDS}
 
 
-def _lock_instrument(instrument_id: int) -> Instrument:
-    return (Instrument.objects.select_for_update(no_key=True, of=("self",)).select_related("policy", "lab")
-            .get(pk=instrument_id))
-
-
 def _own_entry(user, entry_id: int) -> WaitlistEntry:
     """The caller's entry, its instrument then the entry itself locked (in that order); 404 for anyone else's."""
     found = WaitlistEntry.objects.filter(pk=entry_id, user_id=user.pk).values_list("instrument_id", flat=True).first()
     if found is None:
         raise NotFound("not_found", "No such waiting-list entry.")
-    instrument = _lock_instrument(found)
+    instrument = locked_instrument(found, None)
     entry = WaitlistEntry.objects.select_for_update(of=("self",)).get(pk=entry_id)
     entry.instrument = instrument
     return entry
@@ -194,7 +189,7 @@ def offer_freed_time(*, instrument_id: int, now: dt.datetime | None = None) -> l
     the runs take turns, and a held slot is no longer free to the next run."""
     now = now or timezone.now()
     with transaction.atomic():
-        instrument = _lock_instrument(instrument_id)
+        instrument = locked_instrument(instrument_id, None)
         entries = list(WaitlistEntry.objects.select_for_update(of=("self",)).select_related("user")
                        .filter(instrument_id=instrument_id, state=State.WAITING, end__gt=now)
                        .order_by("created_at", "id")[:500])
@@ -277,7 +272,7 @@ def process_waitlists(*, now: dt.datetime | None = None) -> dict:
     for entry_id, instrument_id in (WaitlistEntry.objects.filter(state=State.OFFERED, offer_expires_at__lte=now)
                                     .values_list("id", "instrument_id")[:1000]):
         with transaction.atomic():
-            _lock_instrument(instrument_id)
+            locked_instrument(instrument_id, None)
             entry = WaitlistEntry.objects.select_for_update(of=("self",)).get(pk=entry_id)
             if entry.state == State.OFFERED and entry.offer_expires_at <= now:
                 _close(entry, State.LAPSED, actor=None, action="waitlist.offer_lapsed", now=now)
