@@ -84,3 +84,16 @@ def test_an_insert_with_save_signals_listening_goes_through_save(world):
     finally:
         signals.post_save.disconnect(listener, sender=Notification)
     assert heard == [(notification.pk, True)]
+
+
+def test_an_id_beyond_64_bits_reads_no_row_and_the_api_answers_404(world, api_as):
+    instrument = make_instrument(world)
+    assert rows.one(f"SELECT id FROM {Instrument._meta.db_table} WHERE id = %s", [10 ** 23]) is None  # noqa: S608
+    assert rows.one(f"SELECT id FROM {Instrument._meta.db_table} WHERE id = %s", [instrument.pk]) == (instrument.pk,)  # noqa: S608
+    window = {"start": "2027-03-01T00:00:00+08:00", "end": "2027-03-02T00:00:00+08:00"}
+    for huge in (2 ** 63, 10 ** 23):
+        assert api_as(None).get(f"/instruments/{huge}/availability", window).status_code == 404
+        booked = api_as(world.researcher).post("/bookings", {
+            "instrument_id": huge, "start": "2027-03-01T09:00:00+08:00", "end": "2027-03-01T10:00:00+08:00",
+            "purpose": "overflow"})
+        assert booked.status_code in (404, 422), booked.content

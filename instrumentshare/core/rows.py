@@ -31,8 +31,15 @@ def width(model: type[models.Model]) -> int:
     return len(_concrete(model)[0])
 
 
+BIGINT = (-(2 ** 63), 2 ** 63 - 1)
+
+
 def one(sql: str, params) -> tuple | None:
-    """The first row of ``sql``, or None."""
+    """The first row of ``sql``, or None. An integer parameter beyond 64 bits matches no row (as the ORM
+    answers such a lookup) rather than reaching the driver, which SQLite refuses with an OverflowError:
+    an id from a URL or a body such as 10^23 is a 404, never a 500."""
+    if any(isinstance(value, int) and not BIGINT[0] <= value <= BIGINT[1] for value in params):
+        return None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
