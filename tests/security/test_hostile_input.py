@@ -268,3 +268,12 @@ def test_a_page_form_refuses_an_out_of_range_time(matrix, db, hostile_settings):
                                                     "kind": "planned", "reason": "far"})
     assert response.status_code == 200
     assert "2100-12-31" in response.content.decode()
+
+
+def test_the_control_character_rule_is_the_same_set_as_written_for_every_code_point():
+    from instrumentshare.core.input_rules import FORBIDDEN_CONTROL_CHARACTERS, has_forbidden_characters
+
+    for code in [*range(0x0, 0xD800), *range(0xE000, 0x10000), 0x10FFFF]:
+        character = chr(code)
+        assert has_forbidden_characters(f"a{character}b") == (character in FORBIDDEN_CONTROL_CHARACTERS), hex(code)
+    assert not has_forbidden_characters("多行\t文本\r\n") and has_forbidden_characters("\x00")
