@@ -84,7 +84,7 @@ if importlib.util.find_spec("devtools") is not None:
 
 MIDDLEWARE = [
     "instrumentshare.core.middleware.RequestIdMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "instrumentshare.core.middleware.ContentSecurityPolicyMiddleware",  # django-csp's, fixed for JSON
     "portal.metrics.MetricsMiddleware",
     "instrumentshare.core.middleware_db.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -162,6 +162,18 @@ def test_pages_carry_security_headers_and_a_strict_content_security_policy():
     assert response["Referrer-Policy"] == "same-origin"
 
 
+@pytest.mark.django_db
+def test_json_answers_carry_a_policy_that_allows_nothing_and_pages_keep_theirs():
+    api = Client().get("/api/v1/instruments")
+    assert api.status_code == 200 and api["Content-Type"].startswith("application/json")
+    assert api["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert api["X-Content-Type-Options"] == "nosniff"
+    refused = Client().get("/api/v1/instruments/999999999/availability", {"start": "x", "end": "y"})
+    assert refused.status_code == 422 and refused["Content-Security-Policy"].startswith("default-src 'none'")
+    docs = Client().get("/api/v1/docs")  # the OpenAPI page is HTML: the page policy
+    assert docs.status_code == 200 and "default-src 'self'" in docs["Content-Security-Policy"]
+
+
 def test_no_template_uses_inline_event_handlers():
     import re
 
