@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .harness import ACTIVE_STATES, Context, Result, percentile
+from .harness import ACTIVE_STATES, Context, Result, percentile, wait_until_idle
 
 FIGURE = "booking create (HTTP, gunicorn, 8 clients)"
 CLIENTS = 8
@@ -333,6 +333,7 @@ def run(ctx: Context) -> list[Result]:
     connection.close()  # gunicorn's workers and this process must not share a connection
     process, port, log = start_gunicorn(ctx, workers=2 if ctx.scale == "smoke" else None)
     try:
+        wait_until_idle(process.pid)  # every worker started, not just the one that answered /healthz
         # Warm up each worker (imports, connection, URL resolver) on a read.
         for _ in range(10):
             warm = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -40,7 +40,15 @@ from .bench_booking_http import (
     stop,
 )
 from .bench_booking_http import RAW_PURPOSE as RAW_LIMIT_PURPOSE
-from .harness import Context, Result, percentile, postgres_server_pid, skipped, tree_cpu_seconds
+from .harness import (
+    Context,
+    Result,
+    percentile,
+    postgres_server_pid,
+    skipped,
+    tree_cpu_seconds,
+    wait_until_idle,
+)
 from .rawsql import FREE_INTERVALS, FREE_TIME_CTE
 
 PREFIX = "dense: "
@@ -457,6 +465,7 @@ def run(ctx: Context) -> list[Result]:
     client = Http(port)
     results: list[Result] = []
     try:
+        waited = wait_until_idle(process.pid)  # every worker started, not just the one that answered /healthz
         for _ in range(WORKERS * 3):  # warm every worker: imports, connection, URL resolver
             client.get("/healthz")
             client.get(f"/api/v1/instruments/{ids[0]}/availability",
@@ -473,6 +482,7 @@ def run(ctx: Context) -> list[Result]:
         if raw_conn is not None:
             raw_conn.close()
     results[0].details.update({"dense_instruments": len(ids), "gunicorn_workers": WORKERS,
+                               "seconds_waited_for_the_workers_to_start": round(waited, 1),
                                "database_cpu_measured": db_pid is not None, "timeline_start": timeline.isoformat()})
     if not ctx.postgres:
         results.append(skipped(PREFIX + "raw limits", "", "the raw limits use PostgreSQL (multiranges, psycopg)"))

@@ -199,6 +199,21 @@ def tree_cpu_seconds(root: int) -> float | None:
     return total
 
 
+def wait_until_idle(root: int, *, settle: float = 0.5, timeout: float = 60.0) -> float:
+    """Wait until the process tree of ``root`` stops using CPU (less than 20 ms in ``settle`` seconds):
+    gunicorn answers its first request when one worker is up, while the others may still be importing
+    the application; CPU per request measured then would count their start. Returns the seconds waited."""
+    started = time.monotonic()
+    previous = tree_cpu_seconds(root)
+    while time.monotonic() - started < timeout:
+        time.sleep(settle)
+        current = tree_cpu_seconds(root)
+        if previous is None or current is None or current - previous < 0.02:
+            break
+        previous = current
+    return time.monotonic() - started
+
+
 def postgres_server_pid(conn) -> int | None:
     """The postmaster's pid when the server of ``conn`` runs on this machine, in this pid namespace."""
     backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
