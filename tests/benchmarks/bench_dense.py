@@ -43,6 +43,7 @@ from .bench_booking_http import RAW_PURPOSE as RAW_LIMIT_PURPOSE
 from .harness import (
     Context,
     Result,
+    calibration_ms,
     percentile,
     postgres_server_pid,
     skipped,
@@ -460,6 +461,7 @@ def run(ctx: Context) -> list[Result]:
     connection.close()  # gunicorn's workers and this process must not share a connection
     raw_conn = ctx.raw_connection(autocommit=True) if ctx.postgres else None
     db_pid = postgres_server_pid(raw_conn) if raw_conn is not None else None
+    speed_before = calibration_ms()
     process, port, _log = start_gunicorn(ctx, workers=WORKERS)
     meter = Meter(process.pid, db_pid)
     client = Http(port)
@@ -481,6 +483,10 @@ def run(ctx: Context) -> list[Result]:
         stop(process)
         if raw_conn is not None:
             raw_conn.close()
+    speed = [speed_before, calibration_ms()]
+    results.append(Result(f"{PREFIX}machine speed: CPU for a fixed piece of Python (lower is faster)",
+                          sum(speed) / 2, "ms", note="compare CPU figures of two runs through it",
+                          details={"before_and_after_the_benchmarks": speed}))
     results[0].details.update({"dense_instruments": len(ids), "gunicorn_workers": WORKERS,
                                "seconds_waited_for_the_workers_to_start": round(waited, 1),
                                "database_cpu_measured": db_pid is not None, "timeline_start": timeline.isoformat()})

@@ -90,6 +90,8 @@ def test_the_dense_scenario_runs_at_a_tiny_scale(tmp_path):
     details = by_figure["dense: booking create, 1 client: p50"].details
     assert details["every_slot_won_exactly_once"], details
     assert details["one_client"]["statuses"] == {201: details["one_client_requests"]}
+    assert details["warm_up_bookings"] == {201: 16}  # 4 per worker, booked before anything is measured
+    assert by_figure["dense: machine speed: CPU for a fixed piece of Python (lower is faster)"].value > 0
     # The HTTP-created rows are gone before the raw runs book the same slots (at least one row each).
     assert details["rows_deleted_afterwards"] >= details["one_client_requests"] + details["eight_clients"]["slots"]
     availability = by_figure["dense: availability, one instrument, 4 weeks: p50"]
