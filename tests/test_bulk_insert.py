@@ -8,6 +8,7 @@ import pytest
 
 from instrumentshare.audit.models import AuditEvent
 from instrumentshare.core.bulk import insert_rows
+from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +55,18 @@ def test_a_required_column_without_default_is_refused():
 
     with pytest.raises(ValueError, match="instrument"):
         insert_rows(ReviewFlag, ["kind"], [("overrun",)])
+
+
+@requires_postgres
+def test_array_literals_round_trip_any_text_and_integers():
+    from django.db import connection
+
+    from instrumentshare.core.bulk import pg_array
+
+    texts = ["bookings.booking:1", "", "NULL", 'say "hi"', "back\\slash\\", "a,b", "{braces}", " spaced ",
+             "多语言 ✓", "tab\tand\nnewline", "'single'"]
+    numbers = [0, -1, 2**62, 7]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[], %s::bigint[], %s::bigint[]",
+                       [pg_array(texts), pg_array(numbers), pg_array([])])
+        assert cursor.fetchone() == (texts, numbers, [])

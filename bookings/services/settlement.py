@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import connection
+
 from instrumentshare.audit.services import record_many
+from instrumentshare.core.bulk import pg_array
 
 from ..models import Booking
 from ..transitions import MOVES, settled_audit
@@ -29,11 +32,25 @@ def settle(*, completed: list[int], no_shows: list[tuple[int, int]], now: dt.dat
         if not ids:
             continue
         (source,) = move.sources
-        ids = list(Booking.objects.filter(pk__in=ids, state=source).values_list("pk", flat=True))
-        Booking.objects.filter(pk__in=ids, state=source).update(state=move.target, updated_at=now)
+        ids = _move(ids, source=source, target=move.target, now=now)
         record_many(actor=actor, action=move.action, now=now, entries=[
             {"target": ("bookings.booking", pk), **settled_audit(move, source)} for pk in ids])
         if move.penalty:
             credit.penalize([(pk, users[pk]) for pk in ids], kind=move.penalty, now=now, actor=actor)
         moved += len(ids)
+    return moved
+
+
+def _move(ids: list[int], *, source: str, target: str, now: dt.datetime) -> list[int]:
+    """Move those of ``ids`` still in ``source`` to ``target``; the ids moved, in order."""
+    if connection.vendor == "postgresql":
+        # One statement, the ids as one array parameter: no read before the write, no list of 10^4
+        # literals for the server to parse (reconciliation settles a city's month in chunks of them).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(Booking._meta.db_table)} SET state = %s, updated_at = %s "  # noqa: S608 - table name only
+                "WHERE id = ANY(%s::bigint[]) AND state = %s RETURNING id", [target, now, pg_array(ids), source])
+            return sorted(row[0] for row in cursor.fetchall())
+    moved = list(Booking.objects.filter(pk__in=ids, state=source).order_by("pk").values_list("pk", flat=True))
+    Booking.objects.filter(pk__in=moved, state=source).update(state=target, updated_at=now)
     return moved

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from instrumentshare.core.bulk import insert_rows
+from instrumentshare.core.bulk import insert_rows, pg_array
 from instrumentshare.core.context import get_request_id
 
 from .models import GENESIS_HASH, AuditEvent, AuditSeal, AuditStream
@@ -224,11 +224,17 @@ def _locked_heads(keys: list[str]) -> dict[str, tuple[int, int, str]]:
     then reads its head.
     """
     table = connection.ops.quote_name(AuditStream._meta.db_table)
-    values = ", ".join(["(%s, 0, %s)"] * len(keys))
-    params = [value for key in keys for value in (key, GENESIS_HASH)]
+    if connection.vendor == "postgresql":
+        # The keys as one array parameter, in the order given (WITH ORDINALITY): no VALUES list of
+        # 2,000 rows for the server to parse per batch.
+        rows, params = "SELECT k, 0, %s FROM unnest(%s::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n", [
+            GENESIS_HASH, pg_array(keys)]
+    else:
+        rows = "VALUES " + ", ".join(["(%s, 0, %s)"] * len(keys))
+        params = [value for key in keys for value in (key, GENESIS_HASH)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (key, last_seq, last_hash) VALUES {values} "  # noqa: S608 - placeholders only
+            f"INSERT INTO {table} (key, last_seq, last_hash) {rows} "  # noqa: S608 - placeholders only
             f"ON CONFLICT (key) DO UPDATE SET last_seq = {table}.last_seq RETURNING key, id, last_seq, last_hash",
             params)
         return {key: (head_id, last_seq, last_hash) for key, head_id, last_seq, last_hash in cursor.fetchall()}
@@ -286,7 +292,8 @@ def _move_heads(moved: list[tuple[int, str, int, str]]) -> None:
                 cursor.execute(
                     f"UPDATE {table} s SET last_seq = v.seq, last_hash = v.hash "  # noqa: S608 - table name only
                     "FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, seq, hash) WHERE s.id = v.id",
-                    [[row[0] for row in batch], [row[2] for row in batch], [row[3] for row in batch]])
+                    [pg_array(row[0] for row in batch), pg_array(row[2] for row in batch),
+                     pg_array(row[3] for row in batch)])
         return
     # The heads are locked and exist: an upsert moves them all in one statement per batch (far
     # cheaper than bulk_update's CASE per row).

@@ -20,6 +20,18 @@ from django.utils import timezone
 _temporary_names = itertools.count(1)
 
 
+def pg_array(values: Iterable[int | str]) -> str:
+    """A PostgreSQL array literal (``{1,2,3}``, ``{"a","b"}``) for one parameter cast in the SQL
+    (``%(ids)s::bigint[]``). psycopg quotes a Python list element by element in Python, about 2 µs an
+    element (36 ms for 9,000 ids and 9,000 hashes); this is a join in C. Integers as they are; strings
+    double-quoted with backslash and quote escaped, so any text round-trips (tests/test_bulk_insert.py)."""
+    values = list(values)
+    if all(type(value) is int for value in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for value in values) + "}"
+
+
 def defaults_for(model: type[models.Model], columns: Sequence[str], *,
                  now: dt.datetime | None = None) -> tuple[list[str], tuple]:
     """The other concrete columns (attnames) of ``model`` and their defaults, computed once."""

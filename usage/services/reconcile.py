@@ -41,7 +41,7 @@ from django.utils import timezone
 from bookings import services as booking_services
 from bookings.models import Booking
 from catalog.models import BookingPolicy
-from instrumentshare.core.bulk import insert_rows, insert_select
+from instrumentshare.core.bulk import insert_rows, insert_select, pg_array
 
 from ..charging import billable_quantity
 from ..models import BillableItem, ReviewFlag, ServiceRecord, UsageSession
@@ -290,13 +290,13 @@ def _flag_bookings_sql(ids: list[int]) -> int:
                          || to_char(b."end" AT TIME ZONE 'UTC', 'HH24:MI') || ' UTC' END
         FROM {t["booking"]} b
         LEFT JOIN (SELECT booking_id, max("end") AS last FROM {t["session"]}
-                   WHERE booking_id = ANY(%(ids)s) AND start IS NOT NULL AND "end" IS NOT NULL
+                   WHERE booking_id = ANY(%(ids)s::bigint[]) AND start IS NOT NULL AND "end" IS NOT NULL
                    GROUP BY booking_id) u ON u.booking_id = b.id
-        WHERE b.id = ANY(%(ids)s) AND (b.state = 'no_show' OR (b.state = 'completed'
+        WHERE b.id = ANY(%(ids)s::bigint[]) AND (b.state = 'no_show' OR (b.state = 'completed'
               AND (u.last > b."end" + %(tolerance)s OR u.last < b."end" - %(tolerance)s)))"""  # noqa: S608
     tolerance = dt.timedelta(minutes=settings.USAGE_FLAG_TOLERANCE_MINUTES)
     rows = insert_select(ReviewFlag, ("instrument_id", "booking_id", "kind", "detail"), select,
-                          {"ids": ids, "tolerance": tolerance}, suffix="ON CONFLICT DO NOTHING RETURNING 1")
+                          {"ids": pg_array(ids), "tolerance": tolerance}, suffix="ON CONFLICT DO NOTHING RETURNING 1")
     return len(rows)
 
 
@@ -390,9 +390,9 @@ def _upsert_booking_items_sql(ids: list[int], *, now, summary: Summary) -> None:
               LEFT JOIN (SELECT booking_id, greatest(floor(extract(epoch FROM sum("end" - start)) / 60), 0)::int
                                 AS used, coalesce(sum(samples), 0)::int AS samples
                          FROM {t["session"]}
-                         WHERE booking_id = ANY(%(ids)s) AND start IS NOT NULL AND "end" IS NOT NULL
+                         WHERE booking_id = ANY(%(ids)s::bigint[]) AND start IS NOT NULL AND "end" IS NOT NULL
                          GROUP BY booking_id) u ON u.booking_id = b.id
-              WHERE b.id = ANY(%(ids)s) AND (b.state IN ('completed', 'no_show')
+              WHERE b.id = ANY(%(ids)s::bigint[]) AND (b.state IN ('completed', 'no_show')
                     OR (b.state = 'cancelled' AND b.late_cancellation))) s
         CROSS JOIN LATERAL (SELECT CASE WHEN s.kind <> 'booking' THEN s.booked * s.percent / 100
                                         WHEN s.charge_mode = 'booked' THEN s.booked
@@ -402,7 +402,8 @@ def _upsert_booking_items_sql(ids: list[int], *, now, summary: Summary) -> None:
     incoming = ", ".join(f"EXCLUDED.{name}" for name in ITEM_COLUMNS)
     update = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ITEM_COLUMNS, "updated_at"))
     rows = insert_select(
-        BillableItem, ("booking_id", *ITEM_FIELDS, "created_at", "updated_at"), select, {"ids": ids, "now": now},
+        BillableItem, ("booking_id", *ITEM_FIELDS, "created_at", "updated_at"), select,
+        {"ids": pg_array(ids), "now": now},
         suffix=f"ON CONFLICT (booking_id) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
                f"existing.corrected AND ({changed}) IS DISTINCT FROM ({incoming}) RETURNING (existing.xmax = 0)")
     created = sum(1 for (inserted,) in rows if inserted)
@@ -518,7 +519,7 @@ def _ensure_service_records_sql(source_ids: list[int], key: str) -> None:
                ROUND(COALESCE(NULLIF(it.used_minutes, 0), it.booked_minutes)::numeric / 60, 2), it.samples
         FROM {t["item"]} it LEFT JOIN {t["user"]} u ON u.id = it.user_id
         LEFT JOIN {t["booking"]} b ON b.id = it.booking_id
-        WHERE it.{source} = ANY(%(ids)s) AND it.kind IN ('booking', 'unbooked')"""  # noqa: S608 - names from models
+        WHERE it.{source} = ANY(%(ids)s::bigint[]) AND it.kind IN ('booking', 'unbooked')"""  # noqa: S608 - names from models
     insert_select(ServiceRecord, RECORD_COLUMNS, select,
-                   {"research": ServiceRecord.Direction.RESEARCH.value, "ids": source_ids},
+                   {"research": ServiceRecord.Direction.RESEARCH.value, "ids": pg_array(source_ids)},
                    suffix="ON CONFLICT DO NOTHING")
