@@ -271,9 +271,18 @@ def test_a_page_form_refuses_an_out_of_range_time(matrix, db, hostile_settings):
 
 
 def test_the_control_character_rule_is_the_same_set_as_written_for_every_code_point():
-    from instrumentshare.core.input_rules import FORBIDDEN_CONTROL_CHARACTERS, has_forbidden_characters
+    import re
 
+    from instrumentshare.core.input_rules import (
+        FORBIDDEN_CONTROL_CHARACTERS,
+        NO_CONTROL_CHARACTERS,
+        has_forbidden_characters,
+    )
+
+    schema_pattern = re.compile(NO_CONTROL_CHARACTERS)  # what the OpenAPI document tells clients
     for code in [*range(0x0, 0xD800), *range(0xE000, 0x10000), 0x10FFFF]:
         character = chr(code)
-        assert has_forbidden_characters(f"a{character}b") == (character in FORBIDDEN_CONTROL_CHARACTERS), hex(code)
+        forbidden = character in FORBIDDEN_CONTROL_CHARACTERS
+        assert has_forbidden_characters(f"a{character}b") == forbidden, hex(code)
+        assert (schema_pattern.match(f"a{character}b") is None) == forbidden, hex(code)
     assert not has_forbidden_characters("多行\t文本\r\n") and has_forbidden_characters("\x00")
