@@ -282,35 +282,38 @@ _ASKED_MANY = """SELECT i.id, p.buffer_minutes * interval '1 minute' AS buffer,
     greatest(%(start)s::timestamptz, %(now)s::timestamptz + p.min_notice_minutes * interval '1 minute') AS lo,
     least(%(end)s::timestamptz, %(now)s::timestamptz + p.horizon_days * interval '24 hours') AS hi
     FROM catalog_instrument i JOIN catalog_bookingpolicy p ON p.instrument_id = i.id WHERE i.id = ANY(%(ids)s)"""
+# Free time of the instrument ``u`` (a row of ``usable``) within the range ``__WIN__``: its windows, minus its
+# active bookings and downtime widened by the buffer.
 # The bookings' ``&&`` says again what the two comparisons before it say, in the form of the exclusion
 # constraint's GiST index (``booking_no_overlap``), which then finds just the bookings in the range; by
 # ``blocked_until`` alone the planner read every later booking of a dense calendar (4 weeks to find one).
 # ``greatest`` in ``win``: with the bounds given as parameters the planner may build the range before the
 # WHERE drops an empty window, and a range whose end precedes its start is an error.
-_FREE_SQL = """WITH asked AS (__ASKED__),
+_FREE_IN = """(coalesce((SELECT range_agg(tstzrange(w.start, w."end")) FROM catalog_openingwindow w
+                WHERE w.instrument_id = u.id AND tstzrange(w.start, w."end") && __WIN__),
+               '{}'::tstzmultirange) * multirange(__WIN__)
+      - coalesce((SELECT range_agg(tstzrange(b.start - u.buffer, b.blocked_until)) FROM bookings_booking b
+                  WHERE b.instrument_id = u.id AND b.state = ANY(%(states)s) AND b.start < upper(__WIN__) + u.buffer
+                    AND b.blocked_until > lower(__WIN__) AND b.id <> %(exclude)s
+                    AND tstzrange(b.start, b.blocked_until, '[)')
+                        && tstzrange(lower(__WIN__), upper(__WIN__) + u.buffer)
+                 ), '{}'::tstzmultirange)
+      - coalesce((SELECT range_agg(tstzrange(d.start - u.buffer, d."end")) FROM catalog_downtime d
+                  WHERE d.instrument_id = u.id AND d.start < upper(__WIN__) AND d."end" > lower(__WIN__)),
+                 '{}'::tstzmultirange))"""
+_USABLE = """WITH asked AS (__ASKED__),
 usable AS (
     SELECT a.id, a.buffer, tstzrange(a.lo, greatest(a.lo, a.hi)) AS win, c.instrument_id IS NOT NULL AS covered
     FROM asked a LEFT JOIN catalog_openingwindowcover c
       ON c.instrument_id = a.id AND c.start <= a.lo AND a.hi <= c."end"
     WHERE a.lo < a.hi
-),
+)"""
+_FREE_SQL = """__USABLE__,
 free AS (
-    SELECT u.id, u.covered, CASE WHEN u.covered THEN
-        coalesce((SELECT range_agg(tstzrange(w.start, w."end")) FROM catalog_openingwindow w
-                  WHERE w.instrument_id = u.id AND tstzrange(w.start, w."end") && u.win),
-                 '{}'::tstzmultirange) * multirange(u.win)
-        - coalesce((SELECT range_agg(tstzrange(b.start - u.buffer, b.blocked_until)) FROM bookings_booking b
-                    WHERE b.instrument_id = u.id AND b.state = ANY(%(states)s) AND b.start < upper(u.win) + u.buffer
-                      AND b.blocked_until > lower(u.win) AND b.id <> %(exclude)s
-                      AND tstzrange(b.start, b.blocked_until, '[)') && tstzrange(lower(u.win), upper(u.win) + u.buffer)
-                   ), '{}'::tstzmultirange)
-        - coalesce((SELECT range_agg(tstzrange(d.start - u.buffer, d."end")) FROM catalog_downtime d
-                    WHERE d.instrument_id = u.id AND d.start < upper(u.win) AND d."end" > lower(u.win)),
-                   '{}'::tstzmultirange)
-    END AS free
+    SELECT u.id, u.covered, CASE WHEN u.covered THEN __FREE__ END AS free
     FROM usable u
 )
-__ANSWER__"""
+__ANSWER__""".replace("__USABLE__", _USABLE).replace("__FREE__", _FREE_IN.replace("__WIN__", "u.win"))
 # One instrument: its free ranges in order (a row with NULLs when it has none), or one row with
 # ``covered`` false when the windows do not cover the range.
 _FREE_ONE = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", (
@@ -354,10 +357,25 @@ SELECT (SELECT NOT covered FROM free),
              least(greatest(d."end", %(showable_min)s), %(showable_max)s) FROM catalog_downtime d
       WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) x)
 """.replace("__FREE__", _json_interval("lower(r)", "upper(r)")).replace("__BUSY__", _json_interval("x.a", "x.b")))
-# Many: the ids with a long enough free range, and those the windows do not cover.
-_FREE_FOR = _FREE_SQL.replace("__ASKED__", _ASKED_MANY).replace("__ANSWER__", (
-    "SELECT id, covered FROM free WHERE NOT covered OR EXISTS "
-    "(SELECT 1 FROM unnest(free.free) r WHERE upper(r) - lower(r) >= %(minutes)s * interval '1 minute')"))
+# Many: the ids with a long enough free range, and those the windows do not cover. "Is there one?" stops at
+# the first: the asked range is searched in chunks, in order, each computed as above and the search ending
+# at the first chunk that holds a long enough free range. A chunk starts every ``step`` (a day, or the length
+# asked for if longer) and reaches ``need`` past the next one's start, so that every stretch of ``need``
+# lies whole in the chunk where it starts: the answer is the same as over the whole range. A busy instrument
+# with a free stretch early costs a day of its bookings instead of the whole range's; a booked-up one reads
+# each booking at most twice (once more where chunks overlap, ``need`` long, never longer than a chunk).
+_FREE_FOR = """__USABLE__
+SELECT u.id, u.covered FROM usable u
+WHERE NOT u.covered OR EXISTS (
+    SELECT 1 FROM generate_series(lower(u.win), upper(u.win) - %(need)s * interval '1 minute',
+                                  %(step)s * interval '1 minute') c(at)
+    CROSS JOIN LATERAL (SELECT tstzrange(c.at, least(c.at + (%(step)s + %(need)s) * interval '1 minute',
+                                                     upper(u.win))) AS win) k
+    CROSS JOIN LATERAL unnest(__FREE__) r
+    WHERE upper(r) - lower(r) >= %(need)s * interval '1 minute')""".replace(
+    "__USABLE__", _USABLE.replace("__ASKED__", _ASKED_MANY)).replace("__FREE__", _FREE_IN.replace("__WIN__", "k.win"))
+# A day, in minutes: the length of a search chunk (``_FREE_FOR``) unless the stretch asked for is longer.
+SEARCH_CHUNK_MINUTES = 24 * 60
 
 
 def _database_free(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, buffer: dt.timedelta,
@@ -412,8 +430,8 @@ def _database_free_for(ids: list[int], start: dt.datetime, end: dt.datetime, min
     """(ids with ``minutes`` of contiguous free time, ids the window cover does not hold) among ``ids``."""
     if not ids:
         return set(), []
-    params = {"ids": ids, "start": start, "end": end, "now": now, "minutes": minutes,
-              "states": list(Booking.ACTIVE_STATES), "exclude": 0}
+    params = {"ids": ids, "start": start, "end": end, "now": now, "need": minutes,
+              "step": max(minutes, SEARCH_CHUNK_MINUTES), "states": list(Booking.ACTIVE_STATES), "exclude": 0}
     with connection.cursor() as cursor:
         cursor.execute(_FREE_FOR, params)
         rows = cursor.fetchall()

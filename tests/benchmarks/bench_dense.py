@@ -50,7 +50,7 @@ from .harness import (
     tree_cpu_seconds,
     wait_until_idle,
 )
-from .rawsql import FREE_INTERVALS, FREE_TIME_CTE
+from .rawsql import FREE_INTERVALS, FREE_TIME_CTE, search_sql
 
 PREFIX = "dense: "
 WORKERS = 4
@@ -59,14 +59,7 @@ RAW_PURPOSE = "bench: dense raw insert"
 
 # The free-between search narrowed to the dense instruments' district, as the API runs it for
 # anonymous callers (published ones, sorted by name), first page and the count, in one statement.
-DENSE_SEARCH = FREE_TIME_CTE.replace(
-    "__WHERE__", "i.listing_state = 'published' AND i.district = %(district)s") + """
-, hits AS (
-    SELECT i.id, i.name_zh FROM catalog_instrument i JOIN free ON free.id = i.id
-    WHERE EXISTS (SELECT 1 FROM unnest(free.free) r WHERE upper(r) - lower(r) >= %(minutes)s * interval '1 minute')
-)
-SELECT id, count(*) OVER () FROM hits ORDER BY name_zh, id LIMIT %(limit)s
-"""
+DENSE_SEARCH = search_sql("i.listing_state = 'published' AND i.district = %(district)s")
 
 # A week of calendar events: the free intervals and the busy ones (active bookings and downtime,
 # widened by the buffer) in one statement.

@@ -56,14 +56,39 @@ WITH inst AS (
 FREE_INTERVALS = FREE_TIME_CTE.replace("__WHERE__", "i.id = ANY(%(ids)s)") + (
     "SELECT id, lower(r), upper(r) FROM free, unnest(free.free) r ORDER BY id, lower(r)")
 
-# Search: the page of instruments (category prefix, district, visible to everyone) with a free
-# stretch of at least %(minutes)s minutes, and how many there are, in one statement.
-SEARCH = FREE_TIME_CTE.replace(
-    "__WHERE__", "i.listing_state = 'published' AND i.category_id LIKE %(prefix)s AND i.district = %(district)s"
-) + """
+# "Free for at least %(minutes)s minutes" per instrument, stopping at the first hit: the range is searched a
+# chunk at a time, in order (a chunk starts every day, or every %(minutes)s if longer, and reaches %(minutes)s
+# past the next chunk's start, so every long enough stretch lies whole in the chunk where it starts), the
+# opening computed once and each chunk's bookings and downtime found by the range's index. The same algorithm
+# as ``bookings.availability._FREE_FOR``, so that the raw limit does the same work as the search.
+_FREE_FOR_HITS = """
 , hits AS (
-    SELECT i.id, i.name_zh FROM catalog_instrument i JOIN free ON free.id = i.id
-    WHERE EXISTS (SELECT 1 FROM unnest(free.free) r WHERE upper(r) - lower(r) >= %(minutes)s * interval '1 minute')
+    SELECT i.id, i.name_zh FROM catalog_instrument i JOIN opening o ON o.id = i.id JOIN usable u ON u.id = i.id
+    WHERE EXISTS (
+        SELECT 1 FROM generate_series(lower(u.win), upper(u.win) - %(minutes)s * interval '1 minute',
+                                      greatest(%(minutes)s, 1440) * interval '1 minute') c(at)
+        CROSS JOIN LATERAL (SELECT tstzrange(c.at, least(c.at + (greatest(%(minutes)s, 1440) + %(minutes)s)
+                                                             * interval '1 minute', upper(u.win))) AS win) k
+        CROSS JOIN LATERAL unnest(o.open * multirange(k.win) - coalesce((SELECT range_agg(x.r) FROM (
+            SELECT tstzrange(b.start - u.buffer, b.blocked_until) AS r FROM bookings_booking b
+            WHERE b.instrument_id = u.id AND b.state IN ('pending', 'confirmed', 'completed', 'no_show')
+              AND b.start < upper(k.win) + u.buffer AND b.blocked_until > lower(k.win)
+              AND tstzrange(b.start, b.blocked_until, '[)') && tstzrange(lower(k.win), upper(k.win) + u.buffer)
+            UNION ALL
+            SELECT tstzrange(d.start - u.buffer, d."end") FROM catalog_downtime d
+            WHERE d.instrument_id = u.id AND d.start < upper(k.win) AND d."end" > lower(k.win)) x),
+          '{}'::tstzmultirange)) r
+        WHERE upper(r) - lower(r) >= %(minutes)s * interval '1 minute')
 )
 SELECT id, count(*) OVER () FROM hits ORDER BY name_zh, id LIMIT %(limit)s
 """
+
+
+def search_sql(where: str) -> str:
+    """The page of instruments matching ``where`` with a free stretch of at least %(minutes)s minutes (sorted by
+    name, at most %(limit)s), and how many there are, in one statement."""
+    return FREE_TIME_CTE.replace("__WHERE__", where) + _FREE_FOR_HITS
+
+
+# Search: category prefix, district, visible to everyone.
+SEARCH = search_sql("i.listing_state = 'published' AND i.category_id LIKE %(prefix)s AND i.district = %(district)s")

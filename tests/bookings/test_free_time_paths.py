@@ -18,7 +18,7 @@ from bookings import availability, queries
 from bookings.models import Booking
 from catalog import windows
 from catalog.models import Downtime, OpeningException, OpeningRule, OpeningWindow
-from tests.benchmarks.rawsql import FREE_INTERVALS
+from tests.benchmarks.rawsql import FREE_INTERVALS, search_sql
 from tests.bookings.conftest import make_instrument
 from tests.conftest import requires_postgres
 
@@ -69,7 +69,7 @@ def calendars(draw) -> dict:
         cursor = end + dt.timedelta(minutes=buffer)
     return {"zone": draw(st.sampled_from(ZONES)), "rules": rules, "exceptions": exceptions, "buffer": buffer,
             "holidays": holidays, "busy": busy, "notice": draw(st.sampled_from([0, 60, 24 * 60])),
-            "minutes": draw(st.sampled_from([15, 60, 240, 600])),
+            "minutes": draw(st.sampled_from([15, 60, 240, 600, 25 * 60, 50 * 60])),
             "range": (NOW + dt.timedelta(hours=draw(st.integers(-24, 24 * 7)),
                                          microseconds=draw(st.sampled_from([0, 1500, 123456, 999]))),
                       NOW + dt.timedelta(hours=draw(st.integers(24 * 8, 24 * 40))))}
@@ -118,6 +118,13 @@ def _raw(instrument, start, end) -> list[tuple[dt.datetime, dt.datetime]]:
         return [(a, b) for _id, a, b in cursor.fetchall()]
 
 
+def _raw_search(instrument, start, end, minutes) -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(search_sql("i.id = %(id)s"), {"id": instrument.pk, "start": start, "end": end, "now": NOW,
+                                                     "minutes": minutes, "limit": 20})
+        return {pk for pk, _count in cursor.fetchall()}
+
+
 @requires_postgres
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
@@ -149,7 +156,33 @@ def test_free_time_is_the_same_in_python_in_postgresql_and_in_the_raw_query(worl
         by_python = availability._python_free_for(queryset, start, end, minutes, now=NOW)
         assert availability.instruments_free_for(queryset, start, end, minutes, now=NOW) == by_python
         assert by_python == ({instrument.pk} if availability.longest_free_minutes(in_python) >= minutes else set())
+        if calendar["holidays"] != "policy":
+            assert _raw_search(instrument, start, end, minutes) == by_python
         transaction.set_rollback(True)
+
+
+@requires_postgres
+@pytest.mark.parametrize(("gap_start", "gap_hours"), [
+    (dt.timedelta(hours=23, minutes=30), 1),  # across the first chunk's end (a day after the range starts)
+    (dt.timedelta(hours=20), 30),  # longer than a day: across two chunk starts
+    (dt.timedelta(days=6, hours=23), 1),  # ending where the range ends
+])
+def test_the_search_finds_a_stretch_that_no_day_holds_whole(world, gap_start, gap_hours):
+    """The database searches a day at a time and stops at the first hit (``availability._FREE_FOR``): a free
+    stretch across a day's boundary, or longer than a day, is found all the same, and not a minute longer."""
+    start, end = NOW, NOW + dt.timedelta(days=7)
+    gap = (start + gap_start, start + gap_start + dt.timedelta(hours=gap_hours))
+    instrument = _build(world, {
+        "zone": "Asia/Shanghai", "rules": [(weekday, 0, 24 * 60) for weekday in range(7)], "exceptions": {},
+        "buffer": 0, "holidays": "none", "notice": 0,
+        "busy": [("booking", start - dt.timedelta(hours=1), gap[0]), ("booking", gap[1], end + dt.timedelta(days=1))],
+    })
+    queryset = type(instrument).objects.filter(pk=instrument.pk)
+    minutes = gap_hours * 60
+    for asked, expected in [(minutes, {instrument.pk}), (minutes + 1, set())]:
+        assert availability.instruments_free_for(queryset, start, end, asked, now=NOW) == expected
+        assert availability._python_free_for(queryset, start, end, asked, now=NOW) == expected
+        assert _raw_search(instrument, start, end, asked) == expected
 
 
 @requires_postgres
