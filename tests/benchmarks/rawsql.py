@@ -6,7 +6,7 @@ minus active bookings widened by the buffer before them, minus downtime. The sam
 ``bookings.availability`` except Chinese public holidays, which the database does not know.
 """
 
-FREE_TIME_CTE = """
+_FREE_TIME_TEMPLATE = """
 WITH inst AS (
     SELECT i.id, i.time_zone AS tz, p.buffer_minutes * interval '1 minute' AS buffer,
            tstzrange(greatest(%(start)s::timestamptz,
@@ -21,16 +21,14 @@ WITH inst AS (
     FROM usable u, generate_series((lower(u.win) AT TIME ZONE u.tz)::date - 1, (upper(u.win) AT TIME ZONE u.tz)::date,
                                    interval '1 day') d
 ), spans AS (
-    SELECT days.id, (days.day + r.open_minute * interval '1 minute') AT TIME ZONE days.tz AS a,
-           (days.day + r.close_minute * interval '1 minute') AT TIME ZONE days.tz AS b
+    SELECT days.id, __LOCAL_OPEN__ AS a, __LOCAL_CLOSE__ AS b
     FROM days CROSS JOIN LATERAL (
         SELECT r.open_minute, r.close_minute FROM catalog_openingrule r
         WHERE r.instrument_id = days.id AND r.weekday = extract(isodow FROM days.day)::int - 1
     ) r
     WHERE NOT EXISTS (SELECT 1 FROM catalog_openingexception e WHERE e.instrument_id = days.id AND e.date = days.day)
     UNION ALL
-    SELECT days.id, (days.day + e.open_minute * interval '1 minute') AT TIME ZONE days.tz,
-           (days.day + e.close_minute * interval '1 minute') AT TIME ZONE days.tz
+    SELECT days.id, __EXCEPTION_OPEN__, __EXCEPTION_CLOSE__
     FROM days JOIN catalog_openingexception e ON e.instrument_id = days.id AND e.date = days.day AND NOT e.closed
 ), opening AS (
     SELECT spans.id, range_agg(tstzrange(spans.a, spans.b)) * multirange(u.win) AS open
@@ -52,23 +50,38 @@ WITH inst AS (
     FROM opening LEFT JOIN busy ON busy.id = opening.id
 )
 """
+# A local time (a timestamp without zone) on the instrument's clock as an instant. Where the clock goes back,
+# a time of the repeated hour is read as its first occurrence (the earlier offset), as Python's ``fold=0``
+# reads it in ``catalog.hours``; PostgreSQL alone takes the later one. A local time the clock skips is read
+# with the offset before the change by both. Clocks that change by an hour (every zone the benchmarks and
+# their tests use; a 30-minute change, as on Lord Howe Island, would need the same test with 30 minutes).
+_LOCAL = ("(CASE WHEN ((__L__) AT TIME ZONE days.tz - interval '1 hour') AT TIME ZONE days.tz = (__L__) "
+          "THEN (__L__) AT TIME ZONE days.tz - interval '1 hour' ELSE (__L__) AT TIME ZONE days.tz END)")
+FREE_TIME_CTE = _FREE_TIME_TEMPLATE
+for _name, _minute in (("LOCAL_OPEN", "r.open_minute"), ("LOCAL_CLOSE", "r.close_minute"),
+                       ("EXCEPTION_OPEN", "e.open_minute"), ("EXCEPTION_CLOSE", "e.close_minute")):
+    FREE_TIME_CTE = FREE_TIME_CTE.replace(f"__{_name}__", _LOCAL.replace(
+        "__L__", f"days.day + {_minute} * interval '1 minute'"))
 
 FREE_INTERVALS = FREE_TIME_CTE.replace("__WHERE__", "i.id = ANY(%(ids)s)") + (
     "SELECT id, lower(r), upper(r) FROM free, unnest(free.free) r ORDER BY id, lower(r)")
 
 # "Free for at least %(minutes)s minutes" per instrument, stopping at the first hit: the range is searched a
-# chunk at a time, in order (a chunk starts every day, or every %(minutes)s if longer, and reaches %(minutes)s
-# past the next chunk's start, so every long enough stretch lies whole in the chunk where it starts), the
-# opening computed once and each chunk's bookings and downtime found by the range's index. The same algorithm
-# as ``bookings.availability._FREE_FOR``, so that the raw limit does the same work as the search.
+# chunk at a time, in order (chunks start 0, 1, 3, 7, … days after the range's start -- or that many times
+# %(minutes)s if longer -- and each reaches %(minutes)s past the next one's start, so every long enough
+# stretch lies whole in the chunk where it starts), the opening computed once and each chunk's bookings and
+# downtime found by the range's index. The same algorithm as ``bookings.availability._FREE_FOR``, so that
+# the raw limit does the same work as the search.
 _FREE_FOR_HITS = """
 , hits AS (
     SELECT i.id, i.name_zh FROM catalog_instrument i JOIN opening o ON o.id = i.id JOIN usable u ON u.id = i.id
     WHERE EXISTS (
-        SELECT 1 FROM generate_series(lower(u.win), upper(u.win) - %(minutes)s * interval '1 minute',
-                                      greatest(%(minutes)s, 1440) * interval '1 minute') c(at)
-        CROSS JOIN LATERAL (SELECT tstzrange(c.at, least(c.at + (greatest(%(minutes)s, 1440) + %(minutes)s)
-                                                             * interval '1 minute', upper(u.win))) AS win) k
+        SELECT 1 FROM generate_series(0, 12) n
+        CROSS JOIN LATERAL (SELECT ((1 << n) - 1) * greatest(%(minutes)s, 1440) AS off) c
+        CROSS JOIN LATERAL (SELECT lower(u.win) + c.off * interval '1 minute' AS at) a
+        CROSS JOIN LATERAL (SELECT tstzrange(a.at, greatest(a.at, least(
+            a.at + (c.off + greatest(%(minutes)s, 1440) + %(minutes)s) * interval '1 minute', upper(u.win))))
+            AS win OFFSET 0) k
         CROSS JOIN LATERAL unnest(o.open * multirange(k.win) - coalesce((SELECT range_agg(x.r) FROM (
             SELECT tstzrange(b.start - u.buffer, b.blocked_until) AS r FROM bookings_booking b
             WHERE b.instrument_id = u.id AND b.state IN ('pending', 'confirmed', 'completed', 'no_show')
@@ -78,7 +91,8 @@ _FREE_FOR_HITS = """
             SELECT tstzrange(d.start - u.buffer, d."end") FROM catalog_downtime d
             WHERE d.instrument_id = u.id AND d.start < upper(k.win) AND d."end" > lower(k.win)) x),
           '{}'::tstzmultirange)) r
-        WHERE upper(r) - lower(r) >= %(minutes)s * interval '1 minute')
+        WHERE a.at <= upper(u.win) - %(minutes)s * interval '1 minute'
+          AND upper(r) - lower(r) >= %(minutes)s * interval '1 minute')
 )
 SELECT id, count(*) OVER () FROM hits ORDER BY name_zh, id LIMIT %(limit)s
 """

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bookings import availability, queries
 from bookings.models import Booking
 from catalog import windows
-from catalog.models import Downtime, OpeningException, OpeningRule, OpeningWindow
+from catalog.models import Downtime, OpeningException, OpeningRule, OpeningWindow, OpeningWindowCover
 from tests.benchmarks.rawsql import FREE_INTERVALS, search_sql
 from tests.bookings.conftest import make_instrument
 from tests.conftest import requires_postgres
@@ -132,8 +132,9 @@ def _raw_search(instrument, start, end, minutes) -> set[int]:
 def test_free_time_is_the_same_in_python_in_postgresql_and_in_the_raw_query(world, calendar):
     with transaction.atomic():
         instrument = _build(world, calendar)
+        cover = OpeningWindowCover.objects.get(instrument=instrument)
         assert OpeningWindow.objects.filter(instrument=instrument).exists() == bool(
-            calendar["rules"] or any(not closed for closed, _a, _b in calendar["exceptions"].values()))
+            availability.opening_intervals(instrument, cover.start, cover.end))
         start, end = calendar["range"]
         buffer = dt.timedelta(minutes=calendar["buffer"])
         earliest, latest = availability.bookable_window(instrument, now=NOW)
@@ -161,10 +162,29 @@ def test_free_time_is_the_same_in_python_in_postgresql_and_in_the_raw_query(worl
         transaction.set_rollback(True)
 
 
+@given(span=st.integers(0, 31 * 24 * 60), need=st.integers(0, 31 * 24 * 60))
+def test_the_search_chunks_hold_every_stretch_whole(span, need):
+    """Every stretch of ``need`` minutes in a range of ``span`` lies whole in the chunk where it starts; the
+    chunks start in order, at most one at or past the last possible start, and there are few of them."""
+    step, offsets = availability.search_chunks(span, need)
+    assert step == max(need, availability.SEARCH_CHUNK_MINUTES)
+    assert offsets == sorted(set(offsets)) and len(offsets) <= 6
+    if need > span:
+        assert offsets == []
+        return
+    assert offsets[0] == 0 and offsets[-1] <= span - need
+    for index, off in enumerate(offsets):
+        nxt = offsets[index + 1] if index + 1 < len(offsets) else span - need + 1
+        assert nxt == 2 * off + step or index + 1 == len(offsets)
+        # The last stretch starting in this chunk ([nxt - 1, nxt - 1 + need)) ends within its reach.
+        assert nxt - 1 + need <= 2 * off + step + need
+
+
 @requires_postgres
 @pytest.mark.parametrize(("gap_start", "gap_hours"), [
     (dt.timedelta(hours=23, minutes=30), 1),  # across the first chunk's end (a day after the range starts)
     (dt.timedelta(hours=20), 30),  # longer than a day: across two chunk starts
+    (dt.timedelta(days=2, hours=23, minutes=30), 1),  # across the second chunk's end (3 days in)
     (dt.timedelta(days=6, hours=23), 1),  # ending where the range ends
 ])
 def test_the_search_finds_a_stretch_that_no_day_holds_whole(world, gap_start, gap_hours):
@@ -210,7 +230,6 @@ def test_a_range_before_the_bookable_window_has_no_free_time_on_either_path(worl
 @requires_postgres
 def test_an_instrument_without_windows_is_answered_in_python(world):
     """A bulk load writes hours around the services: until the daily task runs, Python answers for it."""
-    from catalog.models import OpeningWindowCover
 
     instrument = make_instrument(world, name="没有窗口")
     OpeningWindowCover.objects.filter(instrument=instrument).delete()
@@ -222,7 +241,6 @@ def test_an_instrument_without_windows_is_answered_in_python(world):
 
 
 def test_the_daily_refresh_moves_the_horizon_on(world):
-    from catalog.models import OpeningWindowCover
 
     instrument = make_instrument(world, name="每日")
     windows.refresh_opening_windows(now=NOW)
@@ -236,7 +254,6 @@ def test_the_daily_refresh_moves_the_horizon_on(world):
 
 def test_changing_the_hours_moves_the_windows(world):
     from catalog import services
-    from catalog.models import OpeningWindowCover
 
     def windows_and_cover(instrument):
         cover = OpeningWindowCover.objects.get(instrument=instrument)
