@@ -67,11 +67,11 @@ FREE_INTERVALS = FREE_TIME_CTE.replace("__WHERE__", "i.id = ANY(%(ids)s)") + (
     "SELECT id, lower(r), upper(r) FROM free, unnest(free.free) r ORDER BY id, lower(r)")
 
 # "Free for at least %(minutes)s minutes" per instrument, stopping at the first hit: the range is searched a
-# chunk at a time, in order (chunks start 0, 1, 3, 7, … days after the range's start -- or that many times
-# %(minutes)s if longer -- and each reaches %(minutes)s past the next one's start, so every long enough
-# stretch lies whole in the chunk where it starts), the opening computed once and each chunk's bookings and
-# downtime found by the range's index. The same algorithm as ``bookings.availability._FREE_FOR``, so that
-# the raw limit does the same work as the search.
+# chunk at a time, in order (chunks start 0, 1, 3, 7, … days after the range's start -- a day is the 1440
+# below, ``availability.SEARCH_CHUNK_MINUTES`` -- or that many times %(minutes)s if longer, and each reaches
+# %(minutes)s past the next one's start, so every long enough stretch lies whole in the chunk where it
+# starts), the opening computed once and each chunk's bookings and downtime found by the range's index. The
+# same algorithm as ``bookings.availability._FREE_FOR``, so that the raw limit does the same work.
 _FREE_FOR_HITS = """
 , hits AS (
     SELECT i.id, i.name_zh FROM catalog_instrument i JOIN opening o ON o.id = i.id JOIN usable u ON u.id = i.id

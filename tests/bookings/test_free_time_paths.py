@@ -165,7 +165,7 @@ def test_free_time_is_the_same_in_python_in_postgresql_and_in_the_raw_query(worl
 @given(span=st.integers(0, 31 * 24 * 60), need=st.integers(0, 31 * 24 * 60))
 def test_the_search_chunks_hold_every_stretch_whole(span, need):
     """Every stretch of ``need`` minutes in a range of ``span`` lies whole in the chunk where it starts; the
-    chunks start in order, at most one at or past the last possible start, and there are few of them."""
+    chunks start in order, none after the last possible start, and there are few of them."""
     step, offsets = availability.search_chunks(span, need)
     assert step == max(need, availability.SEARCH_CHUNK_MINUTES)
     assert offsets == sorted(set(offsets)) and len(offsets) <= 6
@@ -188,8 +188,9 @@ def test_the_search_chunks_hold_every_stretch_whole(span, need):
     (dt.timedelta(days=6, hours=23), 1),  # ending where the range ends
 ])
 def test_the_search_finds_a_stretch_that_no_day_holds_whole(world, gap_start, gap_hours):
-    """The database searches a day at a time and stops at the first hit (``availability._FREE_FOR``): a free
-    stretch across a day's boundary, or longer than a day, is found all the same, and not a minute longer."""
+    """The database searches in chunks (starting 0, 1, 3, 7 … days in) and stops at the first hit
+    (``availability._FREE_FOR``): a free stretch across a chunk's end, or longer than a day, is found all the
+    same, and not a minute longer."""
     start, end = NOW, NOW + dt.timedelta(days=7)
     gap = (start + gap_start, start + gap_start + dt.timedelta(hours=gap_hours))
     instrument = _build(world, {
@@ -230,7 +231,6 @@ def test_a_range_before_the_bookable_window_has_no_free_time_on_either_path(worl
 @requires_postgres
 def test_an_instrument_without_windows_is_answered_in_python(world):
     """A bulk load writes hours around the services: until the daily task runs, Python answers for it."""
-
     instrument = make_instrument(world, name="没有窗口")
     OpeningWindowCover.objects.filter(instrument=instrument).delete()
     start, end = NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=8)
@@ -241,7 +241,6 @@ def test_an_instrument_without_windows_is_answered_in_python(world):
 
 
 def test_the_daily_refresh_moves_the_horizon_on(world):
-
     instrument = make_instrument(world, name="每日")
     windows.refresh_opening_windows(now=NOW)
     windows.refresh_opening_windows(now=NOW + dt.timedelta(days=1))
