@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from catalog.hours import Interval, merge, opening_intervals
 from catalog.models import Instrument
+from instrumentshare.core import rows
 from instrumentshare.core.time import SHOWABLE_MAX, SHOWABLE_MIN, showable
 
 from .models import Booking
@@ -110,10 +111,7 @@ def load_schedule(instrument: Instrument, start: dt.datetime, end: dt.datetime, 
         if exclude_booking_id is not None:
             params.append(exclude_booking_id)
     schedule = Schedule(rules=[], exceptions=[], bookings=[], downtime=[])
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(sql), params)
-        rows = cursor.fetchall()
-    for kind, weekday, date, closed, a, b, since, until, blocked in rows:
+    for kind, weekday, date, closed, a, b, since, until, blocked in rows.fetchall(" UNION ALL ".join(sql), params):
         if kind == "b":
             schedule.bookings.append((_aware(since), _aware(until), _aware(blocked)))
         elif kind == "d":
@@ -400,22 +398,17 @@ def _database_free(instrument: Instrument, start: dt.datetime, end: dt.datetime,
     """Free time in [start, end) (already clipped to the bookable window), or None outside the window cover."""
     params = {"id": instrument.pk, "buffer": buffer.total_seconds() / 60, "lo": start, "hi": end,
               "states": list(Booking.ACTIVE_STATES), "exclude": exclude_booking_id or 0}
-    with connection.cursor() as cursor:
-        cursor.execute(_FREE_ONE, params)
-        rows = cursor.fetchall()
-    if not rows or not rows[0][0]:
+    found = rows.fetchall(_FREE_ONE, params)
+    if not found or not found[0][0]:
         return None
-    return [(showable(a), showable(b)) for _covered, a, b in rows if a is not None]
+    return [(showable(a), showable(b)) for _covered, a, b in found if a is not None]
 
 
 def database_free_and_busy(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
                            now: dt.datetime | None = None) -> tuple[list[Interval], list[Interval]] | None:
     """``bookings.queries.free_and_busy`` in one statement, or None outside the window cover."""
-    with connection.cursor() as cursor:
-        cursor.execute(_FREE_AND_BUSY, _free_and_busy_params(instrument, start, end, now=now))
-        rows = cursor.fetchall()
     free, busy = [], []
-    for kind, a, b in rows:
+    for kind, a, b in rows.fetchall(_FREE_AND_BUSY, _free_and_busy_params(instrument, start, end, now=now)):
         if kind == "n":
             return None
         (free if kind == "f" else busy).append((showable(a), showable(b)))
@@ -427,9 +420,7 @@ def database_free_and_busy_json(instrument: Instrument, start: dt.datetime, end:
     """``database_free_and_busy`` as the two JSON arrays of the availability API, or None outside the cover."""
     params = _free_and_busy_params(instrument, start, end, now=now)
     params.update(showable_min=SHOWABLE_MIN, showable_max=SHOWABLE_MAX)
-    with connection.cursor() as cursor:
-        cursor.execute(_FREE_AND_BUSY_JSON, params)
-        uncovered, free, busy = cursor.fetchone()
+    uncovered, free, busy = rows.run(_FREE_AND_BUSY_JSON, params)
     if uncovered:
         return None
     return free, busy
@@ -450,7 +441,5 @@ def _database_free_for(ids: list[int], start: dt.datetime, end: dt.datetime, min
     step, offsets = search_chunks(math.ceil((end - start).total_seconds() / 60), minutes)
     params = {"ids": ids, "start": start, "end": end, "now": now, "need": minutes, "step": step,
               "offsets": offsets, "states": list(Booking.ACTIVE_STATES), "exclude": 0}
-    with connection.cursor() as cursor:
-        cursor.execute(_FREE_FOR, params)
-        rows = cursor.fetchall()
-    return {pk for pk, covered in rows if covered}, [pk for pk, covered in rows if not covered]
+    found = rows.fetchall(_FREE_FOR, params)
+    return {pk for pk, covered in found if covered}, [pk for pk, covered in found if not covered]

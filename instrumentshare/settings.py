@@ -149,6 +149,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+    # Django turns psycopg's prepared statements off (``None``); psycopg then ignores ``prepare=True`` too.
+    # Django's own cursors bind on the client and never prepare; the hot paths' statements
+    # (``core.rows.run``) ask for it by name.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
     # One test database per test run, so two runs on one server never drop each other's.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
 

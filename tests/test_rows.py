@@ -7,14 +7,16 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, InternalError, connection, transaction
 from django.db.models import signals
+from django.test.utils import CaptureQueriesContext
 
-from billing.models import BillingAccount
+from billing.models import BillingAccount, BookingAccount
 from bookings.models import Booking, Notification
 from catalog.models import BookingPolicy, Instrument
 from instrumentshare.core import rows
 from tests.bookings.conftest import make_instrument
+from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +99,68 @@ def test_an_id_beyond_64_bits_reads_no_row_and_the_api_answers_404(world, api_as
             "instrument_id": huge, "start": "2027-03-01T09:00:00+08:00", "end": "2027-03-01T10:00:00+08:00",
             "purpose": "overflow"})
         assert booked.status_code in (404, 422), booked.content
+
+
+def _booking(world, instrument, start, hours=1):
+    return Booking(instrument=instrument, user=world.researcher, start=start, end=start + dt.timedelta(hours=hours),
+                   blocked_until=start + dt.timedelta(hours=hours), purpose="x")
+
+
+def test_a_one_to_one_key_is_inserted_as_given_without_save(world):
+    instrument = make_instrument(world)
+    account = BillingAccount.objects.create(kind=BillingAccount.Kind.COST_CENTRE, organization=world.org_a,
+                                            lab=world.lab_a, number="CC-9", name="成本中心",
+                                            valid_from=dt.date(2026, 1, 1))
+    booking = rows.insert(_booking(world, instrument, dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.UTC)))
+    with CaptureQueriesContext(connection) as queries:
+        link = rows.insert(BookingAccount(booking=booking, account=account))
+    (query,) = queries.captured_queries   # the statement written once (save's has no RETURNING for such a key)
+    assert query["sql"].startswith("INSERT") and query["sql"].endswith('RETURNING "booking_id"')
+    assert link.pk == booking.pk and link._state.adding is False
+    assert BookingAccount.objects.get(pk=booking.pk).account_id == account.pk
+
+
+def test_hot_statements_are_seen_by_query_capture(world):
+    instrument = make_instrument(world)
+    with CaptureQueriesContext(connection) as queries:
+        assert rows.one(f"SELECT id FROM {Instrument._meta.db_table} WHERE id = %s", [instrument.pk]) == (  # noqa: S608
+            instrument.pk,)
+    assert len(queries) == 1
+
+
+def _prepared(marker: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+                       "WHERE statement LIKE %s AND statement NOT LIKE %s", [f"%{marker}%", "%pg_prepared_statements%"])
+        return cursor.fetchall()
+
+
+@requires_postgres
+def test_on_postgresql_a_hot_statement_is_prepared_once_and_run_by_name(world):
+    instrument = make_instrument(world)
+    sql = f"SELECT id, 'prepared-marker' FROM {Instrument._meta.db_table} WHERE id = %s"  # noqa: S608
+    for _ in range(3):
+        assert rows.one(sql, [instrument.pk]) == (instrument.pk, "prepared-marker")
+    assert rows.one(sql, [instrument.pk + 1000]) is None
+    assert _prepared("prepared-marker") == [(4,)]   # one statement, planned or run four times
+
+
+@requires_postgres
+def test_on_postgresql_errors_of_prepared_statements_are_djangos_and_the_connection_goes_on(world):
+    """The exclusion constraint's refusal is Django's IntegrityError (``create_booking`` answers 409 on it);
+    a statement inside the broken transaction is refused as through Django's cursor (PostgreSQL's "current
+    transaction is aborted", as Django's InternalError); after the rollback the prepared statements answer
+    again."""
+    instrument = make_instrument(world)
+    start = dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.UTC)
+    rows.insert(_booking(world, instrument, start))
+    with pytest.raises(IntegrityError, match="booking_no_overlap"), transaction.atomic():
+        try:
+            rows.insert(_booking(world, instrument, start + dt.timedelta(minutes=30)))
+        finally:
+            with pytest.raises(InternalError, match="aborted"):
+                rows.one(f"SELECT id FROM {Instrument._meta.db_table} WHERE id = %s", [instrument.pk])  # noqa: S608
+    assert rows.one(f"SELECT id FROM {Instrument._meta.db_table} WHERE id = %s", [instrument.pk]) == (  # noqa: S608
+        instrument.pk,)
+    later = rows.insert(_booking(world, instrument, start + dt.timedelta(hours=2)))
+    assert Booking.objects.filter(instrument=instrument).count() == 2 and later.pk

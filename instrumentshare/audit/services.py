@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from instrumentshare.core import rows as hot
 from instrumentshare.core.bulk import insert_rows, pg_array
 from instrumentshare.core.context import get_request_id
 
@@ -182,12 +183,11 @@ def _statements() -> dict[str, str]:
 def _insert_event(row: dict, head_id: int) -> int:
     """The event, and its stream's head moved to it (one statement on PostgreSQL)."""
     sql = _statements()
+    if connection.vendor == "postgresql":
+        return hot.run(sql["move_and_event"], [row["seq"], row["hash"], head_id, *_values(row)])[0]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(sql["move_and_event"], [row["seq"], row["hash"], head_id, *_values(row)])
-        else:
-            cursor.execute(sql["move"], [row["seq"], row["hash"], head_id])
-            cursor.execute(sql["event"], _values(row))
+        cursor.execute(sql["move"], [row["seq"], row["hash"], head_id])
+        cursor.execute(sql["event"], _values(row))
         return cursor.fetchone()[0]
 
 
@@ -195,11 +195,10 @@ def _insert_first_event(row: dict) -> int | None:
     """A new stream whose head is ``row`` (seq 1 after the genesis hash) and the event itself; None, with
     nothing written, when the stream exists already."""
     sql = _statements()
+    if connection.vendor == "postgresql":
+        found = hot.run(sql["new_head_and_event"], [row["stream_key"], row["hash"], *_values(row)])
+        return found[0] if found else None
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(sql["new_head_and_event"], [row["stream_key"], row["hash"], *_values(row)])
-            found = cursor.fetchone()
-            return found[0] if found else None
         cursor.execute(sql["new_head"], [row["stream_key"], row["hash"]])
         if cursor.rowcount != 1:
             return None

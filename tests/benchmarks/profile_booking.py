@@ -6,7 +6,8 @@ Run against a benchmark database that holds a city or the dense scenario (``--re
 
 It books free slots of the dense instruments (or of any bookable instrument) through Django's
 test client with production settings (DEBUG off), prints the SQL statements of one request, the
-CPU time per request, and a pyinstrument profile of the rest (``--html FILE`` writes it as HTML).
+CPU time per request (this process's, and its PostgreSQL server process's when that runs on this
+machine), and a pyinstrument profile of the rest (``--html FILE`` writes it as HTML).
 The bookings it made are deleted at the end. Figures are printed, never asserted.
 """
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import dense
     from .bench_booking_http import _bench_users
+    from .harness import tree_cpu_seconds
 
     purpose = "bench: profile booking"
     # A dense instrument when the dense scenario is loaded (its 20-minute gaps), else any open one.
@@ -80,14 +82,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {float(query['time']) * 1000:6.2f} ms", query["sql"][:150 if not args.full_sql else None])
         half = args.requests // 2
         statuses: dict[int, int] = {}
+        backend = _backend_pid(connection)
+        db_cpu = tree_cpu_seconds(backend) if backend else None
         cpu, wall = time.process_time(), time.perf_counter()
         for at in free[:half]:
             code = book(at).status_code
             statuses[code] = statuses.get(code, 0) + 1
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         count = sum(statuses.values())
+        db_after = tree_cpu_seconds(backend) if backend else None
+        db = "" if db_cpu is None or db_after is None else \
+            f", {(db_after - db_cpu) / count * 1000:.2f} ms in this connection's PostgreSQL process"
         print(f"{count} requests {statuses}: {cpu / count * 1000:.2f} ms CPU and {wall / count * 1000:.2f} ms wall "
-              "per request (this process, no profiler)")
+              f"per request (this process, no profiler){db}")
         profiler = Profiler(interval=0.0005)
         with profiler:
             for at in free[half:args.requests]:
@@ -110,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         deleted = Booking.objects.filter(purpose=purpose).delete()
         print("deleted", deleted)
     return 0
+
+
+def _backend_pid(connection) -> int | None:
+    """The server process of this connection, when the database is PostgreSQL on this machine."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
 
 
 if __name__ == "__main__":
