@@ -441,5 +441,9 @@ def _database_free_for(ids: list[int], start: dt.datetime, end: dt.datetime, min
     step, offsets = search_chunks(math.ceil((end - start).total_seconds() / 60), minutes)
     params = {"ids": ids, "start": start, "end": end, "now": now, "need": minutes, "step": step,
               "offsets": offsets, "states": list(Booking.ACTIVE_STATES), "exclude": 0}
-    found = rows.fetchall(_FREE_FOR, params)
+    # Not prepared (``rows.run``): after five runs PostgreSQL may keep a generic plan of a prepared statement,
+    # and this one's best plan depends on how many ids and how long a range it is given.
+    with connection.cursor() as cursor:
+        cursor.execute(_FREE_FOR, params)
+        found = cursor.fetchall()
     return {pk for pk, covered in found if covered}, [pk for pk, covered in found if not covered]
