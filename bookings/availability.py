@@ -81,9 +81,9 @@ class Schedule:
 
     def public_busy(self, start: dt.datetime, end: dt.datetime) -> list[Interval]:
         """Booked time (without the buffer) and downtime within [start, end), without personal data."""
-        rows = [(b_start, b_end) for b_start, b_end, _until in self.bookings if b_start < end and b_end > start]
-        rows += [(d_start, d_end) for d_start, d_end in self.downtime if d_start < end and d_end > start]
-        return sorted(rows)
+        busy = [(b_start, b_end) for b_start, b_end, _until in self.bookings if b_start < end and b_end > start]
+        busy += [(d_start, d_end) for d_start, d_end in self.downtime if d_start < end and d_end > start]
+        return sorted(busy)
 
 
 def load_schedule(instrument: Instrument, start: dt.datetime, end: dt.datetime, *, buffer: dt.timedelta,
