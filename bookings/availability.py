@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.db import connection
+from django.db.models import Func, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from catalog.hours import Interval, merge, opening_intervals
@@ -105,9 +107,14 @@ def load_schedule(instrument: Instrument, start: dt.datetime, end: dt.datetime, 
     params = [instrument.pk, at(end), at(start), instrument.pk, instrument.pk, day(first_day), day(last_day)]
     if bookings:
         states = list(Booking.ACTIVE_STATES)
-        sql.append(_BOOKINGS_SQL.format(states=", ".join(["%s"] * len(states)),
+        postgresql = connection.vendor == "postgresql"
+        sql.append(_BOOKINGS_SQL.format(instrument=_HIDDEN_ID if postgresql else "%s",
+                                        states=", ".join(["%s"] * len(states)),
+                                        overlap=_OVERLAP if postgresql else "",
                                         exclude="" if exclude_booking_id is None else " AND id <> %s"))
         params += [instrument.pk, *states, at(end + buffer), at(start)]
+        if postgresql:
+            params += [at(start), at(end + buffer)]
         if exclude_booking_id is not None:
             params.append(exclude_booking_id)
     schedule = Schedule(rules=[], exceptions=[], bookings=[], downtime=[])
@@ -148,9 +155,15 @@ _EXCEPTIONS_SQL = (
 _BOOKINGS_SQL = (
     "SELECT 'b', CAST(NULL AS integer), CAST(NULL AS date), CAST(NULL AS boolean), CAST(NULL AS integer), "
     "CAST(NULL AS integer), start, \"end\", blocked_until "
-    "FROM bookings_booking WHERE instrument_id = %s AND state IN ({states}) AND start < %s AND blocked_until > %s"
-    "{exclude}"
+    "FROM bookings_booking WHERE instrument_id = {instrument} AND state IN ({states}) AND start < %s "
+    "AND blocked_until > %s{overlap}{exclude}"
 )
+# PostgreSQL: the bookings near the range through the exclusion constraint's GiST index (instrument, [start,
+# blocked_until)), as ``_SHOWN`` below says why: the range says again what the two comparisons say, and the
+# id is a value the planner does not see. Given the number, it read every earlier booking of the instrument
+# by the (instrument, start) index: a year of a dense calendar's history, 13,000 rows and 3 ms per booking.
+_HIDDEN_ID = "(SELECT CAST(%s AS bigint))"
+_OVERLAP = " AND tstzrange(start, blocked_until, '[)') && tstzrange(%s, %s)"
 
 
 def _aware(value) -> dt.datetime:
@@ -269,6 +282,29 @@ def _python_free_for(instruments, start: dt.datetime, end: dt.datetime, minutes:
 # holds the whole range; ``tests/bookings/test_free_time_paths.py`` holds it equal to the Python path.
 
 
+def span(start, end) -> Func:
+    """``tstzrange(start, end, '[)')``, spelled as in the ``booking_no_overlap`` index so that it serves."""
+    from django.contrib.postgres.fields import DateTimeRangeField
+
+    return Func(start, end, Value("[)"), function="tstzrange", output_field=DateTimeRangeField())
+
+
+def near(rows: QuerySet[Booking], instrument_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Booking]:
+    """``rows`` (bookings whose conditions already imply that [start, blocked_until) overlaps [start, end)) of
+    one instrument.
+
+    On PostgreSQL they are found through the exclusion constraint's GiST index (instrument, [start,
+    blocked_until)): the overlap is said again in the index's terms, and the instrument's id is a subquery, a
+    value the planner does not see. Given the number, it read the instrument's bookings by the (instrument,
+    start) index from the very first one and filtered them: a busy instrument's years of history on every
+    request (``_HIDDEN_ID``).
+    """
+    if connection.vendor != "postgresql":
+        return rows.filter(instrument_id=instrument_id)
+    return (rows.filter(instrument_id=RawSQL("SELECT %s::bigint", (instrument_id,)))
+            .alias(span=span("start", "blocked_until")).filter(span__overlap=span(Value(start), Value(end))))
+
+
 def in_database() -> bool:
     return connection.vendor == "postgresql"
 
@@ -318,24 +354,37 @@ __ANSWER__""".replace("__USABLE__", _USABLE).replace("__FREE__", _FREE_IN.replac
 _FREE_ONE = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", (
     "SELECT free.covered, lower(r), upper(r) FROM free LEFT JOIN LATERAL unnest(free.free) r ON true "
     "ORDER BY lower(r)"))
+# The active bookings shown in [start, end) (the public busy time). The instrument's id is a subquery, a value
+# the planner does not see: given the number, it read the instrument's bookings by the (instrument, start)
+# index, every booking since the first one, and filtered them by their end (a dense instrument's year of
+# history: 13,000 rows and 2.4 ms more per request, growing every day); as a parameter, it takes the
+# exclusion constraint's GiST index by instrument and range, which finds just the bookings in the range.
+# The ``&&`` says again what the comparisons say (``end`` is never after ``blocked_until``).
+_SHOWN = """b.instrument_id = (SELECT %(id)s::bigint) AND b.state = ANY(%(states)s)
+      AND b.start < %(end)s AND b."end" > %(start)s
+      AND tstzrange(b.start, b.blocked_until, '[)') && tstzrange(%(start)s, greatest(%(start)s, %(end)s))"""
 # One instrument's free ranges ('f') and its public busy time ('b': active bookings without the buffer,
 # downtime) in the asked range; an 'n' row instead of the free ranges when the windows do not cover it.
 _FREE_AND_BUSY = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", """
 SELECT 'f', lower(r), upper(r) FROM free, unnest(free.free) r WHERE free.covered
 UNION ALL SELECT 'n', NULL, NULL FROM free WHERE NOT free.covered
 UNION ALL SELECT 'b', b.start, b."end" FROM bookings_booking b
-    WHERE b.instrument_id = %(id)s AND b.state = ANY(%(states)s) AND b.start < %(end)s AND b."end" > %(start)s
+    WHERE __SHOWN__
 UNION ALL SELECT 'b', d.start, d."end" FROM catalog_downtime d
     WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s
-ORDER BY 1, 2, 3""")
+ORDER BY 1, 2, 3""").replace("__SHOWN__", _SHOWN)
 # The same, as the API's JSON (``bookings.api.AvailabilityOut`` as ninja renders it, byte for byte:
 # ``{"start": "…Z", "end": "…Z"}`` items, milliseconds when there are any, cut as Django's encoder cuts
 # them): PostgreSQL writes the text, so the web process neither parses 2,000 timestamps nor renders them.
 # NULL ``uncovered`` means the bookable window is empty (no free time); true, that the windows do not
 # cover the range.
-_UTC_TEXT = ("(to_char(__T__ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-             "mod(date_part('microseconds', __T__ AT TIME ZONE 'UTC')::bigint, 1000000) = 0 THEN '' "
-             "ELSE to_char(__T__ AT TIME ZONE 'UTC', '.MS') END || 'Z')")
+# A whole second (nearly every value) is written by the timestamp's own output function with the date's
+# space made a "T": the ISO DateStyle, which psycopg needs to read timestamps anyway; a third of to_char's
+# cost (4 weeks of a dense calendar: 2,000 values, about 0.7 ms of the statement's 8 less). A fraction is
+# cut to milliseconds by to_char, as Django's encoder cuts it.
+_UTC_TEXT = ("(CASE WHEN date_trunc('second', __T__) = __T__ "
+             "THEN overlay((__T__ AT TIME ZONE 'UTC')::text PLACING 'T' FROM 11 FOR 1) "
+             "ELSE to_char(__T__ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') END || 'Z')")
 
 
 def _json_interval(start: str, end: str) -> str:
@@ -350,12 +399,13 @@ SELECT (SELECT NOT covered FROM free),
   (SELECT '[' || coalesce(string_agg(__BUSY__, ', ' ORDER BY x.a, x.b), '') || ']' FROM (
       SELECT least(greatest(b.start, %(showable_min)s), %(showable_max)s) AS a,
              least(greatest(b."end", %(showable_min)s), %(showable_max)s) AS b FROM bookings_booking b
-      WHERE b.instrument_id = %(id)s AND b.state = ANY(%(states)s) AND b.start < %(end)s AND b."end" > %(start)s
+      WHERE __SHOWN__
       UNION ALL
       SELECT least(greatest(d.start, %(showable_min)s), %(showable_max)s),
              least(greatest(d."end", %(showable_min)s), %(showable_max)s) FROM catalog_downtime d
       WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) x)
-""".replace("__FREE__", _json_interval("lower(r)", "upper(r)")).replace("__BUSY__", _json_interval("x.a", "x.b")))
+""".replace("__FREE__", _json_interval("lower(r)", "upper(r)")).replace("__BUSY__", _json_interval("x.a", "x.b"))
+   .replace("__SHOWN__", _SHOWN))
 # Many: the ids with a long enough free range, and those the windows do not cover. "Is there one?" stops at
 # the first: the asked range is searched in chunks, in order, each computed as above, and the search ends at
 # the first chunk that holds a long enough free range. Chunks start at the offsets ``search_chunks`` gives

@@ -59,9 +59,9 @@ def check_window(policy: BookingPolicy, start: dt.datetime, end: dt.datetime, no
 
 def conflict_for(instrument: Instrument, start: dt.datetime, end: dt.datetime, buffer: dt.timedelta,
                   exclude_booking_id: int | None) -> Booking | None:
-    conflicts = Booking.objects.filter(
-        instrument=instrument, state__in=Booking.ACTIVE_STATES, start__lt=end + buffer, blocked_until__gt=start,
-    )
+    conflicts = availability.near(Booking.objects.filter(
+        state__in=Booking.ACTIVE_STATES, start__lt=end + buffer, blocked_until__gt=start,
+    ), instrument.pk, start, end + buffer)
     if exclude_booking_id:
         conflicts = conflicts.exclude(pk=exclude_booking_id)
     return conflicts.order_by("start").first()

@@ -207,6 +207,37 @@ def availability(ctx, client: Http, meter: Meter, ids, window, raw_conn) -> list
     ]
 
 
+def history(ctx, client: Http, meter: Meter, ids, window, raw_conn) -> list[Result]:
+    """Availability of the instrument with a year of completed bookings behind it (``dense.build``), beside a
+    dense instrument without history, alternating: the past must not be read to answer the next four weeks."""
+    from bookings.models import Booking
+
+    from .harness import median
+
+    if len(ids) < 3 or not Booking.objects.filter(instrument_id=ids[1], purpose=dense.HISTORY_PURPOSE).exists():
+        return []
+    name = "availability, 4 weeks, an instrument with a year of history"
+    start, end, now = window
+    query = {"start": start.isoformat(), "end": end.isoformat()}
+    repeat = ctx.size(smoke=3, quick=20, full=50)
+    calls = [lambda pk=pk: client.get(f"/api/v1/instruments/{pk}/availability", query)
+             for _ in range(repeat) for pk in (ids[1], ids[2])]
+    for call in calls[:4]:
+        call()
+    ours = _measure(meter, calls)
+    times_with, times_without = ours["times"][0::2], ours["times"][1::2]
+    details = {"requests": repeat, "failures": sum(status != 200 for status in ours["statuses"]),
+               "history_bookings": Booking.objects.filter(instrument_id=ids[1], purpose=dense.HISTORY_PURPOSE).count(),
+               "p50_of_a_dense_instrument_without_history_alternating": median(times_without)}
+    raw = None
+    if raw_conn is not None:
+        params = {"ids": [ids[1]], "start": start, "end": end, "now": now}
+        raw_conn.execute(RAW_AVAILABILITY, params).fetchall()
+        raw = _raw(meter, [lambda: raw_conn.execute(RAW_AVAILABILITY, params).fetchall()] * repeat)
+    return [Result(f"{PREFIX}{name}: p50", median(times_with), "ms", raw=median(raw["times"]) if raw else None,
+                   details=details)]
+
+
 def search(ctx, client: Http, meter: Meter, window, raw_conn) -> list[Result]:
     from .harness import median
 
@@ -466,6 +497,7 @@ def run(ctx: Context) -> list[Result]:
             client.get(f"/api/v1/instruments/{ids[0]}/availability",
                        {"start": window[0].isoformat(), "end": (window[0] + dt.timedelta(days=1)).isoformat()})
         results += availability(ctx, client, meter, ids, window, raw_conn)
+        results += history(ctx, client, meter, ids, window, raw_conn)
         results += search(ctx, client, meter, window, raw_conn)
         results += events(ctx, client, meter, ids, window, raw_conn)
         results += feed(ctx, client, meter, ids[0], raw_conn)

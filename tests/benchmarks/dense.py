@@ -7,7 +7,9 @@ cards), open 24 hours on every weekday, on a 20-minute grid with no buffer, in A
 whole-hour offset, so the UTC grid is the local grid). Each gets a district of its own
 (``DISTRICT``) so that the search can be narrowed to them. The first one (the feed instrument)
 keeps the same rhythm beyond the four weeks until it holds ``feed_events`` bookings, so its
-public iCalendar feed has 5,000 events.
+public iCalendar feed has 5,000 events. The second one (the history instrument) also has ``history_days`` of
+completed bookings in the same rhythm before the timeline (a year: 13,104), as a facility that has been
+busy for a while has: reading its next four weeks must not cost its past.
 
 Bookings go in through ``instrumentshare.core.bulk.insert_rows`` (COPY on PostgreSQL, under the
 exclusion constraint), every column given or defaulted as ``Booking()`` would, a uid each.
@@ -24,6 +26,7 @@ ZONE = "Asia/Shanghai"
 BOOKING_MINUTES = 20
 PERIOD_MINUTES = 40
 PURPOSE = "dense calendar"
+HISTORY_PURPOSE = "dense calendar, history"
 
 
 def _template():
@@ -52,7 +55,7 @@ def bookers(count: int, seed: int) -> list[tuple[int, int]]:
     return random.Random(seed).sample(unique, min(count, len(unique)))
 
 
-def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: int = 1,
+def build(instruments: int, *, days: int = 28, feed_events: int = 5000, history_days: int = 364, seed: int = 1,
           start: dt.datetime | None = None) -> dict:
     """Add ``instruments`` dense instruments and their bookings from ``start`` (default: this hour, UTC)."""
     import time
@@ -100,6 +103,12 @@ def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: in
                     begin = start + k * period
                     yield (pk, user_id, lab_id, begin, begin + length, begin + length, "confirmed", PURPOSE,
                            uuid.uuid4())
+            if len(ids) > 1:
+                for k in range(1, history_days * 24 * 60 // PERIOD_MINUTES + 1):
+                    user_id, lab_id = people[k % len(people)]
+                    begin = start - k * period
+                    yield (ids[1], user_id, lab_id, begin, begin + length, begin + length, "completed",
+                           HISTORY_PURPOSE, uuid.uuid4())
 
         written = insert_rows(Booking, columns, rows())
     if connection.vendor == "postgresql":
@@ -111,6 +120,7 @@ def build(instruments: int, *, days: int = 28, feed_events: int = 5000, seed: in
                 cursor.execute(f"ANALYZE {table}")
     return {"instruments": len(ids), "bookings": written, "bookings_per_instrument": per_instrument, "days": days,
             "feed_instrument": ids[0] if ids else None, "feed_events": max(per_instrument, feed_events),
+            "history_instrument": ids[1] if len(ids) > 1 else None, "history_days": history_days,
             "start": start.isoformat(), "template": template.pk, "seconds": round(time.monotonic() - started, 1)}
 
 

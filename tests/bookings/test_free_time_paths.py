@@ -18,6 +18,7 @@ from bookings import availability, queries
 from bookings.models import Booking
 from catalog import windows
 from catalog.models import Downtime, OpeningException, OpeningRule, OpeningWindow, OpeningWindowCover
+from instrumentshare.core.time import SHOWABLE_MAX, SHOWABLE_MIN
 from tests.benchmarks.rawsql import FREE_INTERVALS, search_sql
 from tests.bookings.conftest import make_instrument
 from tests.conftest import requires_postgres
@@ -266,3 +267,23 @@ def test_changing_the_hours_moves_the_windows(world):
     rows, expected = windows_and_cover(instrument)
     assert rows == expected and rows
     assert all(start.astimezone(instrument.zone).weekday() == 5 for start, _end in rows)
+
+
+@requires_postgres
+@pytest.mark.parametrize("value", [
+    dt.datetime(2026, 12, 3, 19, 0, tzinfo=dt.UTC),
+    dt.datetime(2026, 12, 3, 19, 0, 59, 999999, tzinfo=dt.UTC),
+    dt.datetime(2026, 12, 3, 19, 0, 0, 500, tzinfo=dt.UTC),
+    dt.datetime(2026, 12, 3, 19, 0, 0, 1000, tzinfo=dt.UTC),
+    dt.datetime(2027, 3, 28, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+    SHOWABLE_MIN, SHOWABLE_MAX, SHOWABLE_MAX.replace(microsecond=123456),
+])
+def test_postgresql_writes_each_instant_as_djangos_encoder_does(value):
+    """The availability statement's text of an instant (``_UTC_TEXT``), against the API's own rendering:
+    whole seconds by the output function, a fraction cut to milliseconds, the first and last showable days."""
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + availability._UTC_TEXT.replace("__T__", "%(t)s::timestamptz"), {"t": value})
+        written = cursor.fetchone()[0]
+    assert f'"{written}"' == DjangoJSONEncoder().encode(value.astimezone(dt.UTC))

@@ -34,11 +34,11 @@ from django.db.models import (
     Q,
     Subquery,
     Sum,
-    Value,
 )
 from django.utils import timezone
 
 from bookings import services as booking_services
+from bookings.availability import span
 from bookings.models import Booking
 from catalog.models import BookingPolicy
 from instrumentshare.core.bulk import insert_rows, insert_select, pg_array
@@ -146,14 +146,6 @@ def flag_stops_without_start(*, now: dt.datetime) -> int:
     return len(created)
 
 
-def _span(start, end):
-    """``tstzrange(start, end, '[)')``, spelled as in the ``booking_no_overlap`` index so that it serves."""
-    from django.contrib.postgres.fields import DateTimeRangeField
-    from django.db.models import Func
-
-    return Func(start, end, Value("[)"), function="tstzrange", output_field=DateTimeRangeField())
-
-
 MATCHABLE = (Booking.State.CONFIRMED, Booking.State.COMPLETED, Booking.State.NO_SHOW)
 
 
@@ -166,8 +158,8 @@ def match_sessions(*, since: dt.datetime, until: dt.datetime) -> int:
     if connection.vendor == "postgresql":
         # The same rows, found through the exclusion constraint's GiST index (instrument, [start,
         # blocked_until)) instead of walking the instrument's whole history in start order.
-        overlapping = overlapping.alias(span=_span("start", "blocked_until")).filter(
-            span__overlap=_span(OuterRef("start"), OuterRef("end")))
+        overlapping = overlapping.alias(span=span("start", "blocked_until")).filter(
+            span__overlap=span(OuterRef("start"), OuterRef("end")))
     with transaction.atomic():
         matched = unmatched.filter(user__isnull=False).update(
             booking=Subquery(overlapping.filter(user_id=OuterRef("user_id")).values("pk")[:1]))
