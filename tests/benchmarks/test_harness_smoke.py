@@ -70,8 +70,8 @@ def test_the_dense_scenario_runs_at_a_tiny_scale(tmp_path):
 
     command = Command()
     call_command(command, instruments=8, years=0.05, busy_month=4, charges=100, seed=5)
-    built = dense.build(3, days=4, feed_events=150, seed=5)
-    assert built["bookings"] == 2 * 4 * 36 + 150
+    built = dense.build(3, days=4, feed_events=150, history_days=2, seed=5)
+    assert built["bookings"] == 2 * 4 * 36 + 150 + 2 * 36  # the second instrument's two days of history
     assert dense.instrument_ids()
     ctx = Context(
         scale="smoke", anchor=dt.datetime.fromisoformat(command.summary["anchor"]), postgres=IS_POSTGRES,
@@ -96,6 +96,8 @@ def test_the_dense_scenario_runs_at_a_tiny_scale(tmp_path):
     assert details["rows_deleted_afterwards"] >= details["one_client_requests"] + details["eight_clients"]["slots"]
     availability = by_figure["dense: availability, one instrument, 4 weeks: p50"]
     assert availability.details["failures"] == 0
+    history = by_figure["dense: availability, 4 weeks, an instrument with 72 past bookings: p50"]
+    assert history.details["failures"] == 0 and history.details["history_bookings"] == 72
     assert by_figure["dense: free-between search, free ≥ 15 min in 7 days: p50"].details["count"] == 3
     assert any(result.figure.startswith("dense: public iCalendar feed, one instrument, 150 events")
                for result in results)
