@@ -158,10 +158,8 @@ _BOOKINGS_SQL = (
     "FROM bookings_booking WHERE instrument_id = {instrument} AND state IN ({states}) AND start < %s "
     "AND blocked_until > %s{overlap}{exclude}"
 )
-# PostgreSQL: the bookings near the range through the exclusion constraint's GiST index (instrument, [start,
-# blocked_until)), as ``_SHOWN`` below says why: the range says again what the two comparisons say, and the
-# id is a value the planner does not see. Given the number, it read every earlier booking of the instrument
-# by the (instrument, start) index: a year of a dense calendar's history, 13,000 rows and 3 ms per booking.
+# PostgreSQL: the bookings near the range through the exclusion constraint's GiST index, as ``near`` (below)
+# finds them and says why; here for the booking path's schedule, written out.
 _HIDDEN_ID = "(SELECT CAST(%s AS bigint))"
 _OVERLAP = " AND tstzrange(start, blocked_until, '[)') && tstzrange(%s, %s)"
 
@@ -290,18 +288,19 @@ def span(start, end) -> Func:
 
 
 def near(rows: QuerySet[Booking], instrument_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Booking]:
-    """``rows`` (bookings whose conditions already imply that [start, blocked_until) overlaps [start, end)) of
-    one instrument.
+    """``rows`` of one instrument, where ``rows``' own conditions already keep only bookings whose
+    ``[booking.start, booking.blocked_until)`` overlaps ``[start, end)``.
 
     On PostgreSQL they are found through the exclusion constraint's GiST index (instrument, [start,
     blocked_until)): the overlap is said again in the index's terms, and the instrument's id is a subquery, a
     value the planner does not see. Given the number, it read the instrument's bookings by the (instrument,
-    start) index from the very first one and filtered them: a busy instrument's years of history on every
-    request (``_HIDDEN_ID``).
+    start) index from the very first one and dropped the old ones by their end (a dense instrument with a
+    year of history: 13,000 rows, 3 ms per booking); given the range alone, it ANDed a scan of the GiST index
+    across all instruments. The raw statements here (``_HIDDEN_ID``, ``_SHOWN``) are written the same way.
     """
     if connection.vendor != "postgresql":
         return rows.filter(instrument_id=instrument_id)
-    return (rows.filter(instrument_id=RawSQL("SELECT %s::bigint", (instrument_id,)))
+    return (rows.filter(instrument_id=RawSQL("SELECT CAST(%s AS bigint)", (instrument_id,)))
             .alias(span=span("start", "blocked_until")).filter(span__overlap=span(Value(start), Value(end))))
 
 
@@ -354,13 +353,9 @@ __ANSWER__""".replace("__USABLE__", _USABLE).replace("__FREE__", _FREE_IN.replac
 _FREE_ONE = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", (
     "SELECT free.covered, lower(r), upper(r) FROM free LEFT JOIN LATERAL unnest(free.free) r ON true "
     "ORDER BY lower(r)"))
-# The active bookings shown in [start, end) (the public busy time). The instrument's id is a subquery, a value
-# the planner does not see: given the number, it read the instrument's bookings by the (instrument, start)
-# index, every booking since the first one, and filtered them by their end (a dense instrument's year of
-# history: 13,000 rows and 2.4 ms more per request, growing every day); as a parameter, it takes the
-# exclusion constraint's GiST index by instrument and range, which finds just the bookings in the range.
-# The ``&&`` says again what the comparisons say (``end`` is never after ``blocked_until``).
-_SHOWN = """b.instrument_id = (SELECT %(id)s::bigint) AND b.state = ANY(%(states)s)
+# The active bookings shown in [start, end) (the public busy time), found as ``near`` finds them: the ``&&``
+# says again what the comparisons say (``end`` is never after ``blocked_until``).
+_SHOWN = """b.instrument_id = (SELECT CAST(%(id)s AS bigint)) AND b.state = ANY(%(states)s)
       AND b.start < %(end)s AND b."end" > %(start)s
       AND tstzrange(b.start, b.blocked_until, '[)') && tstzrange(%(start)s, greatest(%(start)s, %(end)s))"""
 # One instrument's free ranges ('f') and its public busy time ('b': active bookings without the buffer,

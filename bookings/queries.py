@@ -136,12 +136,6 @@ def availability_json(instrument, start: dt.datetime, end: dt.datetime, *,
     return json.dumps(head, cls=DjangoJSONEncoder)[:-1] + f', "free": {arrays[0]}, "busy": {arrays[1]}}}'
 
 
-def instrument_time(instrument_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Booking]:
-    """The active bookings of one instrument that overlap [start, end) (``availability.near`` finds them)."""
-    rows = Booking.objects.filter(state__in=Booking.ACTIVE_STATES, start__lt=end, end__gt=start)
-    return availability.near(rows, instrument_id, start, end)
-
-
 # --- pages: the week calendars, "my bookings", the lab queue --------------------------------------
 
 
@@ -296,7 +290,8 @@ def public_instrument_feed(instrument, *, now: dt.datetime | None = None) -> ica
     """Busy times of one instrument, with no personal data: the bookings that hold its time (cancelled and
     rejected ones free it, so they are not there)."""
     start, end = _window(now or timezone.now())
-    rows = instrument_time(instrument.pk, start, end).order_by("start", "id")
+    rows = availability.near(Booking.objects.filter(state__in=Booking.ACTIVE_STATES, start__lt=end, end__gt=start),
+                             instrument.pk, start, end).order_by("start", "id")
     rows = rows.values_list(*ical.PUBLIC_FEED_FIELDS)[:20000]
     return ical.feed(rows, name=f"{instrument.name_zh} 占用 Busy", private=False)
 
