@@ -373,34 +373,41 @@ ORDER BY 1, 2, 3""").replace("__SHOWN__", _SHOWN)
 # them): PostgreSQL writes the text, so the web process neither parses 2,000 timestamps nor renders them.
 # NULL ``uncovered`` means the bookable window is empty (no free time); true, that the windows do not
 # cover the range.
-# A whole second (nearly every value) is written by the timestamp's own output function with the date's
-# space made a "T": the ISO DateStyle, which psycopg needs to read timestamps anyway; a third of to_char's
-# cost (4 weeks of a dense calendar: 2,000 values, about 0.7 ms of the statement's 8 less). A fraction is
-# cut to milliseconds by to_char, as Django's encoder cuts it.
-_UTC_TEXT = ("(CASE WHEN date_trunc('second', __T__) = __T__ "
-             "THEN overlay((__T__ AT TIME ZONE 'UTC')::text PLACING 'T' FROM 11 FOR 1) "
-             "ELSE to_char(__T__ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') END || 'Z')")
-
-
-def _json_interval(start: str, end: str) -> str:
-    return ("'{\"start\": \"' || " + _UTC_TEXT.replace("__T__", start) + " || '\", \"end\": \"' || "
-            + _UTC_TEXT.replace("__T__", end) + " || '\"}'")
-
-
+# Each list is written by one output function and then edited as text, not instant by instant: its pairs
+# are aggregated into a two-dimensional array of instants, whose JSON (``[["2026-12-03T22:00:00+00:00",
+# "2026-12-03T22:20:00+00:00"],…]``) four ``replace`` passes turn into the items (``_ITEMS``). Four weeks of
+# a dense calendar, 2,000 intervals: about 1.6 ms of the statement's 7 less than formatting each instant.
+# The JSON of an instant is written in the session's zone: it must be UTC (``+00:00`` is what the edits look
+# for); ``database_free_and_busy_json`` checks it and otherwise leaves the answer to the Python path.
+# Every instant is within the years 1 to 9999 (the bookable window; the busy time is clipped to the
+# showable days). A fraction of a second (written with 1 to 6 digits) becomes exactly three, cut as
+# Django cuts it. A multirange's ranges are unnested in ascending order (its storage order), so the free time
+# needs no sort.
+_MILLISECONDS = (r"regexp_replace(regexp_replace(regexp_replace(__T__, '\.(\d{3})\d+\+', '.\1+', 'g'), "
+                 r"'\.(\d\d)\+', '.\10+', 'g'), '\.(\d)\+', '.\100+', 'g')")
+_ITEMS = "CASE WHEN strpos(__T__, '.') = 0 THEN __T__ ELSE __MS__ END".replace("__MS__", _MILLISECONDS)
+for _old, _new in [('+00:00","', 'Z", "end": "'), ('+00:00"],["', 'Z"}, {"start": "'), ('[["', '[{"start": "'),
+                   ('+00:00"]]', 'Z"}]')]:
+    _ITEMS = f"replace({_ITEMS}, '{_old}', '{_new}')"
 _FREE_AND_BUSY_JSON = _FREE_SQL.replace("__ASKED__", _ASKED_ONE).replace("__ANSWER__", """
 SELECT (SELECT NOT covered FROM free),
-  (SELECT '[' || coalesce(string_agg(__FREE__, ', ' ORDER BY lower(r)), '') || ']'
-   FROM free, unnest(free.free) r WHERE free.covered),
-  (SELECT '[' || coalesce(string_agg(__BUSY__, ', ' ORDER BY x.a, x.b), '') || ']' FROM (
-      SELECT least(greatest(b.start, %(showable_min)s), %(showable_max)s) AS a,
-             least(greatest(b."end", %(showable_min)s), %(showable_max)s) AS b FROM bookings_booking b
-      WHERE __SHOWN__
-      UNION ALL
-      SELECT least(greatest(d.start, %(showable_min)s), %(showable_max)s),
-             least(greatest(d."end", %(showable_min)s), %(showable_max)s) FROM catalog_downtime d
-      WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) x)
-""".replace("__FREE__", _json_interval("lower(r)", "upper(r)")).replace("__BUSY__", _json_interval("x.a", "x.b"))
+  (SELECT coalesce(__FREE__, '[]') FROM (
+      SELECT to_json(array_agg(ARRAY[lower(r), upper(r)]))::text AS pairs
+      FROM free, unnest(free.free) r WHERE free.covered OFFSET 0) f),
+  (SELECT coalesce(__BUSY__, '[]') FROM (
+      SELECT to_json(array_agg(ARRAY[x.a, x.b] ORDER BY x.a, x.b))::text AS pairs FROM (
+          SELECT least(greatest(b.start, %(showable_min)s), %(showable_max)s) AS a,
+                 least(greatest(b."end", %(showable_min)s), %(showable_max)s) AS b FROM bookings_booking b
+          WHERE __SHOWN__
+          UNION ALL
+          SELECT least(greatest(d.start, %(showable_min)s), %(showable_max)s),
+                 least(greatest(d."end", %(showable_min)s), %(showable_max)s) FROM catalog_downtime d
+          WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) x
+      OFFSET 0) p)
+""".replace("__FREE__", _ITEMS.replace("__T__", "f.pairs")).replace("__BUSY__", _ITEMS.replace("__T__", "p.pairs"))
    .replace("__SHOWN__", _SHOWN))
+
+
 # Many: the ids with a long enough free range, and those the windows do not cover. "Is there one?" stops at
 # the first: the asked range is searched in chunks, in order, each computed as above, and the search ends at
 # the first chunk that holds a long enough free range. Chunks start at the offsets ``search_chunks`` gives
@@ -462,7 +469,11 @@ def database_free_and_busy(instrument: Instrument, start: dt.datetime, end: dt.d
 
 def database_free_and_busy_json(instrument: Instrument, start: dt.datetime, end: dt.datetime, *,
                                 now: dt.datetime | None = None) -> tuple[str, str] | None:
-    """``database_free_and_busy`` as the two JSON arrays of the availability API, or None outside the cover."""
+    """``database_free_and_busy`` as the two JSON arrays of the availability API, or None outside the cover
+    (and where the session's zone is not UTC)."""
+    connection.ensure_connection()
+    if connection.connection.pgconn.parameter_status(b"TimeZone") != b"UTC":
+        return None  # the statement's text edits need UTC (``_FREE_AND_BUSY_JSON``); the Python path answers
     params = _free_and_busy_params(instrument, start, end, now=now)
     params.update(showable_min=SHOWABLE_MIN, showable_max=SHOWABLE_MAX)
     uncovered, free, busy = rows.run(_FREE_AND_BUSY_JSON, params)

@@ -279,11 +279,34 @@ def test_changing_the_hours_moves_the_windows(world):
     SHOWABLE_MIN, SHOWABLE_MAX, SHOWABLE_MAX.replace(microsecond=123456),
 ])
 def test_postgresql_writes_each_instant_as_djangos_encoder_does(value):
-    """The availability statement's text of an instant (``_UTC_TEXT``), against the API's own rendering:
-    whole seconds by the output function, a fraction cut to milliseconds, the first and last showable days."""
+    """The availability statement's items (``_ITEMS``: the JSON of a two-dimensional array of instants, edited
+    as text), against the API's own rendering: whole seconds, fractions of 1 to 6 digits cut to milliseconds,
+    the first and last showable days, one pair and several."""
+    import json
+
     from django.core.serializers.json import DjangoJSONEncoder
 
+    pairs = [(value, SHOWABLE_MAX), (SHOWABLE_MIN, value), (value, value)]
+    for count in (1, 3):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + availability._ITEMS.replace("__T__", "to_json(%(pairs)s::timestamptz[])::text"),
+                           {"pairs": [list(pair) for pair in pairs[:count]]})
+            written = cursor.fetchone()[0]
+        expected = [{"start": a.astimezone(dt.UTC), "end": b.astimezone(dt.UTC)} for a, b in pairs[:count]]
+        assert written == json.dumps(expected, cls=DjangoJSONEncoder)
+
+
+@requires_postgres
+def test_the_availability_json_is_not_written_by_postgresql_in_a_session_outside_utc(world):
+    """The statement's text edits look for UTC offsets: in a session with another zone the Python path answers."""
+    instrument = make_instrument(world, name="时区仪器")
+    windows.refresh_opening_windows(instrument_ids=[instrument.pk], now=NOW)
+    start, end = NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=8)
+    assert queries.availability_json(instrument, start, end, now=NOW) is not None
     with connection.cursor() as cursor:
-        cursor.execute("SELECT " + availability._UTC_TEXT.replace("__T__", "%(t)s::timestamptz"), {"t": value})
-        written = cursor.fetchone()[0]
-    assert f'"{written}"' == DjangoJSONEncoder().encode(value.astimezone(dt.UTC))
+        cursor.execute("SET TIME ZONE 'Asia/Shanghai'")
+    try:
+        assert queries.availability_json(instrument, start, end, now=NOW) is None
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
