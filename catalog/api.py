@@ -7,11 +7,13 @@ rest: the lab, the organization, the listing state and the share mode never chan
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -612,9 +614,38 @@ def search(request, params: Query[SearchParams]):
         district=params.district, share_mode=params.share_mode, sort=params.sort,
         free_filter=queries.free_time_filter(params.free_from, params.free_to, params.free_hours),
     )
+    # What the summary shows, and no more: not the policy, not the rich texts of 20 instruments.
+    queryset = queryset.select_related(None).select_related("lab", "organization", "category").only(*_SUMMARY_FIELDS)
     page = queries.paginate(queryset, page=params.page, page_size=params.page_size)
-    return {"count": page.count, "page": page.number, "page_size": page.size, "pages": page.pages,
-            "items": page.items}
+    body = {"count": page.count, "page": page.number, "page_size": page.size, "pages": page.pages,
+            "items": [_summary(instrument) for instrument in page.items]}
+    return HttpResponse(json.dumps(body, cls=DjangoJSONEncoder), content_type="application/json; charset=utf-8")
+
+
+_SUMMARY_FIELDS = ("name_zh", "name_en", "asset_number", "model_number", "manufacturer", "district",
+                   "original_value", "share_mode", "listing_state", "status", "published_at", "photo",
+                   "category__code", "category__name_zh", "category__name_en", "category__level", "lab__code",
+                   "lab__name_zh", "lab__name_en", "organization__name_zh", "organization__name_en")
+
+
+def _summary(instrument: Instrument) -> dict:
+    """``InstrumentSummaryOut`` of an instrument as plain values, in the schema's order: the search answers
+    with them rendered as ninja renders the schema (``tests/catalog``: byte for byte), without validating
+    20 instruments' 30 attributes through the schema's getters (a third of a search's CPU)."""
+    category, lab, organization = instrument.category, instrument.lab, instrument.organization
+    return {
+        "id": instrument.pk, "name_zh": instrument.name_zh, "name_en": instrument.name_en,
+        "asset_number": instrument.asset_number, "model_number": instrument.model_number,
+        "manufacturer": instrument.manufacturer,
+        "category": {"code": category.code, "name_zh": category.name_zh, "name_en": category.name_en,
+                     "level": category.level},
+        "lab": {"id": lab.pk, "code": lab.code, "name_zh": lab.name_zh, "name_en": lab.name_en},
+        "organization": {"id": organization.pk, "name_zh": organization.name_zh, "name_en": organization.name_en},
+        "district": instrument.district, "original_value": instrument.original_value,
+        "share_mode": instrument.share_mode, "listing_state": instrument.listing_state, "status": instrument.status,
+        "published_at": instrument.published_at, "url": InstrumentSummaryOut.resolve_url(instrument),
+        "photo_url": InstrumentSummaryOut.resolve_photo_url(instrument),
+    }
 
 
 @router.get("/categories", auth=PUBLIC_AUTH, response=list[CategoryNode],

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -234,11 +236,15 @@ class Page:
 
 
 def paginate(queryset: QuerySet, *, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE) -> Page:
+    """One page of ``queryset`` and how many rows it has in all, by one statement: the count is a window
+    over every matching row (``COUNT(*) OVER ()``, computed before the page is cut), so the filters (a
+    free-time search's ids, the visibility rules) are compiled, planned and run once, not once for the count
+    and again for the page. Only a page past the end, which has no row to carry the count, asks again."""
     size = max(1, min(page_size, MAX_PAGE_SIZE))
     number = max(1, page)
-    count = queryset.count()
     start = (number - 1) * size
-    items = list(queryset[start:start + size]) if start < count else []  # past the end: nothing to fetch
+    items = list(queryset.annotate(page_total=Window(Count("pk")))[start:start + size])
+    count = items[0].page_total if items else queryset.count() if start else 0
     return Page(items=items, number=number, size=size, count=count)
 
 
@@ -378,4 +384,13 @@ def free_time_filter(start, end, hours):
     if not free_instruments:
         return None
     minutes = int(float(hours) * 60)
-    return lambda queryset: queryset.filter(pk__in=free_instruments.call(queryset, start, end, minutes))
+    return lambda queryset: queryset.filter(pk__in=one_of(free_instruments.call(queryset, start, end, minutes)))
+
+
+def one_of(ids) -> list[int] | RawSQL:
+    """``ids`` for a ``pk__in`` filter: on PostgreSQL one array parameter (``IN (SELECT unnest(…))``), not a
+    placeholder per id, each quoted by the client into the statement's text (a city's search: thousands)."""
+    ids = sorted(ids)
+    if connection.vendor != "postgresql":
+        return ids
+    return RawSQL("SELECT unnest(%s::bigint[])", (ids,))

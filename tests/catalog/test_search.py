@@ -1,5 +1,6 @@
 """Finding instruments: through the API and the page, by text, category at any level, place, sharing."""
 
+import json
 import re
 import time
 from decimal import Decimal
@@ -122,6 +123,39 @@ def test_pages_are_limited_to_100_and_counted(world, make_instrument, api_as):
     assert client.get("/instruments", {"page": 9}).json()["items"] == []
     default = client.get("/instruments").json()
     assert default["page_size"] == 20 and len(default["items"]) == 20
+
+
+@pytest.mark.parametrize("params", [{}, {"sort": "newest", "page_size": 2, "page": 2}, {"sort": "value"},
+                                    {"page": 9}, {"q": "nothing-matches-this"}])
+def test_the_search_answers_as_its_schema_renders_each_instrument(world, shelf, api_as, params):
+    """The search writes its items itself (``catalog.api._summary``, from the summary's columns only); the
+    body is, byte for byte, what ninja renders from the schema and whole instruments: a photo, a draft the
+    lab's manager sees, no publication time, decimals, nested lab, organization and category."""
+    from catalog.api import InstrumentPageOut
+    from instrumentshare.api import api
+
+    Instrument.objects.filter(pk=shelf["tem"].pk).update(photo="instruments/tem.jpg", name_en='TEM "200 kV" <b>')
+    response = api_as(world.manager).get("/instruments", params)
+    assert response.status_code == 200
+    found = queries.search_instruments(world.manager, text=params.get("q", ""), sort=params.get("sort", "name"))
+    everything = list(found)
+    size, number = params.get("page_size", queries.DEFAULT_PAGE_SIZE), params.get("page", 1)
+    page = {"count": len(everything), "page": number, "page_size": size,
+            "pages": max(1, -(-len(everything) // size)), "items": everything[(number - 1) * size:number * size]}
+    expected = api.renderer.render(None, InstrumentPageOut.model_validate(page).model_dump(), response_status=200)
+    assert response.content.decode() == expected
+    if not params:   # the first page holds the instrument with a photo and the draft
+        items = json.loads(expected)["items"]
+        assert any(item["photo_url"] for item in items) and any(item["published_at"] is None for item in items)
+
+
+def test_a_page_past_the_end_still_counts_the_matches(shelf):
+    page = queries.paginate(queries.search_instruments(None), page=3, page_size=2)
+    assert (page.items, page.count, page.pages) == ([], 4, 2)
+    first = queries.paginate(queries.search_instruments(None), page=1, page_size=3)
+    assert (len(first.items), first.count, first.pages) == (3, 4, 2)
+    empty = queries.paginate(queries.search_instruments(None, text="nothing-matches-this"), page=1)
+    assert (empty.items, empty.count, empty.pages) == ([], 0, 1)
 
 
 def test_the_free_filter_hook_narrows_the_search(world, shelf):
