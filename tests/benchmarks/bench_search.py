@@ -32,7 +32,7 @@ def _our_search(category: str, district: str, now: dt.datetime):
     end = now + dt.timedelta(days=7)
 
     def free_filter(queryset):
-        return queryset.filter(pk__in=instruments_free_for(queryset, now, end, MINUTES, now=now))
+        return queryset.filter(pk__in=queries.one_of(instruments_free_for(queryset, now, end, MINUTES, now=now)))
 
     queryset = queries.search_instruments(None, category=category, district=district, free_filter=free_filter)
     page = queries.paginate(queryset, page=1, page_size=queries.DEFAULT_PAGE_SIZE)
