@@ -609,14 +609,15 @@ class SearchParams(Schema):
 
 @router.get("/instruments", auth=PUBLIC_AUTH, response=InstrumentPageOut, summary="Find instruments")
 def search(request, params: Query[SearchParams]):
+    free_filter = queries.free_time_filter(params.free_from, params.free_to, params.free_hours)
     queryset = queries.search_instruments(
         _caller(request), text=params.q, category=params.category, organization=params.organization,
-        district=params.district, share_mode=params.share_mode, sort=params.sort,
-        free_filter=queries.free_time_filter(params.free_from, params.free_to, params.free_hours),
+        district=params.district, share_mode=params.share_mode, sort=params.sort, free_filter=free_filter,
     )
     # What the summary shows, and no more: not the policy, not the rich texts of 20 instruments.
     queryset = queryset.select_related(None).select_related("lab", "organization", "category").only(*_SUMMARY_FIELDS)
-    page = queries.paginate(queryset, page=params.page, page_size=params.page_size)
+    page = queries.paginate(queryset, page=params.page, page_size=params.page_size,
+                            count_in_page=free_filter is not None)
     body = {"count": page.count, "page": page.number, "page_size": page.size, "pages": page.pages,
             "items": [_summary(instrument) for instrument in page.items]}
     return HttpResponse(json.dumps(body, cls=DjangoJSONEncoder), content_type="application/json; charset=utf-8")

@@ -111,7 +111,7 @@ def search(request):
         organization=data.get("organization"), district=data.get("district", ""),
         share_mode=data.get("share_mode", ""), sort=data.get("sort", "name"), free_filter=free_filter,
     )
-    page = queries.paginate(queryset, page=data.get("page", 1))
+    page = queries.paginate(queryset, page=data.get("page", 1), count_in_page=free_filter is not None)
     context = {"form": form, "page": page, "category_path": queries.category_path(data.get("category", ""))
                if data.get("category") else []}
     return render(request, "catalog/search.html", context)

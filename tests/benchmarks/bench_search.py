@@ -35,7 +35,7 @@ def _our_search(category: str, district: str, now: dt.datetime):
         return queryset.filter(pk__in=queries.one_of(instruments_free_for(queryset, now, end, MINUTES, now=now)))
 
     queryset = queries.search_instruments(None, category=category, district=district, free_filter=free_filter)
-    page = queries.paginate(queryset, page=1, page_size=queries.DEFAULT_PAGE_SIZE)
+    page = queries.paginate(queryset, page=1, page_size=queries.DEFAULT_PAGE_SIZE, count_in_page=True)
     return page.count, [instrument.pk for instrument in page.items]
 
 

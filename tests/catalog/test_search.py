@@ -149,12 +149,21 @@ def test_the_search_answers_as_its_schema_renders_each_instrument(world, shelf, 
         assert any(item["photo_url"] for item in items) and any(item["published_at"] is None for item in items)
 
 
-def test_a_page_past_the_end_still_counts_the_matches(shelf):
-    page = queries.paginate(queries.search_instruments(None), page=3, page_size=2)
-    assert (page.items, page.count, page.pages) == ([], 4, 2)
-    first = queries.paginate(queries.search_instruments(None), page=1, page_size=3)
-    assert (len(first.items), first.count, first.pages) == (3, 4, 2)
-    empty = queries.paginate(queries.search_instruments(None, text="nothing-matches-this"), page=1)
+@pytest.mark.parametrize("count_in_page", [False, True])
+def test_a_page_counts_every_match_by_either_statement(shelf, count_in_page):
+    """The count and the page as two statements, or as one with the count as a window: the same pages."""
+    def paginate(text="", **kwargs):
+        return queries.paginate(queries.search_instruments(None, text=text), count_in_page=count_in_page, **kwargs)
+
+    everything = list(queries.search_instruments(None))
+    assert len(everything) == 4
+    second = paginate(page=2, page_size=3)
+    assert (second.items, second.count, second.pages) == (everything[3:], 4, 2)
+    first = paginate(page=1, page_size=3)
+    assert (first.items, first.count, first.pages, first.has_next) == (everything[:3], 4, 2, True)
+    past = paginate(page=3, page_size=2)
+    assert (past.items, past.count, past.pages) == ([], 4, 2)
+    empty = paginate(text="nothing-matches-this", page=1)
     assert (empty.items, empty.count, empty.pages) == ([], 0, 1)
 
 
