@@ -17,6 +17,7 @@ from django.utils.translation import gettext
 from instrumentshare.accounts import queries as people
 from instrumentshare.accounts.models import Lab, Organization
 from instrumentshare.core import rows
+from instrumentshare.core.bulk import pg_array
 from instrumentshare.core.errors import Forbidden, NotFound
 
 from . import search_text
@@ -399,9 +400,10 @@ def free_time_filter(start, end, hours):
 
 
 def one_of(ids) -> list[int] | RawSQL:
-    """``ids`` for a ``pk__in`` filter: on PostgreSQL one array parameter (``IN (SELECT unnest(…))``), not a
-    placeholder per id, each quoted by the client into the statement's text (a city's search: thousands)."""
+    """``ids`` for a ``pk__in`` filter: on PostgreSQL one array literal (``instrumentshare.core.bulk.pg_array``,
+    ``IN (SELECT unnest(…))``), not a placeholder per id quoted one by one into the statement (a city's search:
+    thousands of ids)."""
     ids = sorted(ids)
     if connection.vendor != "postgresql":
         return ids
-    return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+    return RawSQL("SELECT unnest(%s::bigint[])", (pg_array(ids),))

@@ -23,8 +23,11 @@ def test_search_finds_instruments_with_enough_contiguous_free_time(world, api_as
     names = {i["name_zh"] for i in api_as(None).get("/instruments", window).json()["items"]}
     assert "空闲仪器" in names and "满载仪器" not in names
     services.cancel_booking(actor=world.researcher, booking_id=busy.bookings.get(start=day.replace(hour=12)).pk)
-    names = {i["name_zh"] for i in api_as(None).get("/instruments", window).json()["items"]}
-    assert {"空闲仪器", "满载仪器"} <= names
+    page = api_as(None).get("/instruments", window).json()
+    assert {"空闲仪器", "满载仪器"} <= {i["name_zh"] for i in page["items"]}
+    assert page["count"] == len(page["items"])   # the count carried by the page's statement (count_in_page)
+    nothing = api_as(None).get("/instruments", {**window, "free_hours": 11}).json()   # 11 h in a 10-hour window
+    assert (nothing["count"], nothing["items"]) == (0, [])
 
 
 def test_a_bad_free_window_is_422(world, api_as):
