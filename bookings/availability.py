@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import Func, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -408,6 +408,156 @@ SELECT (SELECT NOT covered FROM free),
    .replace("__SHOWN__", _SHOWN))
 
 
+# --- stored days -------------------------------------------------------------------------------------------
+# Four weeks of a dense calendar are 2,000 intervals: computing them (a thousand bookings read and subtracted)
+# and writing their JSON is most of an availability request. Each whole UTC day inside the bookable part of
+# the range is kept as the text the API writes (``FreeDay``: the day's free items, cut at midnight, and the
+# items of what starts that day); a read computes the edges of the range (the part of a day before the
+# first midnight, after the last) and the days not stored, stores those days, and joins the texts. The
+# database keeps the days honest (migration ``bookings.0012``): a booking's change raises the version of
+# the days it touches, a change of hours, downtime or policy the instrument's epoch. A day computed here is
+# stored only if its version is still the one read at the statement's start (``WHERE f.version =
+# excluded.version``: ON CONFLICT sees the latest committed row, and waits for a writer still at work on
+# it) and is tagged with the epoch read then, so that neither a booking committed meanwhile nor a change of
+# hours is ever hidden. The result is the same text as ``_FREE_AND_BUSY_JSON``'s
+# (``tests/bookings/test_stored_days.py``). ``%(a)s`` and ``%(b)s``: the first and the last midnight of the
+# bookable part [lo, hi) (``lo <= a < b <= hi``).
+_DAY = "interval '24 hours'"
+_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+_STORED_JSON = ("""__USABLE__,
+epoch AS MATERIALIZED (
+    SELECT coalesce((SELECT e.epoch FROM bookings_freeepoch e WHERE e.instrument_id = %(id)s), 0) AS epoch),
+stored AS MATERIALIZED (
+    SELECT f.day, f.version, f.free IS NOT NULL AND f.epoch = (SELECT epoch FROM epoch) AS fresh,
+           f.free, f.busy, f.free_head, f.free_tail
+    FROM bookings_freeday f WHERE f.instrument_id = %(id)s AND f.day >= %(a)s AND f.day < %(b)s),
+days AS MATERIALIZED (
+    SELECT d AS day FROM usable u
+    CROSS JOIN generate_series(%(a)s::timestamptz, %(b)s::timestamptz - __DAY__, __DAY__) d
+    WHERE u.covered AND NOT EXISTS (SELECT 1 FROM stored s WHERE s.day = d AND s.fresh)),
+live AS MATERIALIZED (
+    SELECT u.id, u.buffer, m.win, m.wide, m.shown FROM usable u CROSS JOIN LATERAL (
+        SELECT range_agg(x.r) FILTER (WHERE x.free) AS win,
+               range_agg(tstzrange(lower(x.r), upper(x.r) + u.buffer)) FILTER (WHERE x.free) AS wide,
+               range_agg(x.r) FILTER (WHERE x.shown) AS shown FROM (
+            SELECT tstzrange(lower(u.win), %(a)s::timestamptz) AS r, true AS free, false AS shown
+            UNION ALL SELECT tstzrange(%(start)s::timestamptz, %(a)s::timestamptz), false, true
+            UNION ALL SELECT tstzrange(day, day + __DAY__), true, true FROM days
+            UNION ALL SELECT tstzrange(%(b)s::timestamptz, upper(u.win)), true, false
+            UNION ALL SELECT tstzrange(%(b)s::timestamptz, greatest(%(b)s::timestamptz, %(end)s)), false, true) x) m
+    WHERE u.covered),
+free AS (
+    SELECT (coalesce((SELECT range_agg(tstzrange(w.start, w."end")) FROM catalog_openingwindow w
+                      WHERE w.instrument_id = l.id AND tstzrange(w.start, w."end") && l.win), '{}'::tstzmultirange)
+            * l.win
+          - coalesce((SELECT range_agg(tstzrange(b.start - l.buffer, b.blocked_until)) FROM bookings_booking b
+                      WHERE b.instrument_id = l.id AND b.state = ANY(%(states)s) AND b.start < upper(l.win) + l.buffer
+                        AND b.blocked_until > lower(l.win) AND b.id <> %(exclude)s
+                        AND tstzrange(b.start, b.blocked_until, '[)') && l.wide), '{}'::tstzmultirange)
+          - coalesce((SELECT range_agg(tstzrange(d.start - l.buffer, d."end")) FROM catalog_downtime d
+                      WHERE d.instrument_id = l.id AND d.start < upper(l.win) AND d."end" > lower(l.win)),
+                     '{}'::tstzmultirange)) AS free
+    FROM live l),
+pieces AS (
+    SELECT d AS day, r * tstzrange(d, d + __DAY__) AS r FROM free, unnest(free.free) r
+    CROSS JOIN LATERAL generate_series(date_bin(__DAY__, lower(r), __ORIGIN__), upper(r) - interval '1 microsecond',
+                                       __DAY__) d),
+free_days AS (
+    SELECT day, to_json(array_agg(ARRAY[lower(r), upper(r)] ORDER BY lower(r)))::text AS pairs,
+           min(lower(r)) = day AS head, max(upper(r)) = day + __DAY__ AS tail
+    FROM pieces GROUP BY day),
+busy_days AS (
+    SELECT x.day, to_json(array_agg(ARRAY[x.a, x.b] ORDER BY x.a, x.b))::text AS pairs FROM (
+        SELECT CASE WHEN y.s < %(a)s THEN %(a)s::timestamptz - __DAY__ WHEN y.s >= %(b)s THEN %(b)s::timestamptz
+                    ELSE date_bin(__DAY__, y.s, __ORIGIN__) END AS day,
+               least(greatest(y.s, %(showable_min)s), %(showable_max)s) AS a,
+               least(greatest(y.e, %(showable_min)s), %(showable_max)s) AS b
+        FROM (SELECT b.start AS s, b."end" AS e FROM live l, bookings_booking b
+              WHERE b.instrument_id = l.id AND b.state = ANY(%(states)s)
+                AND b.start < %(end)s AND b."end" > %(start)s AND tstzrange(b.start, b.blocked_until, '[)') && l.shown
+              UNION ALL
+              SELECT d.start, d."end" FROM live l, catalog_downtime d
+              WHERE d.instrument_id = %(id)s AND d.start < %(end)s AND d."end" > %(start)s) y
+        WHERE y.s < %(a)s OR y.s >= %(b)s OR date_bin(__DAY__, y.s, __ORIGIN__) IN (SELECT day FROM days)) x
+    GROUP BY x.day),
+computed AS MATERIALIZED (
+    SELECT coalesce(f.day, p.day) AS day, coalesce(__FREE__, '') AS free, coalesce(__BUSY__, '') AS busy,
+           coalesce(f.head, false) AS head, coalesce(f.tail, false) AS tail
+    FROM free_days f FULL JOIN busy_days p ON p.day = f.day),
+saved AS (
+    INSERT INTO bookings_freeday AS f (instrument_id, day, version, epoch, free, busy, free_head, free_tail)
+    SELECT %(id)s, d.day, coalesce(s.version, 0), (SELECT epoch FROM epoch), coalesce(c.free, ''),
+           coalesce(c.busy, ''), coalesce(c.head, false), coalesce(c.tail, false)
+    FROM days d LEFT JOIN stored s ON s.day = d.day LEFT JOIN computed c ON c.day = d.day
+    ORDER BY d.day
+    ON CONFLICT (instrument_id, day) DO UPDATE SET epoch = excluded.epoch, free = excluded.free,
+        busy = excluded.busy, free_head = excluded.free_head, free_tail = excluded.free_tail
+    WHERE f.version = excluded.version)
+SELECT NULL::timestamptz, NOT covered, NULL::text, NULL::text, false, false FROM usable
+UNION ALL SELECT day, NULL, free, busy, free_head, free_tail FROM stored WHERE fresh
+UNION ALL SELECT day, NULL, free, busy, head, tail FROM computed
+ORDER BY 1 NULLS FIRST""").replace("__USABLE__", _USABLE.replace("__ASKED__", _ASKED_ONE)).replace(
+    "__DAY__", _DAY).replace("__ORIGIN__", _ORIGIN).replace(
+    "__FREE__", f"btrim({_ITEMS.replace('__T__', 'f.pairs')}, '[]')").replace(
+    "__BUSY__", f"btrim({_ITEMS.replace('__T__', 'p.pairs')}, '[]')")
+_ONE_DAY = dt.timedelta(hours=24)
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=UTC)
+_END = ', "end": "'
+
+
+def _midnights(lo: dt.datetime, hi: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The first UTC midnight at or after ``lo`` and the last at or before ``hi``."""
+    first = _EPOCH + math.ceil((lo - _EPOCH) / _ONE_DAY) * _ONE_DAY
+    return first, _EPOCH + ((hi - _EPOCH) // _ONE_DAY) * _ONE_DAY
+
+
+def _stored_json(params: dict) -> tuple[str, str] | None:
+    """The availability's two JSON arrays from stored days and the rest computed (``_STORED_JSON``), or None
+    where the windows do not cover the range. A free item that ends at a midnight where the next day's first
+    one starts is one item: the two are joined here, as the text says them."""
+    found = rows.fetchall(_STORED_JSON, params)
+    if found[0][1]:
+        return None
+    free: list[str] = []
+    busy: list[str] = []
+    open_until = None  # the midnight the last free item reaches, if it does
+    for day, _uncovered, day_free, day_busy, head, tail in found[1:]:
+        if day_free:
+            if head and open_until == day:
+                last = free[-1]
+                free[-1] = last[:last.rindex(_END)] + day_free[day_free.index(_END):]
+            else:
+                free.append(day_free)
+            open_until = day + _ONE_DAY if tail else None
+        if day_busy:
+            busy.append(day_busy)
+    return "[" + ", ".join(free) + "]", "[" + ", ".join(busy) + "]"
+
+# Days kept stored ahead: the four weeks a calendar shows.
+STORED_AHEAD = dt.timedelta(days=28)
+
+
+def keep_stored_days(*, now: dt.datetime | None = None, ahead: dt.timedelta = STORED_AHEAD) -> dict:
+    """Hourly (``bookings.tasks.keep_stored_days_task``): drop the stored days that have passed, and store the
+    next ``ahead`` of every instrument with opening windows, so that the first read after the daily refresh
+    of the windows (which makes every stored day stale) or after a booking finds its days ready. Only the
+    days missing or stale are computed. PostgreSQL only; elsewhere nothing is stored."""
+    from catalog.models import OpeningWindowCover
+
+    from .models import FreeDay
+
+    if not in_database():
+        return {"dropped": 0, "instruments": 0}
+    now = now or timezone.now()
+    dropped, _kinds = FreeDay.objects.filter(day__lt=now - 2 * _ONE_DAY).delete()
+    instruments = (Instrument.objects.filter(pk__in=OpeningWindowCover.objects.values("instrument_id"))
+                   .select_related("policy").order_by("pk"))
+    count = 0
+    for instrument in instruments.iterator(chunk_size=500):
+        database_free_and_busy_json(instrument, now, now + ahead, now=now)
+        count += 1
+    return {"dropped": dropped, "instruments": count}
+
 # Many: the ids with a long enough free range, and those the windows do not cover. "Is there one?" stops at
 # the first: the asked range is searched in chunks, in order, each computed as above, and the search ends at
 # the first chunk that holds a long enough free range. Chunks start at the offsets ``search_chunks`` gives
@@ -476,6 +626,16 @@ def database_free_and_busy_json(instrument: Instrument, start: dt.datetime, end:
         return None  # the statement's text edits need UTC (``_FREE_AND_BUSY_JSON``); the Python path answers
     params = _free_and_busy_params(instrument, start, end, now=now)
     params.update(showable_min=SHOWABLE_MIN, showable_max=SHOWABLE_MAX)
+    if params["lo"] < params["hi"]:
+        params["a"], params["b"] = _midnights(params["lo"], params["hi"])
+        if params["a"] < params["b"]:  # a whole day to store or read
+            try:
+                return _stored_json(params)
+            except OperationalError as error:
+                # The deadlock detector ended this read rather than a writer (two writers of several days'
+                # rows, one in an unusual order): outside a transaction, computing it all answers instead.
+                if connection.in_atomic_block or getattr(error.__cause__, "sqlstate", None) != "40P01":
+                    raise
     uncovered, free, busy = rows.run(_FREE_AND_BUSY_JSON, params)
     if uncovered:
         return None

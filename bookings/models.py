@@ -147,6 +147,52 @@ class Booking(models.Model):
         return int((self.end - self.start).total_seconds() // 60)
 
 
+class FreeDay(models.Model):
+    """One instrument's availability for one UTC day, as the availability API writes it (PostgreSQL only).
+
+    Derived data, kept by the database (``bookings.availability``, "stored days"): ``free`` holds the JSON
+    items of the day's free time (its opening windows minus active bookings and downtime, widened by the
+    buffer), cut at the day's bounds, with ``free_head``/``free_tail`` saying whether the first item starts
+    at midnight and the last ends at the next, so that the reader can join an item across midnight;
+    ``busy`` holds the items of the bookings and downtime that start that day. ``free`` NULL means
+    "compute it again".
+
+    Written only by the availability statement (a read fills the days it had to compute) and by triggers
+    (migration 0012): a change to an active booking raises ``version`` and empties the days it touches
+    (creating their row if need be); a change to the opening windows, downtime or the booking policy
+    raises the instrument's ``FreeEpoch``, which makes every stored day of it stale at once. A read
+    stores a day only if its version is still the one it read (so a booking committed while it computed
+    is never lost) and tags it with the epoch it read (so a stale epoch is never served).
+    """
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = SafeDateTimeField()
+    version = models.BigIntegerField(default=0)
+    epoch = models.BigIntegerField(default=0)
+    free = models.TextField(null=True)
+    busy = models.TextField(null=True)
+    free_head = models.BooleanField(default=False)
+    free_tail = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instrument", "day"], name="free_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.day:%Y-%m-%d} v{self.version}"
+
+
+class FreeEpoch(models.Model):
+    """Raised by the database whenever an instrument's opening windows, downtime or booking policy change:
+    its stored days (``FreeDay``) of an older epoch are stale. No foreign key: the triggers raise it while an
+    instrument's windows are deleted with it, in whatever order Django deletes them."""
+
+    instrument_id = models.BigIntegerField(primary_key=True)
+    epoch = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} epoch {self.epoch}"
+
+
 class Notification(models.Model):
     """The outbox: a message to send, written in the same transaction as the change it announces.
 

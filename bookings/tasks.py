@@ -53,3 +53,11 @@ def offer_freed_time(instrument_id: int) -> int:
 def process_waitlists() -> dict:
     """Lapse unanswered offers (the next in line is offered), end passed entries, offer free time."""
     return waitlist.process_waitlists()
+
+
+@shared_task(acks_late=True)
+def keep_stored_days_task() -> dict:
+    """Hourly: availability's stored days dropped once past and computed ahead (``availability.keep_stored_days``)."""
+    from .availability import keep_stored_days
+
+    return keep_stored_days()

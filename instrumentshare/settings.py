@@ -210,6 +210,7 @@ CELERY_BEAT_SCHEDULE = {
     "oversight-statistics": {"task": "oversight.tasks.refresh_statistics_task", "schedule": timedelta(hours=1)},
     "oversight-national-export": {"task": "oversight.tasks.export_national_task", "schedule": timedelta(days=1)},
     "catalog-opening-windows": {"task": "catalog.tasks.refresh_opening_windows_task", "schedule": timedelta(days=1)},
+    "availability-stored-days": {"task": "bookings.tasks.keep_stored_days_task", "schedule": timedelta(hours=1)},
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "usage-reconciliation": {"task": "usage.tasks.reconcile_recent",
                              "schedule": timedelta(seconds=int(os.environ.get("RECONCILE_EVERY_SECONDS", "900"))),

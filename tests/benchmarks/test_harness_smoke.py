@@ -104,6 +104,10 @@ def test_the_dense_scenario_runs_at_a_tiny_scale(tmp_path):
     assert by_figure["dense: availability, one instrument, 4 weeks: app CPU per request"].value is not None
     if IS_POSTGRES:
         assert availability.raw and availability.details["answers_differing_from_raw"] == 0
+        assert availability.details["answers_differing_between_computed_and_stored"] == 0
+        computed = by_figure["dense: availability, one instrument, 4 weeks, computed and stored (no stored day yet)"
+                             ": p50"]
+        assert computed.details["failures"] == 0
         assert details["raw"]["eight_clients"]["slots_won_once"] == details["raw"]["eight_clients"]["slots"]
     else:
         assert by_figure["dense: raw limits"].note.startswith("skipped")
