@@ -421,7 +421,11 @@ SELECT (SELECT NOT covered FROM free),
 # it) and is tagged with the epoch read then, so that neither a booking committed meanwhile nor a change of
 # hours is ever hidden. The result is the same text as ``_FREE_AND_BUSY_JSON``'s
 # (``tests/bookings/test_stored_days.py``). ``%(a)s`` and ``%(b)s``: the first and the last midnight of the
-# bookable part [lo, hi) (``lo <= a < b <= hi``).
+# bookable part [lo, hi) (``lo <= a < b <= hi``). A free range is cut at each midnight it crosses (``pieces``;
+# most lie within a day and are kept whole).
+# The active states written in (not a parameter), so that a generic plan of the prepared statement can use the
+# partial indexes on them (``booking_no_overlap``).
+_ACTIVE = "(" + ", ".join(f"'{state}'" for state in Booking.ACTIVE_STATES) + ")"
 _DAY = "interval '24 hours'"
 _ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 _STORED_JSON = ("""__USABLE__,
@@ -451,7 +455,7 @@ free AS (
                       WHERE w.instrument_id = l.id AND tstzrange(w.start, w."end") && l.win), '{}'::tstzmultirange)
             * l.win
           - coalesce((SELECT range_agg(tstzrange(b.start - l.buffer, b.blocked_until)) FROM bookings_booking b
-                      WHERE b.instrument_id = l.id AND b.state = ANY(%(states)s) AND b.start < upper(l.win) + l.buffer
+                      WHERE b.instrument_id = l.id AND b.state IN __ACTIVE__ AND b.start < upper(l.win) + l.buffer
                         AND b.blocked_until > lower(l.win) AND b.id <> %(exclude)s
                         AND tstzrange(b.start, b.blocked_until, '[)') && l.wide), '{}'::tstzmultirange)
           - coalesce((SELECT range_agg(tstzrange(d.start - l.buffer, d."end")) FROM catalog_downtime d
@@ -459,9 +463,14 @@ free AS (
                      '{}'::tstzmultirange)) AS free
     FROM live l),
 pieces AS (
-    SELECT d AS day, r * tstzrange(d, d + __DAY__) AS r FROM free, unnest(free.free) r
-    CROSS JOIN LATERAL generate_series(date_bin(__DAY__, lower(r), __ORIGIN__), upper(r) - interval '1 microsecond',
-                                       __DAY__) d),
+    SELECT x.day, x.r FROM free, unnest(free.free) r
+    CROSS JOIN LATERAL (SELECT date_bin(__DAY__, lower(r), __ORIGIN__) AS first) f
+    CROSS JOIN LATERAL (
+        SELECT f.first AS day, r WHERE upper(r) <= f.first + __DAY__
+        UNION ALL
+        SELECT d, r * tstzrange(d, d + __DAY__)
+        FROM generate_series(f.first, upper(r) - interval '1 microsecond', __DAY__) d
+        WHERE upper(r) > f.first + __DAY__) x),
 free_days AS (
     SELECT day, to_json(array_agg(ARRAY[lower(r), upper(r)] ORDER BY lower(r)))::text AS pairs,
            min(lower(r)) = day AS head, max(upper(r)) = day + __DAY__ AS tail
@@ -473,7 +482,7 @@ busy_days AS (
                least(greatest(y.s, %(showable_min)s), %(showable_max)s) AS a,
                least(greatest(y.e, %(showable_min)s), %(showable_max)s) AS b
         FROM (SELECT b.start AS s, b."end" AS e FROM live l, bookings_booking b
-              WHERE b.instrument_id = l.id AND b.state = ANY(%(states)s)
+              WHERE b.instrument_id = l.id AND b.state IN __ACTIVE__
                 AND b.start < %(end)s AND b."end" > %(start)s AND tstzrange(b.start, b.blocked_until, '[)') && l.shown
               UNION ALL
               SELECT d.start, d."end" FROM live l, catalog_downtime d
@@ -497,7 +506,7 @@ SELECT NULL::timestamptz, NOT covered, NULL::text, NULL::text, false, false FROM
 UNION ALL SELECT day, NULL, free, busy, free_head, free_tail FROM stored WHERE fresh
 UNION ALL SELECT day, NULL, free, busy, head, tail FROM computed
 ORDER BY 1 NULLS FIRST""").replace("__USABLE__", _USABLE.replace("__ASKED__", _ASKED_ONE)).replace(
-    "__DAY__", _DAY).replace("__ORIGIN__", _ORIGIN).replace(
+    "__DAY__", _DAY).replace("__ORIGIN__", _ORIGIN).replace("__ACTIVE__", _ACTIVE).replace(
     "__FREE__", f"btrim({_ITEMS.replace('__T__', 'f.pairs')}, '[]')").replace(
     "__BUSY__", f"btrim({_ITEMS.replace('__T__', 'p.pairs')}, '[]')")
 _ONE_DAY = dt.timedelta(hours=24)

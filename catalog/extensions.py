@@ -33,3 +33,10 @@ booking_changes = ExtensionPoint(
     """,
     single=True,
 )
+
+windows_refreshed = ExtensionPoint(
+    "catalog.windows_refreshed",
+    "(*, now: datetime) -> None: called after the daily refresh has rewritten every instrument's opening windows "
+    "(``catalog.tasks.refresh_opening_windows_task``), which makes what was derived from them stale. Bookings "
+    "computes its stored days of availability again at once, instead of at the next hourly run.",
+)

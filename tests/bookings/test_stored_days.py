@@ -264,3 +264,14 @@ def test_the_hourly_job_drops_past_days_and_stores_the_weeks_ahead(world):
     availability.keep_stored_days(now=NOW)
     _same(instrument, NOW, NOW + 28 * DAY)
     assert _versions(instrument) == before
+
+
+@requires_postgres
+def test_the_daily_refresh_of_the_windows_stores_the_days_again_at_once(world):
+    from catalog.tasks import refresh_opening_windows_task
+
+    instrument = make_instrument(world, name="每日刷新", hours=[(day, 0, 24 * 60) for day in range(7)])
+    refresh_opening_windows_task()
+    epoch = FreeEpoch.objects.get(instrument_id=instrument.pk).epoch
+    fresh = FreeDay.objects.filter(instrument=instrument, epoch=epoch, free__isnull=False)
+    assert fresh.count() >= 27  # the whole days of the next four weeks, made after the windows were rewritten
