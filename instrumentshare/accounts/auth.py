@@ -127,6 +127,21 @@ def _log_degraded(error: Exception) -> None:
         logger.warning("rate limits: the shared cache is unavailable (%s); counting per process", error)
 
 
+# KEYS[1]: the window; ARGV: now, the window's start, this request's member, the limit, the key's lifetime (s).
+# The count when allowed; when refused, the times left in the window (member, score, member, score …).
+_SLIDING_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+local count = redis.call('ZCARD', KEYS[1])
+if count <= tonumber(ARGV[4]) then
+    return count
+end
+redis.call('ZREM', KEYS[1], ARGV[3])
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+"""
+
+
 class UserRateThrottle(AuthRateThrottle):
     """A per-user budget (per token or session user; per address when anonymous), rate from settings.
 
@@ -170,24 +185,19 @@ class UserRateThrottle(AuthRateThrottle):
 
     def _allow_in_redis(self, request, backend: RedisCache) -> bool:
         """ninja's sliding window (at most N requests in any period), kept as a sorted set of request
-        times in Redis: trimmed, counted and extended in one atomic round trip (ninja's own reads the
-        whole history and writes it back, two round trips that concurrent requests can interleave).
-        A refused request is taken out again, so it does not use up the budget."""
+        times in Redis: trimmed, counted and extended by one Lua script, atomically and in one round trip
+        with one reply (ninja's own reads the whole history and writes it back, two round trips that
+        concurrent requests can interleave). A refused request is taken out again, so it does not use up
+        the budget, and the script answers with the window's times, which ``wait()`` reads."""
         self.key = self.get_cache_key(request)
         self.now = self.timer()
         member = f"{self.now:.6f}:{secrets.token_hex(4)}"
-        pipe, key = backend.pipeline(f"{self.key}:window")
-        pipe.zremrangebyscore(key, 0, self.now - self.duration)
-        pipe.zadd(key, {member: self.now})
-        pipe.zcard(key)
-        pipe.expire(key, int(self.duration) + 1)
-        count = pipe.execute()[2]
-        if count <= self.num_requests:
+        script, key = backend.script(f"{self.key}:window", _SLIDING_WINDOW)
+        answer = script(keys=[key], args=[repr(self.now), repr(self.now - self.duration), member,
+                                          self.num_requests, int(self.duration) + 1])
+        if not isinstance(answer, list):
             return True
-        pipe, key = backend.pipeline(f"{self.key}:window")
-        pipe.zrem(key, member)
-        pipe.zrange(key, 0, -1, withscores=True)
-        self.history = sorted((score for _member, score in pipe.execute()[1]), reverse=True)  # for wait()
+        self.history = sorted((float(score) for score in answer[1::2]), reverse=True)  # for wait()
         return False
 
     def get_cache_key(self, request):

@@ -16,6 +16,7 @@ class ReusingClient(RedisCacheClient):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, object] = {}
+        self._scripts: dict[tuple[int, str], object] = {}
 
     def get_client(self, key=None, *, write=False):
         pool = self._get_connection_pool(write)
@@ -35,3 +36,14 @@ class RedisCache(DjangoRedisCache):
         need several commands in one atomic round trip (the rate limit's sliding window)."""
         stored = self.make_and_validate_key(key)
         return self._cache.get_client(stored, write=True).pipeline(transaction=True), stored
+
+    def script(self, key: str, source: str):
+        """(a Lua script on the server that holds ``key``, the key as stored): several commands run atomically
+        in one round trip and one reply (``EVALSHA``, loaded again by redis-py if the server has lost it),
+        kept per client and source so that its digest is computed once."""
+        stored = self.make_and_validate_key(key)
+        client = self._cache.get_client(stored, write=True)
+        found = self._cache._scripts.get((id(client), source))
+        if found is None or found.registered_client is not client:
+            found = self._cache._scripts[(id(client), source)] = client.register_script(source)
+        return found, stored
