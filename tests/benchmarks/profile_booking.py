@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             for at in free[args.requests:args.requests * 2]:
                 book(at)
             cprofiler.disable()
-            pstats.Stats(cprofiler).sort_stats(os.environ.get("CPROFILE_SORT", "cumulative")).print_stats(args.cprofile)
+            stats = pstats.Stats(cprofiler).sort_stats(os.environ.get("CPROFILE_SORT", "cumulative"))
+            stats.print_stats(args.cprofile)
+            if os.environ.get("CPROFILE_CALLERS"):
+                stats.print_callers(os.environ["CPROFILE_CALLERS"])
         print(profiler.output_text(unicode=True, color=False, show_all=False))
         if args.html:
             with open(args.html, "w") as out:
