@@ -55,6 +55,7 @@ def test_every_benchmark_runs_at_a_tiny_scale(tmp_path):
     if IS_POSTGRES:
         availability = by_figure["availability, one instrument, 4 weeks: p50 server time"]
         assert availability.raw and availability.details["answers_differing_from_raw"] == 0
+        assert availability.details["failures"] == availability.details["no_day_stored_failures"] == 0
     else:
         assert any(result.note.startswith("skipped") or "raw limit skipped" in result.note for result in results)
     path = write_json(results, ctx=ctx, extra={"city": command.summary})
