@@ -275,3 +275,59 @@ def test_the_daily_refresh_of_the_windows_stores_the_days_again_at_once(world):
     epoch = FreeEpoch.objects.get(instrument_id=instrument.pk).epoch
     fresh = FreeDay.objects.filter(instrument=instrument, epoch=epoch, free__isnull=False)
     assert fresh.count() >= 27  # the whole days of the next four weeks, made after the windows were rewritten
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_read_chosen_by_the_deadlock_detector_is_answered_in_full(world):
+    """A writer that takes two days' rows in descending order while a read stores them in ascending order
+    deadlocks with it; PostgreSQL ends the read (its wait began first, and the writer's session waits longer
+    before checking), which then answers by computing everything, storing nothing."""
+    instrument = make_instrument(world, name="死锁", hours=[(day, 0, 24 * 60) for day in range(7)],
+                                 policy={"min_notice_minutes": 0})
+    now = dt.datetime.now(dt.UTC)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) + 2 * DAY
+    end = start + 5 * DAY
+    upsert = ("INSERT INTO bookings_freeday (instrument_id, day, version, epoch, free_head, free_tail) "
+              "VALUES (%s, %s, 1, 0, false, false) ON CONFLICT (instrument_id, day) "
+              "DO UPDATE SET version = bookings_freeday.version + 1, free = NULL, busy = NULL")
+    holding, proceed, answers, errors = threading.Event(), threading.Event(), [], []
+
+    def writer():
+        try:
+            with transaction.atomic(), connections["default"].cursor() as cursor:
+                cursor.execute("SET LOCAL deadlock_timeout = '10s'")
+                cursor.execute(upsert, [instrument.pk, start + 4 * DAY])
+                holding.set()
+                proceed.wait(30)
+                cursor.execute(upsert, [instrument.pk, start + DAY])
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+            holding.set()
+        finally:
+            connections["default"].close()
+
+    def reader():
+        try:
+            answers.append(availability.database_free_and_busy_json(instrument, start, end, now=now))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connections["default"].close()
+
+    threads = [threading.Thread(target=writer)]
+    threads[0].start()
+    assert holding.wait(30)
+    threads.append(threading.Thread(target=reader))
+    threads[1].start()
+    deadline = time.monotonic() + 30
+    while not _waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proceed.set()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert answers[0] == _from_scratch(instrument, start, end, now)
+    # The read's days were rolled back with it; the writer's two rows are all there is.
+    assert sorted(FreeDay.objects.filter(instrument=instrument).values_list("day", flat=True)) == [
+        start + DAY, start + 4 * DAY]
