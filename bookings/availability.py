@@ -515,9 +515,9 @@ _END = ', "end": "'
 
 
 def _midnights(lo: dt.datetime, hi: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """The first UTC midnight at or after ``lo`` and the last at or before ``hi``."""
-    first = _EPOCH + math.ceil((lo - _EPOCH) / _ONE_DAY) * _ONE_DAY
-    return first, _EPOCH + ((hi - _EPOCH) // _ONE_DAY) * _ONE_DAY
+    """The first UTC midnight at or after ``lo`` and the last at or before ``hi`` (whole days counted as
+    integers: ``timedelta // timedelta`` is exact where a float quotient might not be)."""
+    return _EPOCH - ((_EPOCH - lo) // _ONE_DAY) * _ONE_DAY, _EPOCH + ((hi - _EPOCH) // _ONE_DAY) * _ONE_DAY
 
 
 def _stored_json(params: dict) -> tuple[str, str] | None:
