@@ -33,8 +33,9 @@ def settle(*, completed: list[int], no_shows: list[tuple[int, int]], now: dt.dat
             continue
         (source,) = move.sources
         ids = _move(ids, source=source, target=move.target, now=now)
+        audit = settled_audit(move, source)  # one before/after for the chunk: written as JSON once
         record_many(actor=actor, action=move.action, now=now, entries=[
-            {"target": ("bookings.booking", pk), **settled_audit(move, source)} for pk in ids])
+            {"target": ("bookings.booking", pk), **audit} for pk in ids])
         if move.penalty:
             credit.penalize([(pk, users[pk]) for pk in ids], kind=move.penalty, now=now, actor=actor)
         moved += len(ids)

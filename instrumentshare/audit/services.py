@@ -15,7 +15,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from instrumentshare.core import rows as hot
-from instrumentshare.core.bulk import insert_rows, pg_array
+from instrumentshare.core.bulk import JsonText, insert_rows, pg_array
 from instrumentshare.core.context import get_request_id
 
 from .models import GENESIS_HASH, AuditEvent, AuditSeal, AuditStream
@@ -239,13 +239,51 @@ def _locked_heads(keys: list[str]) -> dict[str, tuple[int, int, str]]:
         return {key: (head_id, last_seq, last_hash) for key, head_id, last_seq, last_hash in cursor.fetchall()}
 
 
+def _batch_encoder(constant: dict[str, Any]):
+    """``canonical_json`` of a batch's events, in pieces: the fields every event of the batch shares
+    (``constant``) written once, the others by the encoder ``json.dumps`` itself uses for a string.
+    Returns ``encode(varying)`` for a dict of the other hashed fields, ``before`` and ``after`` given
+    as their canonical JSON text. ``tests/audit/test_batch_hash.py`` holds the bytes equal to
+    ``canonical_json`` for any values."""
+    template, slots = [], []
+    for name in sorted(HASHED_FIELDS):
+        template.append(f"{json.dumps(name)}:")
+        if name in constant:
+            template.append(canonical_json(constant[name]).replace("%", "%%"))
+        else:
+            template.append("%s")
+            slots.append(name)
+        template.append(",")
+    text = "{" + "".join(template[:-1]) + "}"
+    written = frozenset(("before", "after"))
+
+    def encode(varying: dict[str, Any]) -> str:
+        return text % tuple(varying[name] if name in written else _scalar_json(varying[name]) for name in slots)
+
+    return encode
+
+
+_encode_string = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) writes for a str
+
+
+def _scalar_json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if kind is int:
+        return int.__repr__(value)  # as json.dumps writes an int (a bool is not an int here)
+    if value is None:
+        return "null"
+    return canonical_json(value)
+
+
 def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
                 now: dt.datetime | None = None) -> int:
     """Append one event per entry in a few statements, for set-based jobs (reconciliation).
 
     Each entry is ``{"target": ..., "before": ..., "after": ...}`` with distinct targets. The
     stream heads are locked in key order (no deadlock with another batch), then all events and
-    head moves are written in bulk. Same chain rules as ``record``.
+    head moves are written in bulk. Same chain rules and the same hashes as ``record``.
     """
     if not entries:
         return 0
@@ -257,24 +295,40 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
     keys = sorted({key for key, *_rest in described})
     if len(keys) != len(described):
         raise ValueError("record_many takes one entry per target")
+    actor_id = getattr(actor, "pk", None)
+    constant = {"occurred_at": format_time(occurred_at), "actor_id": actor_id,
+                "actor_repr": str(actor)[:200] if actor is not None else "system",
+                "request_id": get_request_id()[:80], "action": action, "reason": reason or ""}
+    encode = _batch_encoder(constant)
+    # A batch shares a few before/after dicts among 10^4 events: each is normalised and written
+    # as JSON once, keyed by identity (``entries`` keeps every one alive for this call).
+    written: dict[int, JsonText | None] = {}
+
+    def json_of(value: Any) -> JsonText | None:
+        try:
+            return written[id(value)]
+        except KeyError:
+            plain = to_json_value(value)
+            text = written[id(value)] = None if plain is None else JsonText(canonical_json(plain))
+            return text
+
     with transaction.atomic(savepoint=False):
         heads = {}
         for first in range(0, len(keys), HEAD_BATCH):
             heads.update(_locked_heads(keys[first:first + HEAD_BATCH]))
-        actor_id = getattr(actor, "pk", None)
         events, moved = [], []
         for key, target_type, target_id, target_repr, entry in described:
             head_id, last_seq, last_hash = heads[key]
-            row = {
-                "stream_key": key, "seq": last_seq + 1, "occurred_at": occurred_at, "actor_id": actor_id,
-                "actor_repr": str(actor)[:200] if actor is not None else "system",
-                "request_id": get_request_id()[:80], "action": action, "target_type": target_type,
-                "target_id": target_id, "target_repr": target_repr, "before": to_json_value(entry.get("before")),
-                "after": to_json_value(entry.get("after")), "reason": reason or "", "prev_hash": last_hash,
-            }
-            row["hash"] = event_hash(row)
-            events.append(tuple(row[name] for name in WRITTEN_COLUMNS))
-            moved.append((head_id, key, row["seq"], row["hash"]))
+            before, after = json_of(entry.get("before")), json_of(entry.get("after"))
+            seq = last_seq + 1
+            digest = hashlib.sha256(encode({
+                "stream_key": key, "seq": seq, "target_type": target_type, "target_id": target_id,
+                "target_repr": target_repr, "before": before or "null", "after": after or "null",
+                "prev_hash": last_hash}).encode()).hexdigest()
+            events.append((key, seq, occurred_at, actor_id, constant["actor_repr"], constant["request_id"], action,
+                           target_type, target_id, target_repr, before, after, constant["reason"], last_hash,
+                           digest))
+            moved.append((head_id, key, seq, digest))
         insert_rows(AuditEvent, WRITTEN_COLUMNS, events)
         _move_heads(moved)
     return len(events)

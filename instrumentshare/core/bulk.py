@@ -55,13 +55,32 @@ def defaults_for(model: type[models.Model], columns: Sequence[str], *,
     return names, tuple(values)
 
 
+class JsonText(str):
+    """A JSON column's value already written as JSON text by the caller (who encoded it once for
+    many rows): ``insert_rows`` stores it as it is instead of encoding it again."""
+
+    __slots__ = ()
+
+
 def _json_text(field: models.JSONField):
     """A JSON column's value as the text COPY hands to the server (None stays SQL NULL, as the ORM
     stores it): the field's encoder, without the ORM's per-value wrapping (10^5 audit events a run)."""
     encoder = field.encoder
 
     def prepare(value):
-        return None if value is None else json.dumps(value, cls=encoder)
+        if value is None or type(value) is JsonText:
+            return value
+        return json.dumps(value, cls=encoder)
+
+    return prepare
+
+
+def _stored_form(field: models.Field):
+    """A value as the generic path (SQLite) stores it: the field's own preparation, JSON text as given."""
+    def prepare(value):
+        if type(value) is JsonText:
+            return str(value)
+        return field.get_db_prep_save(value, connection)
 
     return prepare
 
@@ -82,8 +101,7 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     postgres = connection.vendor == "postgresql"
     # PostgreSQL's COPY adapts Python values itself, but for JSON (given as its text); SQLite
     # needs every value in its stored form (UTC text timestamps and so on), as the ORM makes it.
-    prepared = [(index, _json_text(fields[name]) if postgres else
-                 lambda value, field=fields[name]: field.get_db_prep_save(value, connection))
+    prepared = [(index, _json_text(fields[name]) if postgres else _stored_form(fields[name]))
                 for index, name in enumerate(names)
                 if not postgres or isinstance(fields[name], models.JSONField)]
 
