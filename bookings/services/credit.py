@@ -12,6 +12,7 @@ from django.db.models import Case, F, IntegerField, Value, When
 
 from instrumentshare.accounts import queries as people
 from instrumentshare.audit.services import record, record_many
+from instrumentshare.core.bulk import among, insert_rows
 from instrumentshare.core.errors import Forbidden, Invalid
 
 from ..models import CreditEvent, UserCredit
@@ -33,13 +34,14 @@ def penalize(bookings: list[tuple[int, int]], *, kind: str, now: dt.datetime, ac
     users = dict(bookings)
     if penalty <= 0 or not users:
         return 0
-    already = set(CreditEvent.objects.filter(booking_id__in=list(users), kind=kind)
+    already = set(CreditEvent.objects.filter(booking_id__in=among(list(users)), kind=kind)
                   .values_list("booking_id", flat=True))
     new = [pk for pk in users if pk not in already]
     if not new:
         return 0
-    CreditEvent.objects.bulk_create([CreditEvent(user_id=users[pk], booking_id=pk, kind=kind, delta=-penalty,
-                                                 actor=actor, created_at=now) for pk in new])
+    actor_id = getattr(actor, "pk", None)
+    insert_rows(CreditEvent, ("user_id", "booking_id", "kind", "delta", "actor_id", "created_at"),
+                [(users[pk], pk, kind, -penalty, actor_id, now) for pk in new])
     per_user = defaultdict(list)
     for pk in new:
         per_user[users[pk]].append(pk)

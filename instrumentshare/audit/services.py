@@ -239,28 +239,22 @@ def _locked_heads(keys: list[str]) -> dict[str, tuple[int, int, str]]:
         return {key: (head_id, last_seq, last_hash) for key, head_id, last_seq, last_hash in cursor.fetchall()}
 
 
-def _batch_encoder(constant: dict[str, Any]):
-    """``canonical_json`` of a batch's events, in pieces: the fields every event of the batch shares
-    (``constant``) written once, the others by the encoder ``json.dumps`` itself uses for a string.
-    Returns ``encode(varying)`` for a dict of the other hashed fields, ``before`` and ``after`` given
-    as their canonical JSON text. ``tests/audit/test_batch_hash.py`` holds the bytes equal to
-    ``canonical_json`` for any values."""
-    template, slots = [], []
-    for name in sorted(HASHED_FIELDS):
-        template.append(f"{json.dumps(name)}:")
-        if name in constant:
-            template.append(canonical_json(constant[name]).replace("%", "%%"))
-        else:
-            template.append("%s")
-            slots.append(name)
-        template.append(",")
-    text = "{" + "".join(template[:-1]) + "}"
-    written = frozenset(("before", "after"))
+BATCH_CONSTANT = ("action", "actor_id", "actor_repr", "occurred_at", "reason", "request_id")
+# The other hashed fields, in canonical (sorted) order: what ``_batch_encoder``'s text takes per event.
+BATCH_VARYING = ("after", "before", "prev_hash", "seq", "stream_key", "target_id", "target_repr", "target_type")
+if sorted(HASHED_FIELDS) != sorted((*BATCH_CONSTANT, *BATCH_VARYING)) or list(BATCH_VARYING) != sorted(BATCH_VARYING):
+    raise RuntimeError("the batch's hashed fields must be the hashed fields")
 
-    def encode(varying: dict[str, Any]) -> str:
-        return text % tuple(varying[name] if name in written else _scalar_json(varying[name]) for name in slots)
 
-    return encode
+def _batch_encoder(constant: dict[str, Any]) -> str:
+    """``canonical_json`` of a batch's events, in pieces: a %-template with the fields every event of
+    the batch shares (``constant``) written once, and a ``%s`` for each of ``BATCH_VARYING``, to be
+    given as JSON text (``before`` and ``after`` as their canonical JSON, the rest by ``_scalar_json``,
+    the encoder ``json.dumps`` itself uses). ``tests/audit/test_batch_hash.py`` holds the bytes equal
+    to ``canonical_json`` for any values."""
+    parts = [f"{json.dumps(name)}:" + (canonical_json(constant[name]).replace("%", "%%") if name in constant
+                                      else "%s") for name in sorted(HASHED_FIELDS)]
+    return "{" + ",".join(parts) + "}"
 
 
 _encode_string = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) writes for a str
@@ -299,9 +293,9 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
     constant = {"occurred_at": format_time(occurred_at), "actor_id": actor_id,
                 "actor_repr": str(actor)[:200] if actor is not None else "system",
                 "request_id": get_request_id()[:80], "action": action, "reason": reason or ""}
-    encode = _batch_encoder(constant)
-    # A batch shares a few before/after dicts among 10^4 events: each is normalised and written
-    # as JSON once, keyed by identity (``entries`` keeps every one alive for this call).
+    template = _batch_encoder(constant)
+    # A batch shares a few before/after dicts (and target types) among 10^4 events: each is
+    # normalised and written as JSON once, keyed by identity (``entries`` keeps every one alive).
     written: dict[int, JsonText | None] = {}
 
     def json_of(value: Any) -> JsonText | None:
@@ -312,6 +306,8 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
             text = written[id(value)] = None if plain is None else JsonText(canonical_json(plain))
             return text
 
+    types = {}
+    sha256, scalar = hashlib.sha256, _scalar_json
     with transaction.atomic(savepoint=False):
         heads = {}
         for first in range(0, len(keys), HEAD_BATCH):
@@ -321,10 +317,9 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
             head_id, last_seq, last_hash = heads[key]
             before, after = json_of(entry.get("before")), json_of(entry.get("after"))
             seq = last_seq + 1
-            digest = hashlib.sha256(encode({
-                "stream_key": key, "seq": seq, "target_type": target_type, "target_id": target_id,
-                "target_repr": target_repr, "before": before or "null", "after": after or "null",
-                "prev_hash": last_hash}).encode()).hexdigest()
+            kind = types.get(target_type) or types.setdefault(target_type, scalar(target_type))
+            digest = sha256((template % (after or "null", before or "null", scalar(last_hash), seq, scalar(key),
+                                         scalar(target_id), scalar(target_repr), kind)).encode()).hexdigest()
             events.append((key, seq, occurred_at, actor_id, constant["actor_repr"], constant["request_id"], action,
                            target_type, target_id, target_repr, before, after, constant["reason"], last_hash,
                            digest))

@@ -32,6 +32,17 @@ def pg_array(values: Iterable[int | str]) -> str:
                           for value in values) + "}"
 
 
+def among(ids: Sequence[int]):
+    """What ``pk__in=`` takes for a chunk of 10^3–10^4 ids: on PostgreSQL one array parameter
+    (``IN (SELECT unnest(…))``) instead of a placeholder per id, which Django resolves and psycopg
+    binds one by one (about 20 µs of CPU per id); elsewhere the list itself."""
+    if connection.vendor != "postgresql":
+        return list(ids)
+    from django.db.models.expressions import RawSQL
+
+    return RawSQL("SELECT unnest(%s::bigint[])", [pg_array(ids)])
+
+
 def defaults_for(model: type[models.Model], columns: Sequence[str], *,
                  now: dt.datetime | None = None) -> tuple[list[str], tuple]:
     """The other concrete columns (attnames) of ``model`` and their defaults, computed once."""

@@ -42,12 +42,14 @@ def test_the_pieces_are_canonical_json(key, seq, actor_id, actor_repr, request_i
     row = {"stream_key": key, "seq": seq, "occurred_at": moment, "actor_id": actor_id, "actor_repr": actor_repr,
            "request_id": request_id, "action": action, "target_type": target_type, "target_id": target_id,
            "target_repr": target_repr, "before": before, "after": after, "reason": reason, "prev_hash": prev_hash}
-    encode = services._batch_encoder({"occurred_at": services.format_time(moment), "actor_id": actor_id,
-                                      "actor_repr": actor_repr, "request_id": request_id, "action": action,
-                                      "reason": reason})
-    pieces = encode({"stream_key": key, "seq": seq, "target_type": target_type, "target_id": target_id,
-                     "target_repr": target_repr, "before": services.canonical_json(before),
-                     "after": services.canonical_json(after), "prev_hash": prev_hash})
+    template = services._batch_encoder({"occurred_at": services.format_time(moment), "actor_id": actor_id,
+                                         "actor_repr": actor_repr, "request_id": request_id, "action": action,
+                                         "reason": reason})
+    varying = {"stream_key": key, "seq": seq, "target_type": target_type, "target_id": target_id,
+               "target_repr": target_repr, "before": services.canonical_json(before),
+               "after": services.canonical_json(after), "prev_hash": prev_hash}
+    pieces = template % tuple(varying[name] if name in ("before", "after", "seq") else services._scalar_json(
+        varying[name]) for name in services.BATCH_VARYING)
     whole = {name: row[name] for name in services.HASHED_FIELDS} | {"occurred_at": services.format_time(moment)}
     assert pieces == services.canonical_json(whole)
     if _encodable(row["target_repr"], before, after, key, actor_repr, action, reason, prev_hash):

@@ -1,7 +1,8 @@
 """Reconciliation of the city's open month, through ``usage.services.reconcile`` and as set-based SQL.
 
 Both runs start from the same state: each runs in a transaction that is rolled back at the end,
-so the month stays unreconciled for the other run (and for the next ``make bench --reuse``).
+so the month stays unreconciled for the other run (and for the next ``make bench --reuse``), and
+the tables it wrote are vacuumed before each run (a rolled-back run leaves its rows dead in them).
 The raw limit does the same writes in one statement each: close stale sessions and flag them,
 match sessions to bookings, move bookings to completed / no-show, audit events chained per
 booking (SHA-256 in the database), credit penalties, review flags, billable items (upsert) and
@@ -184,20 +185,50 @@ def _raw(ctx: Context, since, until, now) -> tuple[float, list[tuple[int, float]
     return seconds, each
 
 
+# What a run writes (and its rollback leaves as dead rows for the next run to step over).
+WRITTEN_TABLES = ("usage_usagesession", "bookings_booking", "audit_auditevent", "audit_auditstream",
+                  "usage_billableitem", "usage_servicerecord", "usage_reviewflag", "bookings_creditevent",
+                  "bookings_usercredit")
+
+
+def _vacuum(ctx: Context) -> None:
+    """The written tables vacuumed and analysed: each timed run starts from the same clean state, not
+    from the dead rows of the run before it (which slowed whichever ran second)."""
+    with ctx.raw_connection(autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(WRITTEN_TABLES)}")
+
+
 def run(ctx: Context) -> list[Result]:
+    import statistics
+
     from usage.models import UsageSession
 
     since, until, now = _month(ctx)
     sessions = UsageSession.objects.filter(start__gte=since, start__lt=until).count()
-    seconds, summary = _ours(since, until, now)
+    # Several rounds at the smaller scales, ours and raw in alternating order (ABBA…), the medians
+    # reported: one pair on this shared machine moves by ±30 %.
+    rounds = ctx.size(smoke=1, quick=4, full=1) if ctx.postgres else 1
+    ours_seconds, raw_seconds, each, summary = [], [], [], {}
+    for round_ in range(rounds):
+        for which in (("ours", "raw") if round_ % 2 == 0 else ("raw", "ours")):
+            if ctx.postgres:
+                _vacuum(ctx)
+            if which == "ours":
+                seconds, summary = _ours(since, until, now)
+                ours_seconds.append(seconds)
+            elif ctx.postgres:
+                seconds, each = _raw(ctx, since, until, now)
+                raw_seconds.append(seconds)
+    seconds = statistics.median(ours_seconds)
     target_sessions = 500_000
     result = Result(FIGURE, seconds, "s", target="≤ 60 s; ≤ 3× raw (≥ 500,000 sessions)", better="lower",
-                    details={"sessions_in_month": sessions, "summary": summary, "window": [since, until]})
+                    details={"sessions_in_month": sessions, "summary": summary, "window": [since, until],
+                             "rounds": rounds, "ours_seconds": [round(value, 3) for value in ours_seconds]})
     if ctx.postgres:
-        raw_seconds, each = _raw(ctx, since, until, now)
-        result.raw = raw_seconds
+        result.raw = statistics.median(raw_seconds)
+        result.details["raw_seconds"] = [round(value, 3) for value in raw_seconds]
         result.details["raw_rows_and_seconds_per_statement"] = each
-        result.met = seconds <= 60 and seconds <= 3 * raw_seconds
+        result.met = seconds <= 60 and seconds <= 3 * result.raw
     else:
         result.met = seconds <= 60
         result.note = "raw limit skipped: set-based SQL written for PostgreSQL"

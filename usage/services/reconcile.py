@@ -41,7 +41,7 @@ from bookings import services as booking_services
 from bookings.availability import span
 from bookings.models import Booking
 from catalog.models import BookingPolicy
-from instrumentshare.core.bulk import insert_rows, insert_select, pg_array
+from instrumentshare.core.bulk import among, insert_rows, insert_select, pg_array
 
 from ..charging import billable_quantity
 from ..models import BillableItem, ReviewFlag, ServiceRecord, UsageSession
@@ -199,13 +199,24 @@ class _Row:
             setattr(self, name, value)
 
 
+def _as_read(query) -> list[tuple]:
+    """The rows of a ``values_list`` query as psycopg reads them, on PostgreSQL: its C loaders give
+    these columns (ids, text, booleans, integers, timestamps in UTC) as Django would, without
+    Django's converter call per value (16 columns of 10^4 bookings a chunk). Elsewhere the query."""
+    if connection.vendor != "postgresql":
+        return list(query)
+    with connection.cursor() as cursor:
+        cursor.execute(*query.query.sql_with_params())
+        return cursor.fetchall()
+
+
 def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
     # One read of the chunk, locking its rows: what this run moves, flags and bills is what it
     # read, and a booking someone else moved meanwhile (a late cancel, say) is seen as moved.
-    rows = [_Row(values) for values in (
-        Booking.objects.filter(pk__in=ids).select_for_update(of=("self",))
-        .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
-        .values_list(*CHUNK_COLUMNS))]
+    chunk = (Booking.objects.filter(pk__in=among(ids)).select_for_update(of=("self",))
+             .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
+             .values_list(*CHUNK_COLUMNS))
+    rows = [_Row(values) for values in _as_read(chunk)]
     completed_ids, no_shows = [], []
     for row in rows:
         if row.state != Booking.State.CONFIRMED or row.end > now:
