@@ -42,6 +42,7 @@ from bookings.availability import span
 from bookings.models import Booking
 from catalog.models import BookingPolicy
 from instrumentshare.core.bulk import among, insert_rows, insert_select, pg_array
+from instrumentshare.core.heap import job_heap
 
 from ..charging import billable_quantity
 from ..models import BillableItem, ReviewFlag, ServiceRecord, UsageSession
@@ -97,7 +98,7 @@ def reconcile(*, since: dt.datetime, until: dt.datetime | None = None, now: dt.d
     now = now or timezone.now()
     until = min(until or now, now)
     summary = Summary()
-    with _RunLock() as held:
+    with job_heap(), _RunLock() as held:
         if not held:
             summary.skipped = True
             return summary
