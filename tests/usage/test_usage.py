@@ -6,7 +6,8 @@ from bookings import services
 from bookings.models import Booking
 from instrumentshare.audit.services import verify
 from tests.bookings.conftest import make_instrument, next_weekday
-from tests.conftest import requires_postgres
+from instrumentshare.accounts import services as accounts
+from tests.conftest import _user, requires_postgres
 from usage.charging import billable_quantity
 from usage.models import BillableItem, ReviewFlag, ServiceRecord, UsageSession
 from usage.services import sessions as usage
@@ -279,6 +280,10 @@ def test_postgresql_bills_and_flags_by_the_same_rules_as_python(world, monkeypat
                 {"min_charge_minutes": 130, "rounding_minutes": 1, "no_show_charge_percent": 0,
                  "late_cancel_charge_percent": 33}]
     users = [world.researcher, world.other_researcher, world.company_user]
+    # Without an organization of their own: a guest of lab A (internal to A's instruments through the
+    # lab) and the bureau's officer (in no lab: external to every instrument).
+    guest = _user("lab_a_guest", None)
+    accounts.set_membership(actor=None, lab=world.lab_a, user=guest, role="member")
     # (day, hour, booked minutes, used minutes and seconds or None, samples); the last is cancelled late
     plan = [(0, 2, 90, (97, 30), 5), (1, 2, 120, (171, 10), 0), (2, 2, 150, (41, 59), 3), (3, 2, 60, None, 0),
             (4, 2, 180, None, 0), (4, 6, 120, (120, 0), 7)]
@@ -300,9 +305,19 @@ def test_postgresql_bills_and_flags_by_the_same_rules_as_python(world, monkeypat
                 cases.append(booking)
             services.cancel_booking(actor=users[4 % len(users)], booking_id=cases[-2].pk,
                                     now=cases[-2].start - dt.timedelta(hours=2))
+            # Use without a booking: the instrument's own researcher, a company's user, an unknown user;
+            # a long session, one under a minute, one with samples.
+            for hour, (minutes, seconds), samples, user in [(2, (37, 20), 2, world.researcher),
+                                                            (6, (0, 40), 0, world.company_user),
+                                                            (10, (200, 0), 4, None), (14, (61, 0), 1, guest),
+                                                            (18, (15, 0), 0, world.bureau)]:
+                start = monday + dt.timedelta(days=5, hours=hour)
+                UsageSession.objects.create(instrument=instrument, user=user, source="logger",
+                                            external_ref=f"unbooked-{hour}", start=start, samples=samples,
+                                            end=start + dt.timedelta(minutes=minutes, seconds=seconds))
     now = monday + dt.timedelta(days=6)
     summary = reconcile(since=monday - dt.timedelta(days=1), now=now)
-    assert (summary.completed, summary.no_shows, summary.items_created) == (4 * 15, 15, 6 * 15)  # + late cancels
+    assert (summary.completed, summary.no_shows, summary.items_created) == (4 * 15, 15, 11 * 15)  # + late cancels
     assert BillableItem.objects.filter(booking__isnull=False).count() == 6 * 15
 
     # Each item's quantity is usage.charging's for its stored minutes and samples.
@@ -323,6 +338,14 @@ def test_postgresql_bills_and_flags_by_the_same_rules_as_python(world, monkeypat
     check = module.Summary()
     module._upsert_booking_items(rows, usage_sums, now=now, summary=check)
     assert (check.items_created, check.items_updated) == (0, 0)
+    # ... nor among the unbooked sessions' items (quantity, unit, lab, internal use: every field compared),
+    unbooked = BillableItem.objects.filter(session__isnull=False)
+    assert unbooked.count() == 5 * 15
+    assert {item.is_internal for item in unbooked} == {True, False}
+    assert {item.unit for item in unbooked} == {"hour", "sample", "use"}
+    module._upsert_unbooked_items(since=monday - dt.timedelta(days=1), until=now, summary=check)
+    assert (check.items_created, check.items_updated) == (0, 0)
+    assert ServiceRecord.objects.filter(item__session__isnull=False).count() == 5 * 15
     # ... and would write exactly the flags the SQL wrote, details included.
     written = []
     monkeypatch.setattr(module, "insert_rows", lambda _model, _columns, flag_rows, **_kw: written.extend(flag_rows))

@@ -417,6 +417,64 @@ def _upsert_booking_items_sql(ids: list[int], *, now, summary: Summary) -> None:
 
 
 def upsert_unbooked_items(*, since, until, summary: Summary) -> None:
+    """One billable item (and service record) per ended session that has no booking."""
+    if connection.vendor == "postgresql":
+        _upsert_unbooked_items_sql(since=since, until=until, summary=summary)
+        return
+    _upsert_unbooked_items(since=since, until=until, summary=summary)
+
+
+def _upsert_unbooked_items_sql(*, since, until, summary: Summary) -> None:
+    """``_upsert_unbooked_items`` in one statement: the same quantities (``billable_quantity`` for an
+    unbooked session), lab (the user's first lab by id), internal use (no user, or the instrument's
+    organization is the user's own or one of their labs'), and the same upsert rules as ``_apply_items``."""
+    from instrumentshare.accounts.models import Lab, Membership
+
+    ids = list(UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
+                                           start__lt=until).order_by("id").values_list("id", flat=True))
+    if not ids:
+        return
+    from catalog.models import Instrument
+
+    quote = connection.ops.quote_name
+    t = _tables() | {"instrument": quote(Instrument._meta.db_table), "membership": quote(Membership._meta.db_table),
+                     "lab": quote(Lab._meta.db_table)}
+    select = f"""
+        SELECT s.id, 'unbooked', p.charge_mode,
+               CASE p.charge_mode WHEN 'per_sample' THEN 'sample' WHEN 'per_use' THEN 'use' ELSE 'hour' END,
+               CASE WHEN p.charge_mode = 'per_sample' THEN s.samples
+                    WHEN p.charge_mode = 'per_use' THEN CASE WHEN m.used > 0 THEN 1 ELSE 0 END
+                    WHEN m.used <= 0 THEN 0
+                    ELSE ceil(greatest(m.used, p.min_charge_minutes)::numeric
+                              / greatest(p.rounding_minutes, 1))::int * greatest(p.rounding_minutes, 1)
+               END,
+               0, m.used, s.samples, s.start, s."end",
+               (SELECT min(ms.lab_id) FROM {t["membership"]} ms WHERE ms.user_id = s.user_id),
+               s.user_id IS NULL OR coalesce(u.organization_id = i.organization_id, false) OR EXISTS (
+                   SELECT 1 FROM {t["membership"]} ms JOIN {t["lab"]} l ON l.id = ms.lab_id
+                   WHERE ms.user_id = s.user_id AND l.organization_id = i.organization_id),
+               s.user_id, s.instrument_id, %(now)s::timestamptz, %(now)s::timestamptz
+        FROM {t["session"]} s JOIN {t["instrument"]} i ON i.id = s.instrument_id
+        JOIN {t["policy"]} p ON p.instrument_id = s.instrument_id
+        LEFT JOIN {t["user"]} u ON u.id = s.user_id
+        CROSS JOIN LATERAL (SELECT greatest(floor(extract(epoch FROM s."end" - s.start) / 60), 0)::int AS used) m
+        WHERE s.id = ANY(%(ids)s::bigint[])"""  # noqa: S608 - names from models
+    changed = ", ".join(f"existing.{name}" for name in ITEM_COLUMNS)
+    incoming = ", ".join(f"EXCLUDED.{name}" for name in ITEM_COLUMNS)
+    update = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ITEM_COLUMNS, "updated_at"))
+    with transaction.atomic():
+        rows = insert_select(
+            BillableItem, ("session_id", *ITEM_FIELDS, "created_at", "updated_at"), select,
+            {"ids": pg_array(ids), "now": timezone.now()},
+            suffix=f"ON CONFLICT (session_id) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
+                   f"existing.corrected AND ({changed}) IS DISTINCT FROM ({incoming}) RETURNING (existing.xmax = 0)")
+        created = sum(1 for (inserted,) in rows if inserted)
+        summary.items_created += created
+        summary.items_updated += len(rows) - created
+        _ensure_service_records_sql(ids, "session_id")
+
+
+def _upsert_unbooked_items(*, since, until, summary: Summary) -> None:
     from instrumentshare.accounts.models import Lab, User
 
     sessions = list(UsageSession.objects.filter(booking__isnull=True, end__isnull=False, start__gte=since,
