@@ -21,7 +21,7 @@ from .lifecycle import (
     reschedule_booking,
 )
 from .series import can_see_series, cancel_series, create_series
-from .settlement import settle
+from .settlement import settle, settle_ended
 from .waitlist import accept_offer, decline_offer, join_waitlist, leave_waitlist, process_waitlists
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "accept_offer", "decline_offer", "join_waitlist", "leave_waitlist", "process_waitlists",
     "approve_booking", "can_see_booking", "cancel_booking", "create_booking", "create_feed_token", "credit_score",
     "lift_ban", "penalize", "reject_booking", "reschedule_booking", "revoke_feed_token", "settle",
+    "settle_ended",
 ]

@@ -354,3 +354,38 @@ def test_postgresql_bills_and_flags_by_the_same_rules_as_python(world, monkeypat
                                                                            "detail")
     assert sorted(written) == sorted(stored)
     assert {kind for _i, _b, kind, _d in written} == {"no_show", "overrun", "early_finish"}
+
+
+def test_settling_waits_for_the_end_and_for_the_grace_period(world):
+    """A booking moves only once it has ended: completed if it had use; a no-show only once the
+    policy's grace period after its start is over (until then it stays confirmed). The same on
+    both backends (PostgreSQL decides in the statement that moves them)."""
+    instrument = make_instrument(world, name="宽限仪器", policy={"min_notice_minutes": 0,
+                                                                 "no_show_grace_minutes": 90})
+    monday = next_weekday(0, 8, weeks_ahead=-1)
+
+    def book(name, hours, minutes):
+        start = monday + dt.timedelta(hours=hours)
+        return services.create_booking(user=world.researcher, instrument_id=instrument.pk, start=start,
+                                       end=start + dt.timedelta(minutes=minutes), purpose=name,
+                                       now=monday - dt.timedelta(days=7))
+
+    missed, used, in_grace, running = book("missed", 1, 60), book("used", 2, 60), book("grace", 4, 30), \
+        book("running", 4.5, 60)
+    for booking in (used, running):
+        UsageSession.objects.create(instrument=instrument, user=world.researcher, source="logger",
+                                    external_ref=f"s{booking.pk}", start=booking.start,
+                                    end=booking.start + dt.timedelta(minutes=15))
+
+    def states():
+        return {b.purpose: b.state for b in Booking.objects.filter(instrument=instrument)}
+
+    first = reconcile(since=monday, now=monday + dt.timedelta(hours=5))
+    assert (first.completed, first.no_shows) == (1, 1)
+    assert states() == {"missed": "no_show", "used": "completed", "grace": "confirmed", "running": "confirmed"}
+    second = reconcile(since=monday, now=monday + dt.timedelta(hours=5, minutes=30))
+    assert (second.completed, second.no_shows) == (1, 1)
+    assert states() == {"missed": "no_show", "used": "completed", "grace": "no_show", "running": "completed"}
+    assert services.credit_score(world.researcher) == 80
+    assert BillableItem.objects.filter(booking__instrument=instrument).count() == 4
+    assert verify() is None
