@@ -26,8 +26,8 @@ def settle(*, completed: list[int], no_shows: list[tuple[int, int]], now: dt.dat
     """Move these bookings to completed, and these (booking id, user id) to no-show, where they are
     still confirmed; a booking already moved is left alone, so settling twice changes nothing.
 
-    Reconciliation reads each chunk ``FOR UPDATE`` before deciding, so what it asks to move is what
-    moves. Returns how many bookings moved.
+    Reconciliation's generic path (SQLite) reads each chunk ``FOR UPDATE`` before deciding, so what it
+    asks to move is what moves; on PostgreSQL it calls ``settle_ended``. Returns how many bookings moved.
     """
     users = dict(no_shows)
     moved = {}
