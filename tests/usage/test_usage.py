@@ -4,9 +4,9 @@ import pytest
 
 from bookings import services
 from bookings.models import Booking
+from instrumentshare.accounts import services as accounts
 from instrumentshare.audit.services import verify
 from tests.bookings.conftest import make_instrument, next_weekday
-from instrumentshare.accounts import services as accounts
 from tests.conftest import _user, requires_postgres
 from usage.charging import billable_quantity
 from usage.models import BillableItem, ReviewFlag, ServiceRecord, UsageSession
@@ -370,8 +370,10 @@ def test_settling_waits_for_the_end_and_for_the_grace_period(world):
                                        end=start + dt.timedelta(minutes=minutes), purpose=name,
                                        now=monday - dt.timedelta(days=7))
 
-    missed, used, in_grace, running = book("missed", 1, 60), book("used", 2, 60), book("grace", 4, 30), \
-        book("running", 4.5, 60)
+    book("missed", 1, 60)
+    used = book("used", 2, 60)
+    book("grace", 4, 30)
+    running = book("running", 4.5, 60)
     for booking in (used, running):
         UsageSession.objects.create(instrument=instrument, user=world.researcher, source="logger",
                                     external_ref=f"s{booking.pk}", start=booking.start,
