@@ -6,16 +6,17 @@ from instrumentshare.core.heap import job_heap
 
 
 def test_the_heap_is_frozen_for_the_job_and_given_back_once_nested_uses_end():
+    # Frozen objects can still be freed meanwhile (their count only falls), so the checks leave room.
     before = gc.get_freeze_count()
     with job_heap():
         frozen = gc.get_freeze_count()
         assert frozen > before
-        made = [object() for _ in range(10)]  # what the job makes is not frozen
-        with job_heap():  # a job inside a job: nothing frozen again, nothing given back early
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
+        made = [[] for _ in range(1000)]  # what the job makes is not frozen, not even by a nested job
+        with job_heap():
+            assert gc.get_freeze_count() < frozen + len(made)
+        assert 0 < gc.get_freeze_count() <= frozen  # the nested job's end gave nothing back
     assert gc.get_freeze_count() == 0
-    assert len(made) == 10
+    assert len(made) == 1000
 
 
 def test_a_failing_job_gives_the_heap_back():
