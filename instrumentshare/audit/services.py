@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
 from instrumentshare.core import rows as hot
@@ -149,7 +149,8 @@ def record(
 
 
 def _values(row: dict) -> list:
-    return [field.get_db_prep_save(row[field.attname], connection) for field in _event_fields()]
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: the proxy looks it up again per attribute
+    return [field.get_db_prep_save(row[field.attname], db) for field in _event_fields()]
 
 
 @functools.cache

@@ -104,11 +104,12 @@ def from_row(model: type[models.Model], row, offset: int = 0):
         return None
     converters = _converters(model)
     if converters:
+        db = connections[DEFAULT_DB_ALIAS]
         values = list(values)
         for index, col, chain in converters:
             for converter in chain:
-                values[index] = converter(values[index], col, connection)
-    return model.from_db(connection.alias, names, values)
+                values[index] = converter(values[index], col, db)
+    return model.from_db(DEFAULT_DB_ALIAS, names, values)
 
 
 @cache
@@ -140,9 +141,12 @@ def insert(instance: models.Model) -> models.Model:
         return instance
     instance._prepare_related_fields_for_save(operation_name="save")
     fields = _insert_fields(model)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    # The connection itself, not the ``connection`` proxy: each attribute of the proxy is a lookup in
+    # a context-local mapping, and preparing a booking's row reads one per field.
+    db = connections[DEFAULT_DB_ALIAS]
+    values = [field.get_db_prep_save(field.pre_save(instance, True), db) for field in fields]
     instance.pk = run(_insert_sql(model), values)[0]
-    instance._state.adding, instance._state.db = False, connection.alias
+    instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS
     return instance
 
 
