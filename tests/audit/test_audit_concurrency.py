@@ -67,3 +67,52 @@ def test_concurrent_writers_on_one_stream_keep_the_chain_whole():
     assert errors == []
     assert AuditEvent.objects.filter(stream_key="thing:x").count() == 31
     assert services.verify() is None
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_writer_on_an_existing_stream_and_chains_to_its_event():
+    """``record_many`` locks existing heads without rewriting them: it must still wait for a writer that
+    holds one, then chain to the event that writer committed (and create the new streams beside)."""
+    services.record(actor=None, action="thing.created", target=("thing", "held"))
+    services.record(actor=None, action="thing.created", target=("thing", "free"))
+    holding, release, batch_done = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    def hold():
+        # The writer locks the head first without changing it (as another batch does), then writes
+        # its event: the batch must not have read the head in between.
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT id FROM audit_auditstream WHERE key = 'thing:held' FOR UPDATE")
+                holding.set()
+                release.wait(10)
+                services.record(actor=None, action="thing.changed", target=("thing", "held"), after={"by": "writer"})
+        finally:
+            connection.close()
+
+    def batch():
+        try:
+            holding.wait(10)
+            services.record_many(actor=None, action="thing.settled", entries=[
+                {"target": ("thing", key), "after": {"by": "batch"}} for key in ("free", "held", "new")])
+            batch_done.set()
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=hold), threading.Thread(target=batch)]
+    for thread in threads:
+        thread.start()
+    assert not batch_done.wait(1.5), "the batch did not wait for the writer holding one of its streams"
+    release.set()
+    for thread in threads:
+        thread.join(20)
+    assert errors == [] and batch_done.is_set()
+    held = list(AuditEvent.objects.filter(stream_key="thing:held").order_by("seq").values_list("seq", "action"))
+    assert held == [(1, "thing.created"), (2, "thing.changed"), (3, "thing.settled")]
+    assert AuditEvent.objects.get(stream_key="thing:new").seq == 1
+    assert AuditEvent.objects.get(stream_key="thing:free", action="thing.settled").seq == 2
+    assert services.verify() is None
