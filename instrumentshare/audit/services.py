@@ -323,8 +323,8 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
                 "actor_repr": str(actor)[:200] if actor is not None else "system",
                 "request_id": get_request_id()[:80], "action": action, "reason": reason or ""}
     template = _batch_encoder(constant)
-    # A batch shares a few before/after dicts (and target types) among 10^4 events: each is
-    # normalised and written as JSON once, keyed by identity (``entries`` keeps every one alive).
+    # A batch shares a few before/after dicts among 10^4 events: each is normalised and written as
+    # JSON once, keyed by identity (``entries`` keeps every one alive).
     written: dict[int, JsonText | None] = {}
 
     def json_of(value: Any) -> JsonText | None:
@@ -335,7 +335,6 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
             text = written[id(value)] = None if plain is None else JsonText(canonical_json(plain))
             return text
 
-    types = {}
     sha256, scalar = hashlib.sha256, _scalar_json
     with transaction.atomic(savepoint=False):
         heads = {}
@@ -346,9 +345,9 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
             head_id, last_seq, last_hash = heads[key]
             before, after = json_of(entry.get("before")), json_of(entry.get("after"))
             seq = last_seq + 1
-            kind = types.get(target_type) or types.setdefault(target_type, scalar(target_type))
             digest = sha256((template % (after or "null", before or "null", scalar(last_hash), seq, scalar(key),
-                                         scalar(target_id), scalar(target_repr), kind)).encode()).hexdigest()
+                                         scalar(target_id), scalar(target_repr), scalar(target_type))
+                             ).encode()).hexdigest()
             events.append((key, seq, occurred_at, actor_id, constant["actor_repr"], constant["request_id"], action,
                            target_type, target_id, target_repr, before, after, constant["reason"], last_hash,
                            digest))

@@ -40,7 +40,7 @@ from django.utils import timezone
 from bookings import services as booking_services
 from bookings.availability import span
 from bookings.models import Booking
-from catalog.models import BookingPolicy
+from catalog.models import BookingPolicy, Instrument
 from instrumentshare.core.bulk import among, insert_rows, insert_select, pg_array
 from instrumentshare.core.heap import job_heap
 
@@ -201,11 +201,8 @@ class _Row:
 
 
 def _as_read(query) -> list[tuple]:
-    """The rows of a ``values_list`` query as psycopg reads them, on PostgreSQL: its C loaders give
-    these columns (ids, text, booleans, integers, timestamps in UTC) as Django would, without
-    Django's converter call per value (16 columns of 10^4 bookings a chunk). Elsewhere the query."""
-    if connection.vendor != "postgresql":
-        return list(query)
+    """PostgreSQL: the rows of a ``values_list`` query of plain columns (ids) as psycopg reads them,
+    without Django's converter call per value (10^3–10^4 a chunk)."""
     with connection.cursor() as cursor:
         cursor.execute(*query.query.sql_with_params())
         return cursor.fetchall()
@@ -226,10 +223,10 @@ def _settle_chunk(ids: list[int], *, now, summary: Summary) -> None:
         return
     # One read of the chunk, locking its rows: what this run moves, flags and bills is what it
     # read, and a booking someone else moved meanwhile (a late cancel, say) is seen as moved.
-    chunk = (Booking.objects.filter(pk__in=among(ids)).select_for_update(of=("self",))
-             .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
-             .values_list(*CHUNK_COLUMNS))
-    rows = [_Row(values) for values in _as_read(chunk)]
+    rows = [_Row(values) for values in (
+        Booking.objects.filter(pk__in=ids).select_for_update(of=("self",))
+        .annotate(has_use=Exists(UsageSession.objects.filter(booking_id=OuterRef("pk"))))
+        .values_list(*CHUNK_COLUMNS))]
     completed_ids, no_shows = [], []
     for row in rows:
         if row.state != Booking.State.CONFIRMED or row.end > now:
@@ -408,18 +405,26 @@ def _upsert_booking_items_sql(ids: list[int], *, now, summary: Summary) -> None:
                                         WHEN s.charge_mode = 'booked' THEN s.booked
                                         WHEN s.charge_mode = 'used' THEN s.used
                                         ELSE greatest(s.booked, s.used) END AS minutes) m"""  # noqa: S608
+    _upsert_items_sql("booking_id", select, ids, now=now, summary=summary)
+
+
+def _upsert_items_sql(key: str, select: str, ids: list[int], *, now, summary: Summary) -> None:
+    """The items ``select`` yields (``key``, then ``ITEM_FIELDS``, for these source ids) upserted as
+    ``_apply_items`` does: create what is missing, update open, uncorrected items that differ, leave
+    the rest alone; then the service records of these sources."""
     changed = ", ".join(f"existing.{name}" for name in ITEM_COLUMNS)
     incoming = ", ".join(f"EXCLUDED.{name}" for name in ITEM_COLUMNS)
     update = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ITEM_COLUMNS, "updated_at"))
+    column = connection.ops.quote_name(BillableItem._meta.get_field(key.removesuffix("_id")).column)
     rows = insert_select(
-        BillableItem, ("booking_id", *ITEM_FIELDS, "created_at", "updated_at"), select,
+        BillableItem, (key, *ITEM_FIELDS, "created_at", "updated_at"), select,
         {"ids": pg_array(ids), "now": now},
-        suffix=f"ON CONFLICT (booking_id) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
+        suffix=f"ON CONFLICT ({column}) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
                f"existing.corrected AND ({changed}) IS DISTINCT FROM ({incoming}) RETURNING (existing.xmax = 0)")
     created = sum(1 for (inserted,) in rows if inserted)
     summary.items_created += created
     summary.items_updated += len(rows) - created
-    _ensure_service_records_sql(ids, "booking_id")
+    _ensure_service_records_sql(ids, key)
 
 
 def upsert_unbooked_items(*, since, until, summary: Summary) -> None:
@@ -440,8 +445,6 @@ def _upsert_unbooked_items_sql(*, since, until, summary: Summary) -> None:
                                            start__lt=until).order_by("id").values_list("id", flat=True))
     if not ids:
         return
-    from catalog.models import Instrument
-
     quote = connection.ops.quote_name
     t = _tables() | {"instrument": quote(Instrument._meta.db_table), "membership": quote(Membership._meta.db_table),
                      "lab": quote(Lab._meta.db_table)}
@@ -465,19 +468,8 @@ def _upsert_unbooked_items_sql(*, since, until, summary: Summary) -> None:
         LEFT JOIN {t["user"]} u ON u.id = s.user_id
         CROSS JOIN LATERAL (SELECT greatest(floor(extract(epoch FROM s."end" - s.start) / 60), 0)::int AS used) m
         WHERE s.id = ANY(%(ids)s::bigint[])"""  # noqa: S608 - names from models
-    changed = ", ".join(f"existing.{name}" for name in ITEM_COLUMNS)
-    incoming = ", ".join(f"EXCLUDED.{name}" for name in ITEM_COLUMNS)
-    update = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ITEM_COLUMNS, "updated_at"))
     with transaction.atomic():
-        rows = insert_select(
-            BillableItem, ("session_id", *ITEM_FIELDS, "created_at", "updated_at"), select,
-            {"ids": pg_array(ids), "now": timezone.now()},
-            suffix=f"ON CONFLICT (session_id) DO UPDATE SET {update} WHERE existing.state = 'open' AND NOT "
-                   f"existing.corrected AND ({changed}) IS DISTINCT FROM ({incoming}) RETURNING (existing.xmax = 0)")
-        created = sum(1 for (inserted,) in rows if inserted)
-        summary.items_created += created
-        summary.items_updated += len(rows) - created
-        _ensure_service_records_sql(ids, "session_id")
+        _upsert_items_sql("session_id", select, ids, now=timezone.now(), summary=summary)
 
 
 def _upsert_unbooked_items(*, since, until, summary: Summary) -> None:
