@@ -304,9 +304,10 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
                 now: dt.datetime | None = None) -> int:
     """Append one event per entry in a few statements, for set-based jobs (reconciliation).
 
-    Each entry is ``{"target": ..., "before": ..., "after": ...}`` with distinct targets. The
-    stream heads are locked in key order (no deadlock with another batch), then all events and
-    head moves are written in bulk. Same chain rules and the same hashes as ``record``.
+    Each entry is ``{"target": ..., "before": ..., "after": ...}`` with distinct targets. Heads of new
+    streams are created pointing at their first event; existing heads are locked in key order (no
+    deadlock with another batch) and moved; the events are written in bulk. Same chain rules and the
+    same hashes as ``record``.
     """
     if not entries:
         return 0
@@ -336,25 +337,74 @@ def record_many(*, actor, action: str, entries: list[dict], reason: str = "",
             return text
 
     sha256, scalar = hashlib.sha256, _scalar_json
+    by_key = {item[0]: item for item in described}
+    written_events: dict[str, tuple] = {}
+
+    def event(key: str, last_seq: int, last_hash: str) -> str:
+        """The entry's event after (last_seq, last_hash), kept by key; its hash."""
+        _key, target_type, target_id, target_repr, entry = by_key[key]
+        before, after = json_of(entry.get("before")), json_of(entry.get("after"))
+        seq = last_seq + 1
+        digest = sha256((template % (after or "null", before or "null", scalar(last_hash), seq, scalar(key),
+                                     scalar(target_id), scalar(target_repr), scalar(target_type))
+                         ).encode()).hexdigest()
+        written_events[key] = (key, seq, occurred_at, actor_id, constant["actor_repr"], constant["request_id"],
+                               action, target_type, target_id, target_repr, before, after, constant["reason"],
+                               last_hash, digest)
+        return digest
+
     with transaction.atomic(savepoint=False):
-        heads = {}
+        # 1. Streams with no head yet (every charge's, say): the head is created already pointing at
+        #    its first event, one write. A head that another transaction creates meanwhile is not
+        #    inserted (the insert waits for that transaction if it is still open) and joins step 2.
+        pending = []
         for first in range(0, len(keys), HEAD_BATCH):
-            heads.update(_locked_heads_batch(keys[first:first + HEAD_BATCH]))
-        events, moved = [], []
-        for key, target_type, target_id, target_repr, entry in described:
-            head_id, last_seq, last_hash = heads[key]
-            before, after = json_of(entry.get("before")), json_of(entry.get("after"))
-            seq = last_seq + 1
-            digest = sha256((template % (after or "null", before or "null", scalar(last_hash), seq, scalar(key),
-                                         scalar(target_id), scalar(target_repr), scalar(target_type))
-                             ).encode()).hexdigest()
-            events.append((key, seq, occurred_at, actor_id, constant["actor_repr"], constant["request_id"], action,
-                           target_type, target_id, target_repr, before, after, constant["reason"], last_hash,
-                           digest))
-            moved.append((head_id, key, seq, digest))
-        insert_rows(AuditEvent, WRITTEN_COLUMNS, events)
-        _move_heads(moved)
-    return len(events)
+            piece = keys[first:first + HEAD_BATCH]
+            known = _existing_heads(piece)
+            fresh = [(key, event(key, 0, GENESIS_HASH)) for key in piece if key not in known]
+            created = _created_heads(fresh) if fresh else set()
+            pending += [key for key in piece if key not in created]
+        # 2. Existing streams: heads locked in key order (no deadlock with another batch), events
+        #    chained to what they hold, heads moved.
+        moved = []
+        for first in range(0, len(pending), HEAD_BATCH):
+            for key, (head_id, last_seq, last_hash) in _locked_heads_batch(pending[first:first + HEAD_BATCH]).items():
+                moved.append((head_id, key, last_seq + 1, event(key, last_seq, last_hash)))
+        insert_rows(AuditEvent, WRITTEN_COLUMNS, [written_events[key] for key, *_rest in described])
+        if moved:
+            _move_heads(moved)
+    return len(written_events)
+
+
+def _existing_heads(keys: list[str]) -> set[str]:
+    """Which of ``keys`` have a stream head committed (or written by this transaction): a plain read,
+    no lock."""
+    table = connection.ops.quote_name(AuditStream._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT key FROM {table} WHERE key = ANY(%s::text[])",  # noqa: S608 - table name only
+                           [pg_array(keys)])
+        else:
+            cursor.execute(f"SELECT key FROM {table} WHERE key IN ({', '.join(['%s'] * len(keys))})",  # noqa: S608
+                           keys)  # - table name and placeholders only
+        return {key for (key,) in cursor.fetchall()}
+
+
+def _created_heads(heads: list[tuple[str, str]]) -> set[str]:
+    """Insert new stream heads at seq 1 with their first event's hash, (key, hash) each, in the order
+    given; the keys inserted. A key whose head exists is skipped without a lock; one that another open
+    transaction is inserting waits for it to end, then is skipped if it committed."""
+    table = connection.ops.quote_name(AuditStream._meta.db_table)
+    if connection.vendor == "postgresql":
+        rows = "SELECT k, 1, h FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(k, h, n) ORDER BY n"
+        params = [pg_array(key for key, _hash in heads), pg_array(digest for _key, digest in heads)]
+    else:
+        rows = "VALUES " + ", ".join(["(%s, 1, %s)"] * len(heads))
+        params = [value for head in heads for value in head]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (key, last_seq, last_hash) {rows} "  # noqa: S608 - placeholders only
+                       "ON CONFLICT (key) DO NOTHING RETURNING key", params)
+        return {key for (key,) in cursor.fetchall()}
 
 
 def _move_heads(moved: list[tuple[int, str, int, str]]) -> None:

@@ -120,3 +120,59 @@ def test_a_batch_waits_for_a_writer_on_an_existing_stream_and_chains_to_its_even
     assert AuditEvent.objects.get(stream_key="thing:new").seq == 1
     assert AuditEvent.objects.get(stream_key="thing:free", action="thing.settled").seq == 2
     assert services.verify() is None
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("writer_commits", [True, False])
+def test_a_batch_creating_a_stream_waits_for_a_writer_creating_it_too(writer_commits):
+    """``record_many`` creates the heads of new streams already at their first event: when another
+    transaction is creating the same stream, the batch must wait for it, then chain to its event if it
+    committed (seq 2), or start the stream itself if it rolled back (seq 1)."""
+    services.record(actor=None, action="thing.created", target=("thing", "old"))
+    holding, release, batch_done = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    class RolledBack(Exception):
+        pass
+
+    def create():
+        try:
+            with transaction.atomic():
+                services.record(actor=None, action="thing.created", target=("thing", "fresh"), after={"by": "writer"})
+                holding.set()
+                while not release.is_set():
+                    time.sleep(0.05)
+                if not writer_commits:
+                    raise RolledBack
+        except RolledBack:
+            pass
+        finally:
+            connection.close()
+
+    def batch():
+        try:
+            holding.wait(10)
+            services.record_many(actor=None, action="thing.settled", entries=[
+                {"target": ("thing", key), "after": {"by": "batch"}} for key in ("another", "fresh", "old")])
+            batch_done.set()
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create), threading.Thread(target=batch)]
+    for thread in threads:
+        thread.start()
+    for _ in range(15):  # sleeps, not a timed wait (see above)
+        time.sleep(0.1)
+    assert not batch_done.is_set(), "the batch did not wait for the writer creating one of its streams"
+    release.set()
+    for thread in threads:
+        thread.join(20)
+    assert errors == [] and batch_done.is_set()
+    fresh = list(AuditEvent.objects.filter(stream_key="thing:fresh").order_by("seq").values_list("seq", "action"))
+    assert fresh == ([(1, "thing.created"), (2, "thing.settled")] if writer_commits else [(1, "thing.settled")])
+    assert AuditEvent.objects.get(stream_key="thing:another").seq == 1
+    assert AuditEvent.objects.get(stream_key="thing:old", action="thing.settled").seq == 2
+    assert services.verify() is None
