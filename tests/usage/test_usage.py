@@ -391,3 +391,26 @@ def test_settling_waits_for_the_end_and_for_the_grace_period(world):
     assert services.credit_score(world.researcher) == 80
     assert BillableItem.objects.filter(booking__instrument=instrument).count() == 4
     assert verify() is None
+
+
+def test_a_session_is_matched_to_its_users_booking_or_the_earliest_when_the_user_is_unknown(world):
+    """A logged session spanning two back-to-back bookings of different users goes to its own user's
+    booking; one whose user is unknown to the earliest; one of a user with no booking there to none
+    (it is unbooked use). The same on both backends."""
+    instrument = make_instrument(world, name="匹配仪器", policy={"min_notice_minutes": 0})
+    monday = next_weekday(0, 8, weeks_ahead=-1)
+    first, second = (services.create_booking(user=user, instrument_id=instrument.pk,
+                                             start=monday + dt.timedelta(hours=hours),
+                                             end=monday + dt.timedelta(hours=hours + 1), purpose=f"b{hours}",
+                                             now=monday - dt.timedelta(days=7))
+                     for user, hours in ((world.researcher, 2), (world.other_researcher, 3)))
+
+    def session(ref, user):
+        return UsageSession.objects.create(instrument=instrument, user=user, source="logger", external_ref=ref,
+                                           start=first.start, end=second.end)
+
+    sessions = {"theirs": session("theirs", world.other_researcher), "unknown": session("unknown", None),
+                "stranger": session("stranger", world.company_user)}
+    reconcile(since=monday, now=monday + dt.timedelta(days=1))
+    matched = {name: UsageSession.objects.get(pk=s.pk).booking_id for name, s in sessions.items()}
+    assert matched == {"theirs": second.pk, "unknown": first.pk, "stranger": None}

@@ -35,6 +35,7 @@ from django.db.models import (
     Subquery,
     Sum,
 )
+from django.db.models.lookups import IsNull
 from django.utils import timezone
 
 from bookings import services as booking_services
@@ -161,11 +162,11 @@ def match_sessions(*, since: dt.datetime, until: dt.datetime) -> int:
         # blocked_until)) instead of walking the instrument's whole history in start order.
         overlapping = overlapping.alias(span=span("start", "blocked_until")).filter(
             span__overlap=span(OuterRef("start"), OuterRef("end")))
+    # One pass over the month's sessions: a session of a known user takes one of that user's bookings,
+    # a session of an unknown user any booking.
+    mine = Q(IsNull(OuterRef("user_id"), True)) | Q(user_id=OuterRef("user_id"))
     with transaction.atomic():
-        matched = unmatched.filter(user__isnull=False).update(
-            booking=Subquery(overlapping.filter(user_id=OuterRef("user_id")).values("pk")[:1]))
-        matched += unmatched.filter(user__isnull=True).update(booking=Subquery(overlapping.values("pk")[:1]))
-    return matched
+        return unmatched.update(booking=Subquery(overlapping.filter(mine).values("pk")[:1]))
 
 
 def _ended_bookings(since, until):
