@@ -133,6 +133,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, whose health check asks the socket before it sends SELECT 1 (no round trip
+        # per request on a healthy connection: instrumentshare/core/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "instrumentshare.core.postgresql"
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "instrumentshare.sqlite3"}}
 

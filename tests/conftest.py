@@ -22,7 +22,8 @@ from instrumentshare.accounts.models import Lab, Organization, User
 
 PASSWORD = "correct-horse-battery"
 
-IS_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+IS_POSTGRES = settings.DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql",
+                                                   "instrumentshare.core.postgresql")
 HAS_REDIS = bool(settings.REDIS_URL)
 
 _skip_without_postgres = pytest.mark.skipif(
