@@ -70,26 +70,22 @@ def test_concurrent_writers_on_one_stream_keep_the_chain_whole():
     assert services.verify() is None
 
 
-@requires_postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_batch_waits_for_a_writer_on_an_existing_stream_and_chains_to_its_event():
-    """``record_many`` locks existing heads without rewriting them: it must still wait for a writer that
-    holds one, then chain to the event that writer committed (and create the new streams beside)."""
-    services.record(actor=None, action="thing.created", target=("thing", "held"))
-    services.record(actor=None, action="thing.created", target=("thing", "free"))
+def _released(release: threading.Event) -> None:
+    """Wait until ``release`` is set, by sleeps: under a faked clock (libfaketime) a timed wait may never end."""
+    while not release.is_set():
+        time.sleep(0.05)
+
+
+def _batch_beside(writer, keys: tuple[str, ...]) -> None:
+    """Run ``writer(holding, release)``, which sets ``holding`` once it holds one of the streams and then
+    waits for ``release``, beside one ``record_many`` over the streams ``keys``: the batch must still be
+    waiting 1.5 s later, and end without an error once the writer is released."""
     holding, release, batch_done = threading.Event(), threading.Event(), threading.Event()
     errors = []
 
-    def hold():
-        # The writer locks the head first without changing it (as another batch does), then writes
-        # its event: the batch must not have read the head in between.
+    def write():
         try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT id FROM audit_auditstream WHERE key = 'thing:held' FOR UPDATE")
-                holding.set()
-                release.wait(10)
-                services.record(actor=None, action="thing.changed", target=("thing", "held"), after={"by": "writer"})
+            writer(holding, release)
         finally:
             connection.close()
 
@@ -97,24 +93,44 @@ def test_a_batch_waits_for_a_writer_on_an_existing_stream_and_chains_to_its_even
         try:
             holding.wait(10)
             services.record_many(actor=None, action="thing.settled", entries=[
-                {"target": ("thing", key), "after": {"by": "batch"}} for key in ("free", "held", "new")])
+                {"target": ("thing", key), "after": {"by": "batch"}} for key in keys])
             batch_done.set()
         except Exception as error:  # noqa: BLE001
             errors.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=hold), threading.Thread(target=batch)]
+    threads = [threading.Thread(target=write), threading.Thread(target=batch)]
     for thread in threads:
         thread.start()
-    # 1.5 s by sleeps, not a timed wait: under a faked clock (libfaketime) a timed wait may never end.
-    for _ in range(15):
+    for _ in range(15):  # 1.5 s by sleeps, not a timed wait (see _released)
         time.sleep(0.1)
     assert not batch_done.is_set(), "the batch did not wait for the writer holding one of its streams"
     release.set()
     for thread in threads:
         thread.join(20)
     assert errors == [] and batch_done.is_set()
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_writer_on_an_existing_stream_and_chains_to_its_event():
+    """``record_many`` locks existing heads without rewriting them: it must still wait for a writer that
+    holds one, then chain to the event that writer committed (and create the new streams beside)."""
+    services.record(actor=None, action="thing.created", target=("thing", "held"))
+    services.record(actor=None, action="thing.created", target=("thing", "free"))
+
+    def hold(holding, release):
+        # The writer locks the head first without changing it (as another batch does), then writes
+        # its event: the batch must not have read the head in between.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM audit_auditstream WHERE key = 'thing:held' FOR UPDATE")
+            holding.set()
+            _released(release)
+            services.record(actor=None, action="thing.changed", target=("thing", "held"), after={"by": "writer"})
+
+    _batch_beside(hold, ("free", "held", "new"))
     held = list(AuditEvent.objects.filter(stream_key="thing:held").order_by("seq").values_list("seq", "action"))
     assert held == [(1, "thing.created"), (2, "thing.changed"), (3, "thing.settled")]
     assert AuditEvent.objects.get(stream_key="thing:new").seq == 1
@@ -130,47 +146,22 @@ def test_a_batch_creating_a_stream_waits_for_a_writer_creating_it_too(writer_com
     transaction is creating the same stream, the batch must wait for it, then chain to its event if it
     committed (seq 2), or start the stream itself if it rolled back (seq 1)."""
     services.record(actor=None, action="thing.created", target=("thing", "old"))
-    holding, release, batch_done = threading.Event(), threading.Event(), threading.Event()
-    errors = []
 
     class RolledBack(Exception):
         pass
 
-    def create():
+    def create(holding, release):
         try:
             with transaction.atomic():
                 services.record(actor=None, action="thing.created", target=("thing", "fresh"), after={"by": "writer"})
                 holding.set()
-                while not release.is_set():
-                    time.sleep(0.05)
+                _released(release)
                 if not writer_commits:
                     raise RolledBack
         except RolledBack:
             pass
-        finally:
-            connection.close()
 
-    def batch():
-        try:
-            holding.wait(10)
-            services.record_many(actor=None, action="thing.settled", entries=[
-                {"target": ("thing", key), "after": {"by": "batch"}} for key in ("another", "fresh", "old")])
-            batch_done.set()
-        except Exception as error:  # noqa: BLE001
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create), threading.Thread(target=batch)]
-    for thread in threads:
-        thread.start()
-    for _ in range(15):  # sleeps, not a timed wait (see above)
-        time.sleep(0.1)
-    assert not batch_done.is_set(), "the batch did not wait for the writer creating one of its streams"
-    release.set()
-    for thread in threads:
-        thread.join(20)
-    assert errors == [] and batch_done.is_set()
+    _batch_beside(create, ("another", "fresh", "old"))
     fresh = list(AuditEvent.objects.filter(stream_key="thing:fresh").order_by("seq").values_list("seq", "action"))
     assert fresh == ([(1, "thing.created"), (2, "thing.settled")] if writer_commits else [(1, "thing.settled")])
     assert AuditEvent.objects.get(stream_key="thing:another").seq == 1
