@@ -1,6 +1,7 @@
 """The PostgreSQL backend's health check (``instrumentshare.core.postgresql``): no round trip on a
 healthy idle connection, and a connection the server ended is found and replaced."""
 
+import select
 import time
 
 import psycopg
@@ -44,8 +45,6 @@ def _terminate(pid: int) -> None:
 
 
 def _quiet() -> bool:
-    import select
-
     readable, _w, _x = select.select([connection.connection.fileno()], [], [], 0)
     return not readable
 
