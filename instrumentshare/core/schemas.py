@@ -10,7 +10,17 @@ import typing
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from .time import bounded_date, bounded_datetime
 
@@ -23,6 +33,16 @@ class StrictSchema(Schema):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _run_root_validator(cls, values: Any, handler: ModelWrapValidatorHandler, info: ValidationInfo) -> Any:
+        """A body or a query arrives as a dict: validated once, as it is. ninja's own wrapper (replaced
+        here, by name) validates a schema that forbids extra fields twice, the second time through the
+        ``DjangoGetter`` it makes for model instances; anything else still goes its way."""
+        if isinstance(values, dict):
+            return handler(values)
+        return Schema._run_root_validator.__func__(cls, values, handler, info)
 
     @field_validator("*", mode="before")
     @classmethod
