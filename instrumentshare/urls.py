@@ -8,6 +8,9 @@ from portal import views as portal_views
 from portal.metrics import metrics_view
 
 urlpatterns = [
+    # First: every API request is matched here at once, not after the pages' prefixes (no page path
+    # starts with api/).
+    path("api/v1/", api.urls),
     path("", portal_views.home, name="home"),
     path("favicon.ico", portal_views.favicon, name="favicon"),
     path("audit/heads/", portal_views.audit_heads, name="audit_heads"),
@@ -22,7 +25,6 @@ urlpatterns = [
     path("submissions/", include("submissions.urls")),
     path("billing/", include("billing.urls")),
     path("oversight/", include("oversight.urls")),
-    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]
 
