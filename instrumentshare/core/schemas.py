@@ -42,7 +42,7 @@ class StrictSchema(Schema):
         ``DjangoGetter`` it makes for model instances; anything else still goes its way."""
         if isinstance(values, dict):
             return handler(values)
-        return Schema._run_root_validator.__func__(cls, values, handler, info)
+        return super()._run_root_validator(values, handler, info)
 
     @field_validator("*", mode="before")
     @classmethod
