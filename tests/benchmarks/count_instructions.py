@@ -92,13 +92,14 @@ def _book(requests: int, position: int, most: int) -> int:
 
     from . import dense
     from .bench_booking_http import _bench_users
+    from .profile_booking import free_slots
 
     instrument = Instrument.objects.filter(district=dense.DISTRICT).order_by("id")[position]
     (user_id, token), = _bench_users(type("Ctx", (), {"seed": 7})(), 1)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     slot = dt.timedelta(minutes=instrument.policy.slot_minutes)
     now = dt.datetime.now(dt.UTC)
-    free = _free_slots(instrument, slot, now, 3 + max(most, requests))   # the same work in both runs
+    free = free_slots(instrument, slot, now, 3 + max(most, requests))   # the same work in both runs
 
     def book(at):
         body = json.dumps({"instrument_id": instrument.pk, "start": at.isoformat(), "end": (at + slot).isoformat(),
@@ -125,23 +126,6 @@ def _book(requests: int, position: int, most: int) -> int:
         ApiToken.objects.filter(user_id=user_id).update(last_used_at=now)
         Booking.objects.filter(purpose=PURPOSE).delete()
     return 0
-
-
-def _free_slots(instrument, slot: dt.timedelta, now: dt.datetime, wanted: int) -> list[dt.datetime]:
-    """The first ``wanted`` free slots from tomorrow on, in one pass over the booked intervals."""
-    from bookings.models import Booking
-
-    taken = sorted(Booking.objects.filter(instrument=instrument, state__in=Booking.ACTIVE_STATES,
-                                          end__gt=now).values_list("start", "blocked_until"))
-    start = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
-    free, index = [], 0
-    while len(free) < wanted:
-        while index < len(taken) and taken[index][1] <= start:
-            index += 1
-        if index == len(taken) or start + slot <= taken[index][0]:
-            free.append(start)
-        start += slot
-    return free
 
 
 if __name__ == "__main__":

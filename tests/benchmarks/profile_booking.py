@@ -59,15 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     slot = dt.timedelta(minutes=instrument.policy.slot_minutes)
     now = dt.datetime.now(dt.UTC)
-    taken = [(b.start, b.blocked_until) for b in Booking.objects.filter(
-        instrument=instrument, state__in=Booking.ACTIVE_STATES, end__gt=now).order_by("start")]
-    start = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
-    free = []
-    horizon = now + dt.timedelta(days=instrument.policy.horizon_days) - slot
-    while len(free) < args.requests * 2 + 1 and start < horizon:
-        if not any(a < start + slot and start < b for a, b in taken):
-            free.append(start)
-        start += slot
+    free = free_slots(instrument, slot, now, args.requests * 2 + 1)
 
     def book(at):
         body = json.dumps({"instrument_id": instrument.pk, "start": at.isoformat(), "end": (at + slot).isoformat(),
@@ -129,6 +121,25 @@ def _backend_pid(connection) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return cursor.fetchone()[0]
+
+
+def free_slots(instrument, slot: dt.timedelta, now: dt.datetime, wanted: int) -> list[dt.datetime]:
+    """Up to ``wanted`` free slots from tomorrow to the end of the booking horizon, in one pass over the
+    instrument's active bookings (ordered by start; no two overlap, the exclusion constraint holds)."""
+    from bookings.models import Booking
+
+    taken = list(Booking.objects.filter(instrument=instrument, state__in=Booking.ACTIVE_STATES, end__gt=now)
+                 .order_by("start").values_list("start", "blocked_until"))
+    start = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    horizon = now + dt.timedelta(days=instrument.policy.horizon_days) - slot
+    free, index = [], 0
+    while len(free) < wanted and start < horizon:
+        while index < len(taken) and taken[index][1] <= start:
+            index += 1
+        if index == len(taken) or start + slot <= taken[index][0]:
+            free.append(start)
+        start += slot
+    return free
 
 
 if __name__ == "__main__":
